@@ -1,0 +1,84 @@
+"""The application factory: settings in, a FastAPI app out. Nothing at import time."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from service.api.observability import configure_logging, install_observability
+from service.api.problems import install_problem_handlers
+from service.api.routes import audit, documents, health, units, users
+from service.documents import BlobStore
+from service.routing import RoutingPolicy
+from service.settings import Settings
+from service.storage.db import Database
+from service.storage.migrate import upgrade_async
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Secure exchange of non-classified official documents between the units of a
+party organisation. Every error is `application/problem+json`; every endpoint but the
+operations ones needs `Authorization: Bearer <token>`; times are Vietnam time (+07:00)."""
+
+# Routers of optional packages, mounted when the package is present.
+_OPTIONAL_ROUTERS = ("service.api.routes.notifications", "service.api.routes.signing")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(title="docexchange", version="1.0.0", description=DESCRIPTION,
+                  lifespan=_lifespan, openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
+    app.state.settings = settings
+    app.state.policy = RoutingPolicy.parse(settings.routing_rules)
+    install_problem_handlers(app)
+    install_observability(app)
+    app.include_router(health.router)
+    api = APIRouter(prefix="/api/v1")
+    for module in (users, units, documents, audit):
+        api.include_router(module.router)
+    for router in _optional_routers():
+        api.include_router(router)
+    app.include_router(api)
+    return app
+
+
+def _optional_routers() -> list[Any]:
+    routers = []
+    for name in _OPTIONAL_ROUTERS:
+        try:
+            routers.append(importlib.import_module(name).router)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return routers
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        await upgrade_async(settings.effective_database_url)
+    app.state.db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
+    app.state.blobs = BlobStore(settings.blob_dir)
+    worker = await _start_worker(app) if settings.embedded_worker else None
+    try:
+        yield
+    finally:
+        if worker is not None:
+            await worker.stop()
+        await app.state.db.dispose()
+
+
+async def _start_worker(app: FastAPI) -> Any:
+    try:
+        mail = importlib.import_module("service.mail")
+    except ModuleNotFoundError:
+        return None
+    start = getattr(mail, "start_embedded_worker", None)
+    return await start(app.state.db, app.state.settings) if start else None

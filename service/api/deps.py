@@ -1,0 +1,95 @@
+"""Request dependencies: the transaction, the caller, settings, the blob store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth import AuthenticationError, Principal, authenticate
+from service.documents import BlobStore
+from service.errors import ConflictError
+from service.routing import RoutingPolicy
+from service.settings import Settings
+from service.storage.db import Database
+
+__all__ = [
+    "Blobs",
+    "CurrentPrincipal",
+    "Policy",
+    "Principal",
+    "SettingsDep",
+    "Transaction",
+    "Tx",
+    "current_principal",
+    "require_roles",
+]
+
+
+class Transaction:
+    """The request's one transaction; the route commits it after the service call."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def commit(self) -> None:
+        """Raises ConflictError when a concurrent request won a uniqueness race."""
+        try:
+            await self.session.commit()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise ConflictError("another request changed the same data at the same moment; retry") from exc
+
+
+async def _transaction(request: Request) -> AsyncIterator[Transaction]:
+    db: Database = request.app.state.db
+    async with db.session() as session:
+        yield Transaction(session)
+
+
+Tx = Annotated[Transaction, Depends(_transaction)]
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _blobs(request: Request) -> BlobStore:
+    return request.app.state.blobs  # type: ignore[no-any-return]
+
+
+def _policy(request: Request) -> RoutingPolicy:
+    return request.app.state.policy  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+Blobs = Annotated[BlobStore, Depends(_blobs)]
+Policy = Annotated[RoutingPolicy, Depends(_policy)]
+
+
+async def current_principal(request: Request, tx: Tx) -> Principal:
+    """The caller behind ``Authorization: Bearer …``. Raises AuthenticationError."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("send 'Authorization: Bearer <token>'; ask your unit administrator for a token")
+    principal = await authenticate(tx.session, token.strip())
+    request.state.user_id = principal.user_id
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """A dependency that admits only callers with one of ``roles``."""
+    from service.documents import require_role
+
+    async def _check(principal: CurrentPrincipal) -> Principal:
+        require_role(principal, *roles)
+        return principal
+
+    return _check

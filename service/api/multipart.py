@@ -1,0 +1,161 @@
+"""Streaming multipart/form-data: files go to the blob store as they arrive.
+
+Starlette's form parser spools every file to a temporary file before the
+endpoint runs; here each chunk is hashed and written once, in 1 MiB steps off
+the event loop, and the size limit stops the upload as soon as it is passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from service.documents import BlobStore, BlobWriter, TooLargeError
+from service.errors import InvalidInputError, ServiceError
+
+__all__ = ["ReceivedFile", "ReceivedForm", "receive_form"]
+
+MAX_FIELD_BYTES = 1024 * 1024
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+@dataclass
+class ReceivedFile:
+    field: str
+    filename: str
+    content_type: str
+    writer: BlobWriter
+    sha256: str = ""
+
+
+@dataclass
+class ReceivedForm:
+    fields: dict[str, str] = field(default_factory=dict)
+    files: list[ReceivedFile] = field(default_factory=list)
+
+    def discard(self) -> None:
+        for f in self.files:
+            f.writer.discard()
+
+
+class _Events:
+    """Collects the parser's synchronous callbacks for the async loop to act on."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any]] = []
+        self._name = b""
+        self._value = b""
+        self.headers: dict[bytes, bytes] = {}
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": lambda: self.headers.clear(),
+            "on_header_field": lambda d, s, e: setattr(self, "_name", self._name + d[s:e]),
+            "on_header_value": lambda d, s, e: setattr(self, "_value", self._value + d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": lambda: self.items.append(("begin", dict(self.headers))),
+            "on_part_data": lambda d, s, e: self.items.append(("data", bytes(d[s:e]))),
+            "on_part_end": lambda: self.items.append(("end", None)),
+        }
+
+    def _header_end(self) -> None:
+        self.headers[self._name.lower()] = self._value
+        self._name, self._value = b"", b""
+
+
+async def receive_form(request: Request, store: BlobStore, limit: int) -> ReceivedForm:
+    """Read the whole form. Raises UnsupportedMediaTypeError, TooLargeError, InvalidInputError.
+
+    On error every file written so far is removed.
+    """
+    boundary = _boundary(request)
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit + MAX_FIELD_BYTES:
+        raise TooLargeError(f"the upload is larger than the limit of {limit // (1024 * 1024)} MB")
+    events, form = _Events(), ReceivedForm()
+    parser = MultipartParser(boundary, events.callbacks())
+    budget = _Budget(limit)
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            await _drain(events, form, store, budget)
+        parser.finalize()
+        await _drain(events, form, store, budget)
+        for f in form.files:
+            f.sha256 = await f.writer.finish()
+    except ClientDisconnect as exc:
+        form.discard()
+        raise InvalidInputError("the upload was interrupted before it was complete") from exc
+    except BaseException:
+        form.discard()
+        raise
+    return form
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.limit = limit
+        self.current: ReceivedFile | None = None
+        self.text: bytearray | None = None
+        self.text_name = ""
+
+
+def _boundary(request: Request) -> bytes:
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data" or b"boundary" not in params:
+        raise UnsupportedMediaTypeError("send the document as multipart/form-data (fields 'metadata', 'file')")
+    return params[b"boundary"]
+
+
+async def _drain(events: _Events, form: ReceivedForm, store: BlobStore, b: _Budget) -> None:
+    items, events.items = events.items, []
+    for kind, value in items:
+        if kind == "begin":
+            _begin(value, form, store, b)
+        elif kind == "data":
+            await _data(value, b)
+        elif b.current is None and b.text is not None:
+            form.fields[b.text_name] = _decode_field(b.text_name, bytes(b.text))
+            b.text = None
+        else:
+            b.current = None
+
+
+def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b: _Budget) -> None:
+    _, opts = parse_options_header(headers.get(b"content-disposition", b""))
+    name = opts.get(b"name", b"").decode("utf-8", "replace")
+    if b"filename" in opts:
+        filename = opts[b"filename"].decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+        ctype = headers.get(b"content-type", b"application/octet-stream").decode("latin-1")
+        b.current = ReceivedFile(name, filename or "document.pdf", ctype, store.writer(b.limit))
+        form.files.append(b.current)
+    else:
+        b.current, b.text, b.text_name = None, bytearray(), name
+
+
+async def _data(chunk: bytes, b: _Budget) -> None:
+    if b.current is not None:
+        b.left -= len(chunk)
+        if b.left < 0:
+            raise TooLargeError(f"the upload is larger than the limit of {b.limit // (1024 * 1024)} MB")
+        await b.current.writer.write(chunk)
+    elif b.text is not None:
+        b.text += chunk
+        if len(b.text) > MAX_FIELD_BYTES:
+            raise InvalidInputError(f"the form field {b.text_name!r} is larger than 1 MB")
+
+
+def _decode_field(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"the form field {name!r} is not UTF-8 text") from exc

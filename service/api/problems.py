@@ -1,0 +1,71 @@
+"""Every error as application/problem+json (RFC 9457): one table, one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import ServiceError
+
+__all__ = ["install_problem_handlers", "problem"]
+
+log = logging.getLogger("docexchange.api")
+PROBLEM_BASE = "https://docexchange.invalid/problems/"
+
+_HTTP_TITLES = {
+    401: ("unauthenticated", "Authentication required", "send 'Authorization: Bearer <token>'"),
+    404: ("not-found", "Not found", "there is no such resource"),
+    405: ("method-not-allowed", "Method not allowed", "this resource does not accept that method"),
+    413: ("too-large", "Request too large", "the request body is over the size limit"),
+    415: ("unsupported-media-type", "Unsupported media type", "send the content type this endpoint documents"),
+}
+
+
+def problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail,
+            "instance": request.url.path, "request_id": getattr(request.state, "request_id", None), **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, ServiceError):
+        return await _unexpected(request, exc)
+    return problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
+               "message": e.get("msg", "")} for e in errors]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "the request is not valid"
+    return problem(request, 422, "validation-failed", "Invalid request", detail, errors=fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+    code, title, default = _HTTP_TITLES.get(status, ("http-error", "Request failed", "the request failed"))
+    detail = exc.detail if isinstance(exc, StarletteHTTPException) and isinstance(exc.detail, str) else default
+    if status == 404 and detail == "Not Found":
+        detail = default
+    return problem(request, status, code, title, detail)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with the request id for operators; the client sees no internals.
+    log.exception("unexpected error", extra={"request_id": getattr(request.state, "request_id", None)})
+    return problem(request, 500, "internal-error", "Internal error",
+                   "the service could not complete the request; nothing was changed. "
+                   "Quote the request id to the administrator.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

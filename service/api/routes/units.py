@@ -1,0 +1,97 @@
+"""Units: read the tree, import/export it, move and rename units (admins)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from service import units
+from service.api.deps import CurrentPrincipal, Tx, require_roles
+from service.auth import Principal
+from service.documents import unit_brief
+from service.errors import InvalidInputError, NotFoundError
+
+router = APIRouter(prefix="/units", tags=["units"])
+Admin = Depends(require_roles("admin"))
+
+
+class UnitPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"name": "Đảng ủy phường Hồng Hà"}})
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    level: str | None = Field(default=None, min_length=1, max_length=100)
+    code: str | None = None
+    mailboxes: list[str] | None = None
+    has_seal: bool | None = None
+    parent: str | None = Field(default=None, description="Move under this unit (code or id)")
+
+
+def _view(unit: units.Unit) -> dict[str, Any]:
+    return {**unit_brief(unit), "parent_id": unit.parent_id, "mailboxes": unit.mailboxes,
+            "has_seal": unit.has_seal, "depth": unit.depth}
+
+
+async def _in_scope(tx: Tx, principal: Principal, key: str) -> units.Unit:
+    unit = await units.get_unit(tx.session, key)
+    scope = principal.audit_root_path if principal.has("auditor") else principal.unit_path
+    if not unit.path.startswith(scope) and unit.id != principal.unit_id:
+        # Other units' ids stay unconfirmed; routing look-ups use codes by design.
+        raise NotFoundError("no such unit in your part of the tree")
+    return unit
+
+
+@router.get("/me", summary="The caller's own unit")
+async def my_unit(tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
+    return _view(await units.get_unit(tx.session, principal.unit_id))
+
+
+@router.get("", summary="Units under the caller's unit (or a named root), for choosing recipients")
+async def list_units(tx: Tx, principal: CurrentPrincipal, root: str | None = None,
+                     level: str | None = None) -> dict[str, Any]:
+    anchor = await _in_scope(tx, principal, root or principal.unit_id)
+    specs = await units.export_tree(tx.session, anchor)
+    rows = [s for s in specs if level is None or s.level == level]
+    return {"root": anchor.code, "count": len(rows), "units": [s.__dict__ for s in rows]}
+
+
+@router.get("/export", summary="Export the tree (subtree of the admin's unit) as JSON or CSV",
+            response_model=None)
+async def export(tx: Tx, principal: Principal = Admin,
+                 format: Literal["json", "csv"] = Query("json")) -> PlainTextResponse:
+    specs = await units.export_tree(tx.session, await units.get_unit(tx.session, principal.unit_id))
+    if format == "csv":
+        return PlainTextResponse(units.dump_csv(specs), media_type="text/csv; charset=utf-8")
+    return PlainTextResponse(units.dump_json(specs), media_type="application/json")
+
+
+@router.post("/import", summary="Create or update units from a JSON or CSV body (admins)")
+async def import_units(request: Request, tx: Tx, principal: Principal = Admin) -> dict[str, int]:
+    ctype = request.headers.get("content-type", "")
+    data = await request.body()
+    specs = units.parse_tree(data, "upload.csv" if "csv" in ctype else "upload.json")
+    me = await units.get_unit(tx.session, principal.unit_id)
+    for spec in specs:
+        if spec.parent_code is None and spec.code != me.code:
+            raise InvalidInputError(f"unit {spec.code} has no parent; imported units go under your unit")
+    result = await units.import_tree(tx.session, specs)
+    await tx.commit()
+    return {"created": result.created, "updated": result.updated}
+
+
+@router.get("/{key}", summary="One unit by id or code")
+async def get_unit(key: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
+    return _view(await _in_scope(tx, principal, key))
+
+
+@router.patch("/{key}", summary="Rename, recode or move a unit; its documents stay with it (admins)")
+async def patch_unit(key: str, patch: UnitPatch, tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
+    unit = await _in_scope(tx, principal, key)
+    await units.update_unit(tx.session, unit, name=patch.name, level=patch.level, code=patch.code,
+                            mailboxes=patch.mailboxes, has_seal=patch.has_seal)
+    if patch.parent is not None:
+        await units.move_unit(tx.session, unit, await _in_scope(tx, principal, patch.parent))
+    await tx.commit()
+    return _view(unit)

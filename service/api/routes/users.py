@@ -1,0 +1,112 @@
+"""People and tokens of the admin's unit (tokens are shown once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from service import auth, units
+from service.api.deps import CurrentPrincipal, SettingsDep, Tx, require_roles
+from service.auth import Principal
+from service.errors import NotFoundError
+from service.text import to_vn_iso
+
+router = APIRouter(tags=["people"])
+Admin = Depends(require_roles("admin"))
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "username": "vanthu.tanlap", "full_name": "Trần Thị Bình", "roles": ["clerk"],
+        "position": "Văn thư", "email": "vanthu.tanlap@tinhuy.vn"}})
+
+    username: str = Field(min_length=2, max_length=200)
+    full_name: str = Field(min_length=1, max_length=300)
+    roles: list[str] = Field(min_length=1)
+    position: str = ""
+    email: str = ""
+    unit: str | None = Field(default=None, description="A unit under the admin's (default: the admin's own)")
+    audit_root: str | None = Field(default=None, description="For auditors: the subtree they read")
+    is_service: bool = Field(default=False, description="An integration account (service token)")
+
+
+class NewToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(default="", max_length=200)
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+
+def _user_view(u: units.User) -> dict[str, Any]:
+    return {"id": u.id, "username": u.username, "full_name": u.full_name, "position": u.position,
+            "email": u.email, "roles": u.roles, "unit_id": u.unit_id, "is_service": u.is_service,
+            "active": u.active}
+
+
+async def _scoped_unit(tx: Tx, principal: Principal, key: str | None) -> units.Unit:
+    unit = await units.get_unit(tx.session, key or principal.unit_id)
+    if not unit.path.startswith(principal.unit_path):
+        raise NotFoundError("no such unit in your part of the tree")
+    return unit
+
+
+async def _scoped_user(tx: Tx, principal: Principal, user_id: str) -> units.User:
+    stmt = select(units.User).join(units.Unit, units.Unit.id == units.User.unit_id).where(
+        units.User.id == user_id, units.Unit.path.startswith(principal.unit_path))  # type: ignore[attr-defined]
+    user = (await tx.session.execute(stmt)).scalars().first()
+    if user is None:
+        raise NotFoundError("no such user in your unit")
+    return user
+
+
+@router.get("/me", summary="Who the token belongs to")
+async def me(principal: CurrentPrincipal) -> dict[str, Any]:
+    return {"user_id": principal.user_id, "unit_id": principal.unit_id, "roles": sorted(principal.roles),
+            "full_name": principal.full_name, "is_service": principal.is_service}
+
+
+@router.get("/users", summary="Users of the admin's unit and the units below it")
+async def list_users(tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
+    stmt = select(units.User).join(units.Unit, units.Unit.id == units.User.unit_id).where(
+        units.Unit.path.startswith(principal.unit_path)).order_by(units.User.username)  # type: ignore[attr-defined]
+    return {"users": [_user_view(u) for u in (await tx.session.execute(stmt)).scalars()]}
+
+
+@router.post("/users", status_code=201, summary="Add a user (or an integration) to a unit")
+async def create_user(body: NewUser, tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
+    unit = await _scoped_unit(tx, principal, body.unit)
+    root = await _scoped_unit(tx, principal, body.audit_root) if body.audit_root else None
+    user = await auth.create_user(tx.session, unit=unit, username=body.username, full_name=body.full_name,
+                                  roles=body.roles, position=body.position, email=body.email,
+                                  audit_root=root, is_service=body.is_service)
+    await tx.commit()
+    return _user_view(user)
+
+
+@router.post("/users/{user_id}/tokens", status_code=201,
+             summary="Issue a bearer token; the token is in this answer only")
+async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsDep,
+                       principal: Principal = Admin) -> dict[str, Any]:
+    user = await _scoped_user(tx, principal, user_id)
+    issued = await auth.issue_token(tx.session, user, days=body.days or settings.token_default_days, label=body.label)
+    await tx.commit()
+    return {"id": issued.id, "token": issued.token, "expires_at": to_vn_iso(issued.expires_at)}
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token")
+async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal) -> None:
+    # Admins revoke tokens of their subtree; anyone may revoke their own.
+    if principal.has("admin"):
+        stmt = select(units.ApiToken.id).join(units.User, units.User.id == units.ApiToken.user_id).join(
+            units.Unit, units.Unit.id == units.User.unit_id).where(
+            units.ApiToken.id == token_id, units.Unit.path.startswith(principal.unit_path))  # type: ignore[attr-defined]
+    else:
+        stmt = select(units.ApiToken.id).where(units.ApiToken.id == token_id,
+                                               units.ApiToken.user_id == principal.user_id)
+    if (await tx.session.execute(stmt)).first() is None:
+        raise NotFoundError("no such token")
+    await auth.revoke_token(tx.session, token_id, unit_id=None)
+    await tx.commit()

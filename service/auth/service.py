@@ -1,0 +1,142 @@
+"""People and their bearer tokens: create, authenticate, revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import InvalidInputError, NotFoundError, ServiceError
+from service.storage.types import utcnow
+from service.text import nfc
+from service.units.errors import UsernameTakenError
+from service.units.models import ApiToken, Unit, User
+
+__all__ = [
+    "ROLES",
+    "AuthenticationError",
+    "IssuedToken",
+    "Principal",
+    "authenticate",
+    "create_user",
+    "issue_token",
+    "revoke_token",
+]
+
+ROLES = frozenset({"clerk", "signer", "auditor", "admin"})
+TOKEN_PREFIX = "dx_"
+
+
+class AuthenticationError(ServiceError):
+    """No valid bearer token: missing, unknown, expired or revoked."""
+
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user acting for one unit, with roles."""
+
+    user_id: str
+    unit_id: str
+    unit_path: str
+    roles: frozenset[str]
+    audit_root_path: str
+    full_name: str
+    is_service: bool
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as shown once to its owner; only the hash is stored."""
+
+    id: str
+    token: str
+    expires_at: datetime
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_user(
+    session: AsyncSession, *, unit: Unit, username: str, full_name: str, roles: list[str],
+    position: str = "", email: str = "", audit_root: Unit | None = None, is_service: bool = False,
+) -> User:
+    """Add a person (or an integration) to ``unit``.
+
+    Raises InvalidInputError for an unknown role, UsernameTakenError.
+    """
+    bad = sorted(set(roles) - ROLES)
+    if bad or not roles:
+        raise InvalidInputError(f"roles must be some of {', '.join(sorted(ROLES))}; got {bad or 'none'}")
+    username = nfc(username).lower()
+    if (await session.execute(select(User.id).where(User.username == username))).first():
+        raise UsernameTakenError(f"the username {username!r} is taken")
+    user = User(
+        unit_id=unit.id, username=username, full_name=nfc(full_name), position=nfc(position),
+        email=email.strip(), roles=sorted(set(roles)), is_service=is_service,
+        audit_root_id=audit_root.id if audit_root else None,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def issue_token(session: AsyncSession, user: User, *, days: int, label: str = "") -> IssuedToken:
+    """A new random bearer token for ``user``, valid ``days`` days."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, token_hash=_hash(token), label=nfc(label),
+                   expires_at=utcnow() + timedelta(days=days))
+    session.add(row)
+    await session.flush()
+    return IssuedToken(row.id, token, row.expires_at)
+
+
+async def revoke_token(session: AsyncSession, token_id: str, *, unit_id: str | None) -> None:
+    """Revoke a token; ``unit_id`` limits it to users of that unit. Raises NotFoundError."""
+    stmt = select(ApiToken).join(User, User.id == ApiToken.user_id).where(ApiToken.id == token_id)
+    if unit_id is not None:
+        stmt = stmt.where(User.unit_id == unit_id)
+    row = (await session.execute(stmt)).scalars().first()
+    if row is None:
+        raise NotFoundError("no such token")
+    row.revoked_at = row.revoked_at or utcnow()
+    await session.flush()
+
+
+async def authenticate(session: AsyncSession, token: str) -> Principal:
+    """The principal behind a bearer token. Raises AuthenticationError."""
+    stmt = (
+        select(ApiToken, User, Unit)
+        .join(User, User.id == ApiToken.user_id)
+        .join(Unit, Unit.id == User.unit_id)
+        .where(ApiToken.token_hash == _hash(token))
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise AuthenticationError("the bearer token is not known; ask your unit administrator for a token")
+    tok, user, unit = row
+    if tok.revoked_at is not None or tok.expires_at <= utcnow() or not user.active:
+        raise AuthenticationError("the bearer token has expired or was revoked; ask for a new one")
+    return Principal(
+        user_id=user.id, unit_id=unit.id, unit_path=unit.path, roles=frozenset(user.roles),
+        audit_root_path=await _audit_root_path(session, user, unit), full_name=user.full_name,
+        is_service=user.is_service,
+    )
+
+
+async def _audit_root_path(session: AsyncSession, user: User, unit: Unit) -> str:
+    if "auditor" not in user.roles or user.audit_root_id in (None, unit.id):
+        return unit.path
+    root = await session.get(Unit, user.audit_root_id)
+    return root.path if root else unit.path

@@ -1,0 +1,203 @@
+"""The ``docexchange`` command: serve, units, tokens, audit, database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from service import audit, auth, units
+from service.errors import ServiceError
+from service.settings import Settings
+from service.storage.db import Database
+from service.storage.migrate import upgrade
+
+__all__ = ["main"]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+async def _with_session(fn: Callable[[Any], Awaitable[Any]], commit: bool = True) -> Any:
+    settings = _settings()
+    db = Database(settings.effective_database_url, pool_size=2)
+    try:
+        async with db.session() as session:
+            result = await fn(session)
+            if commit:
+                await session.commit()
+            return result
+    finally:
+        await db.dispose()
+
+
+def _migrate() -> Settings:
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = _migrate()
+    if args.demo:
+        from service.demo import load_demo
+
+        token_file = settings.data_dir / "demo-tokens.env"
+        count = asyncio.run(_with_session(lambda s: load_demo(s, token_file)))
+        print(f"demo data loaded; tokens in {token_file}" if count else f"demo data already present ({token_file})")
+    app = create_app(settings.model_copy(update={"auto_migrate": False}))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_db_upgrade(_: argparse.Namespace) -> int:
+    _migrate()
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_units_import(args: argparse.Namespace) -> int:
+    _migrate()
+    specs = units.parse_tree(Path(args.file).read_bytes(), args.file)
+    result = asyncio.run(_with_session(lambda s: units.import_tree(s, specs)))
+    print(f"{result.created} units created, {result.updated} updated")
+    return 0
+
+
+def cmd_units_export(args: argparse.Namespace) -> int:
+    specs = asyncio.run(_with_session(units.export_tree, commit=False))
+    text = units.dump_csv(specs) if args.format == "csv" else units.dump_json(specs)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    async def run(session: Any) -> Any:
+        unit = await units.get_unit(session, args.unit)
+        user = await auth.create_user(session, unit=unit, username=args.username, full_name=args.name,
+                                      roles=args.role, email=args.email or "", is_service=args.service)
+        return user.id
+
+    print(asyncio.run(_with_session(run)))
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    async def run(session: Any) -> Any:
+        from sqlalchemy import select
+
+        user = (await session.execute(select(units.User).where(units.User.username == args.username))).scalars().first()
+        if user is None:
+            raise units.UnitNotFoundError(f"no user {args.username!r}")
+        return await auth.issue_token(session, user, days=args.days, label=args.label)
+
+    issued = asyncio.run(_with_session(run))
+    print(issued.token)
+    print(f"# token id {issued.id}, expires {issued.expires_at.isoformat()}; shown once", file=sys.stderr)
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    asyncio.run(_with_session(lambda s: auth.revoke_token(s, args.token_id, unit_id=None)))
+    print("revoked")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    report = asyncio.run(_with_session(audit.verify_chain, commit=False))
+    if args.json:
+        print(json.dumps(report.__dict__))
+    elif report.ok:
+        print(f"audit chain intact: {report.entries} entries")
+    else:
+        print(f"audit chain BROKEN at entry #{report.first_broken_seq}: {report.reason}")
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="docexchange", description="Secure document exchange service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the API (migrates the database first)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--demo", action="store_true", help="load demo data and write demo tokens")
+    p.set_defaults(func=cmd_serve)
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_cmd", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    u = sub.add_parser("units", help="the unit tree").add_subparsers(dest="units_cmd", required=True)
+    p = u.add_parser("import", help="create or update units from a JSON or CSV file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_units_import)
+    p = u.add_parser("export", help="write the tree as JSON or CSV")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_units_export)
+    us = sub.add_parser("users", help="people").add_subparsers(dest="users_cmd", required=True)
+    p = us.add_parser("create", help="add a user to a unit")
+    p.add_argument("--unit", required=True)
+    p.add_argument("--username", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", action="append", required=True, choices=sorted(auth.ROLES))
+    p.add_argument("--email")
+    p.add_argument("--service", action="store_true", help="an integration account")
+    p.set_defaults(func=cmd_users_create)
+    t = sub.add_parser("tokens", help="bearer tokens").add_subparsers(dest="tokens_cmd", required=True)
+    p = t.add_parser("create", help="issue a token (printed once)")
+    p.add_argument("--username", required=True)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--label", default="")
+    p.set_defaults(func=cmd_tokens_create)
+    p = t.add_parser("revoke", help="revoke a token by id")
+    p.add_argument("token_id")
+    p.set_defaults(func=cmd_tokens_revoke)
+    a = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_cmd", required=True)
+    p = a.add_parser("verify", help="check the hash chain; exit 1 if broken")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit_verify)
+    _optional_commands(sub)
+    return parser
+
+
+def _optional_commands(sub: Any) -> None:
+    for name in ("service.signing.cli", "service.mail.cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        adder = module.add_commands
+        try:
+            adder(sub, _settings)
+        except TypeError:
+            adder(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ServiceError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

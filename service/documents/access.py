@@ -1,0 +1,79 @@
+"""The one place that decides whether a caller may see a document or delivery.
+
+Anything a caller may not see is reported as not found, whether it exists or
+not, so that ids of other units cannot be probed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth import Principal
+from service.documents.models import Delivery, Document
+from service.errors import NotFoundError, PermissionDeniedError
+from service.units import Unit
+
+__all__ = ["DocumentNotFoundError", "require_role", "visible_delivery", "visible_document"]
+
+
+class DocumentNotFoundError(NotFoundError):
+    code = "document-not-found"
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    """Raises PermissionDeniedError unless the caller has one of ``roles``."""
+    if not principal.has(*roles):
+        raise PermissionDeniedError(f"this action needs the role {' or '.join(roles)}")
+
+
+def _auditor_can_see(principal: Principal, doc_id: str):  # type: ignore[no-untyped-def]
+    sender_in_scope = exists().where(
+        Unit.id == Document.sender_unit_id, Unit.path.startswith(principal.audit_root_path)  # type: ignore[attr-defined]
+    )
+    recipient_in_scope = exists().where(
+        Delivery.document_id == doc_id,
+        Unit.id == Delivery.recipient_unit_id,
+        Unit.path.startswith(principal.audit_root_path),  # type: ignore[attr-defined]
+    )
+    return sender_in_scope | recipient_in_scope
+
+
+async def visible_document(session: AsyncSession, principal: Principal, doc_id: str) -> Document:
+    """The document if the caller's unit sent or received it (or audits it).
+
+    Raises DocumentNotFoundError otherwise.
+    """
+    condition = (Document.sender_unit_id == principal.unit_id) | exists().where(
+        Delivery.document_id == doc_id, Delivery.recipient_unit_id == principal.unit_id
+    )
+    if principal.has("auditor"):
+        condition = condition | _auditor_can_see(principal, doc_id)
+    stmt = select(Document).where(Document.id == doc_id, condition)
+    doc = (await session.execute(stmt)).scalars().first()
+    if doc is None:
+        raise DocumentNotFoundError("no such document in your unit")
+    return doc
+
+
+async def visible_delivery(session: AsyncSession, principal: Principal, delivery_id: str,
+                           *, as_recipient: bool) -> tuple[Delivery, Document]:
+    """A delivery to the caller's unit (``as_recipient``), or of a document it can see.
+
+    Raises DocumentNotFoundError.
+    """
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise DocumentNotFoundError("no such delivery in your unit")
+    if as_recipient:
+        if delivery.recipient_unit_id != principal.unit_id:
+            raise DocumentNotFoundError("no such delivery in your unit")
+        doc = await session.get(Document, delivery.document_id)
+        if doc is None:
+            raise DocumentNotFoundError("no such delivery in your unit")
+        return delivery, doc
+    doc = await visible_document(session, principal, delivery.document_id)
+    involved = {delivery.recipient_unit_id, delivery.from_unit_id, doc.sender_unit_id}
+    if principal.unit_id not in involved and not principal.has("auditor"):
+        raise DocumentNotFoundError("no such delivery in your unit")
+    return delivery, doc

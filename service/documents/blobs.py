@@ -1,0 +1,112 @@
+"""Content-addressed file store: SHA-256 computed on the way in, atomic rename."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from service.errors import ServiceError
+
+__all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path"]
+
+_FLUSH_AT = 1024 * 1024
+
+
+class TooLargeError(ServiceError):
+    """The upload is over the configured size limit."""
+
+    status = 413
+    code = "too-large"
+    title = "File too large"
+
+
+def blob_path(root: Path, sha256: str) -> Path:
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
+class BlobStore:
+    """Files named by their SHA-256 under ``root``; identical bytes stored once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return blob_path(self.root, sha256)
+
+    def writer(self, limit: int) -> BlobWriter:
+        return BlobWriter(self, limit)
+
+
+class BlobWriter:
+    """Receives chunks, hashes and writes them off the event loop, in 1 MiB steps.
+
+    Memory stays bounded whatever the file size. ``commit`` moves the file into
+    the store; ``discard`` removes every trace of it.
+    """
+
+    def __init__(self, store: BlobStore, limit: int) -> None:
+        self._store, self._limit = store, limit
+        self._tmp = store.root / "tmp" / secrets.token_hex(16)
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/discard
+        self._hash = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self.size = 0
+        self.head = b""
+        self.tail = b""
+
+    async def write(self, chunk: bytes) -> None:
+        """Raises TooLargeError once the limit is passed."""
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise TooLargeError(f"the file is larger than the limit of {self._limit // (1024 * 1024)} MB")
+        if len(self.head) < 1024:
+            self.head += chunk[: 1024 - len(self.head)]
+        self.tail = (self.tail + chunk)[-2048:]
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= _FLUSH_AT:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        if data:
+            await asyncio.to_thread(self._write_sync, data)
+
+    def _write_sync(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._file.write(data)
+
+    async def finish(self) -> str:
+        """Flush everything to disk; returns the SHA-256 (the file is still temporary)."""
+        await self._flush()
+        await asyncio.to_thread(self._sync_close)
+        return self._hash.hexdigest()
+
+    def _sync_close(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    async def commit(self, sha256: str) -> Path:
+        """Move the finished file to its content address (atomically)."""
+        return await asyncio.to_thread(self._commit_sync, sha256)
+
+    def _commit_sync(self, sha256: str) -> Path:
+        final = self._store.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            self._tmp.unlink(missing_ok=True)
+        else:
+            os.replace(self._tmp, final)
+        return final
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)

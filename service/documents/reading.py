@@ -1,0 +1,64 @@
+"""Reading a document's files and history, within what the caller may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import audit
+from service.auth import Principal
+from service.documents.access import DocumentNotFoundError, visible_document
+from service.documents.models import Attachment, Delivery, Document
+from service.errors import ServiceError
+from service.text import to_vn_iso
+
+__all__ = ["RecalledError", "attachment_of", "attachments_of", "document_history", "readable_content"]
+
+
+class RecalledError(ServiceError):
+    """The caller's unit gave the document back after a recall (15)."""
+
+    status = 410
+    code = "recalled"
+    title = "Document recalled"
+
+
+async def attachments_of(session: AsyncSession, doc_id: str) -> list[Attachment]:
+    stmt = select(Attachment).where(Attachment.document_id == doc_id).order_by(Attachment.filename)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def attachment_of(session: AsyncSession, doc_id: str, att_id: str) -> Attachment:
+    """Raises DocumentNotFoundError."""
+    att = await session.get(Attachment, att_id)
+    if att is None or att.document_id != doc_id:
+        raise DocumentNotFoundError("no such attachment")
+    return att
+
+
+async def readable_content(session: AsyncSession, principal: Principal, doc_id: str) -> Document:
+    """The document whose bytes the caller may download.
+
+    Raises DocumentNotFoundError, RecalledError (the unit accepted a recall).
+    """
+    doc = await visible_document(session, principal, doc_id)
+    if doc.sender_unit_id == principal.unit_id or principal.has("auditor"):
+        return doc
+    statuses = set((await session.execute(select(Delivery.status).where(
+        Delivery.document_id == doc.id, Delivery.recipient_unit_id == principal.unit_id))).scalars())
+    if statuses == {"15"}:
+        raise RecalledError("your unit accepted the sender's recall of this document; its file is withdrawn")
+    return doc
+
+
+async def document_history(session: AsyncSession, principal: Principal, doc_id: str) -> list[dict[str, Any]]:
+    """Audited actions on the document: all for its sender and auditors, the
+    caller's own unit's otherwise. Raises DocumentNotFoundError."""
+    doc = await visible_document(session, principal, doc_id)
+    entries = await audit.history(session, doc.id)
+    if doc.sender_unit_id != principal.unit_id and not principal.has("auditor"):
+        entries = [e for e in entries if e.unit_id == principal.unit_id]
+    return [{"seq": e.seq, "at": to_vn_iso(e.at), "action": e.action, "actor_id": e.actor_id,
+             "unit_id": e.unit_id, "object_id": e.object_id, "data": e.data, "hash": e.hash} for e in entries]

@@ -1,0 +1,154 @@
+"""Registering outgoing documents: checks, duplicates, files, idempotent retries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import audit
+from service.auth import Principal
+from service.documents.access import require_role
+from service.documents.models import Attachment, Document, IdempotencyRecord
+from service.documents.numbering import parse_number_notation
+from service.documents.schemas import DocumentMetadata
+from service.errors import ConflictError, InvalidInputError
+from service.text import fold, search_key
+
+__all__ = [
+    "DuplicateDocumentError",
+    "IdempotencyMismatchError",
+    "NotPdfError",
+    "StoredFile",
+    "check_pdf",
+    "find_idempotent",
+    "fingerprint",
+    "register_document",
+    "remember_idempotent",
+    "replay_or_run",
+]
+
+
+class DuplicateDocumentError(ConflictError):
+    """Same number, notation and issuer as an earlier document of the unit."""
+
+    code = "duplicate-document"
+    title = "Duplicate document number"
+
+
+class IdempotencyMismatchError(ConflictError):
+    code = "idempotency-key-reused"
+    title = "Idempotency-Key reused for a different request"
+
+
+class NotPdfError(InvalidInputError):
+    code = "not-a-pdf"
+    title = "Not a PDF file"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A received file: its content address, size and what the client called it."""
+
+    sha256: str
+    size: int
+    filename: str
+    content_type: str
+    head: bytes
+    tail: bytes
+
+
+def check_pdf(f: StoredFile, what: str = "the document") -> None:
+    """Cheap structural check of a PDF. Raises NotPdfError naming the problem."""
+    if f.size == 0:
+        raise NotPdfError(f"{what} ({f.filename}) is empty")
+    if b"%PDF-" not in f.head[:1024]:
+        raise NotPdfError(f"{what} ({f.filename}) is not a PDF: it does not start with %PDF-")
+    if b"%%EOF" not in f.tail or b"startxref" not in f.tail:
+        raise NotPdfError(f"{what} ({f.filename}) is truncated: the end of the PDF (startxref, %%EOF) is missing")
+
+
+async def register_document(session: AsyncSession, principal: Principal, meta: DocumentMetadata,
+                            main: StoredFile, attachments: list[StoredFile]) -> tuple[Document, list[Attachment]]:
+    """Create the outgoing document of the caller's unit.
+
+    Raises PermissionDeniedError, ClassifiedDocumentError, NotPdfError, DuplicateDocumentError.
+    """
+    require_role(principal, "clerk")
+    meta.check_secrecy()
+    check_pdf(main)
+    number = parse_number_notation(meta.number_notation)
+    key = f"{meta.issued_on.year}:{number.key}"
+    first = (await session.execute(select(Document.id, Document.number_notation).where(
+        Document.sender_unit_id == principal.unit_id, Document.dedup_key == key))).first()
+    if first is not None:
+        raise DuplicateDocumentError(
+            f"your unit already registered {first.number_notation} in {meta.issued_on.year} "
+            f"as document {first.id}", existing_document_id=first.id,
+            existing_document=f"/api/v1/documents/{first.id}")
+    doc = _new_document(principal, meta, number, key, main)
+    rows = [Attachment(document_id=doc.id, filename=a.filename, content_type=a.content_type,
+                       sha256=a.sha256, size=a.size) for a in attachments]
+    session.add(doc)
+    await session.flush()
+    session.add_all(rows)
+    await session.flush()
+    await audit.append(session, action="document.registered", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id,
+                       data={"number_notation": doc.number_notation, "sha256": doc.sha256, "size": doc.size})
+    return doc, rows
+
+
+def _new_document(principal: Principal, meta: DocumentMetadata, number: Any, key: str, main: StoredFile) -> Document:
+    searchable = f"{number.text} {meta.subject} {meta.doc_type}"
+    return Document(
+        sender_unit_id=principal.unit_id, created_by=principal.user_id,
+        number=number.number, notation=number.notation, number_notation=number.text,
+        issuer=number.issuer, dedup_key=key, doc_type=meta.doc_type, issued_on=meta.issued_on,
+        place=meta.place, subject=meta.subject, search_text=search_key(searchable),
+        search_folded=fold(searchable), signer_name=meta.signer_name,
+        signer_position=meta.signer_position, urgency=meta.urgency, deadline=meta.deadline,
+        recipients_text=meta.recipients_text, filename=main.filename, sha256=main.sha256, size=main.size,
+    )
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable digest of a request's content, to recognise a retry."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def find_idempotent(session: AsyncSession, principal: Principal, key: str | None,
+                          print_: str) -> IdempotencyRecord | None:
+    """The stored first answer for this key, if any. Raises IdempotencyMismatchError."""
+    if not key:
+        return None
+    stmt = select(IdempotencyRecord).where(IdempotencyRecord.user_id == principal.user_id,
+                                           IdempotencyRecord.key == key)
+    record = (await session.execute(stmt)).scalars().first()
+    if record is not None and record.fingerprint != print_:
+        raise IdempotencyMismatchError(
+            "this Idempotency-Key was already used for a different request; use a new key")
+    return record
+
+
+async def remember_idempotent(session: AsyncSession, principal: Principal, key: str | None,
+                              print_: str, status_code: int, body: dict[str, Any]) -> None:
+    if key:
+        session.add(IdempotencyRecord(user_id=principal.user_id, key=key, fingerprint=print_,
+                                      status_code=status_code, body=body))
+        await session.flush()
+
+
+async def replay_or_run(session: AsyncSession, principal: Principal, key: str | None, print_: str,
+                        run: Any) -> tuple[dict[str, Any], bool]:
+    """The stored answer for a retried key, or ``await run()`` remembered under it."""
+    record = await find_idempotent(session, principal, key, print_)
+    if record is not None:
+        return record.body, True
+    body = json.loads(json.dumps(await run(), default=str))
+    await remember_idempotent(session, principal, key, print_, 200, body)
+    return body, False

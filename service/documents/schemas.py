@@ -1,0 +1,116 @@
+"""What clients send and receive about documents and deliveries."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.errors import InvalidInputError
+from service.text import fold, nfc
+
+__all__ = [
+    "URGENCY_NAMES",
+    "ClassifiedDocumentError",
+    "DocumentMetadata",
+    "SendRequest",
+    "StatusChange",
+    "parse_urgency",
+]
+
+URGENCY_NAMES = ("Thường", "Khẩn", "Thượng khẩn", "Hỏa tốc")
+_URGENCY_BY_FOLD = {fold(n): i for i, n in enumerate(URGENCY_NAMES)} | {"hoa toc hen gio": 3, "normal": 0}
+_SECRET = {"mat", "toi mat", "tuyet mat", "secret", "top secret", "confidential"}
+_NOT_SECRET = {"", "none", "khong", "thuong", "khong mat", "normal"}
+
+
+class ClassifiedDocumentError(InvalidInputError):
+    """Mật / Tối mật / Tuyệt mật documents are outside electronic exchange."""
+
+    code = "classified-document"
+    title = "Classified documents are not accepted"
+
+
+def parse_urgency(value: Any) -> int:
+    """0 Thường, 1 Khẩn, 2 Thượng khẩn, 3 Hỏa tốc; names in any spelling or 0–3."""
+    if isinstance(value, int) and 0 <= value <= 3:
+        return value
+    key = fold(str(value or ""))
+    if key.isdigit() and int(key) <= 3:
+        return int(key)
+    if key in _URGENCY_BY_FOLD:
+        return _URGENCY_BY_FOLD[key]
+    raise ValueError(f"urgency must be one of {', '.join(URGENCY_NAMES)}")
+
+
+class DocumentMetadata(BaseModel):
+    """Metadata of an uploaded document (the ``metadata`` JSON part)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {
+            "number_notation": "35-KH/ĐU", "doc_type": "Kế hoạch", "issued_on": "2026-11-20",
+            "place": "Tân Lập", "subject": "Kế hoạch tổ chức hội nghị sơ kết",
+            "signer_name": "Nguyễn Văn An", "signer_position": "Bí thư", "urgency": "Khẩn",
+            "secrecy": "", "deadline": "2026-11-30", "recipients_text": "Như trên; Lưu VP.",
+        }},
+    )
+
+    number_notation: str = Field(min_length=3, max_length=150, description="Số và ký hiệu, e.g. 35-KH/HU or 15/QĐ-BNV")
+    doc_type: str = Field(min_length=1, max_length=100, description="Loại văn bản, e.g. Kế hoạch")
+    issued_on: date = Field(description="Ngày ban hành, YYYY-MM-DD")
+    place: str = Field(default="", max_length=200)
+    subject: str = Field(min_length=1, max_length=2000, description="Trích yếu")
+    signer_name: str = Field(default="", max_length=300)
+    signer_position: str = Field(default="", max_length=300)
+    urgency: int = Field(default=0, description="Thường, Khẩn, Thượng khẩn, Hỏa tốc (or 0–3)")
+    secrecy: str = Field(default="", max_length=50, description="Must be empty: classified documents are refused")
+    deadline: date | None = Field(default=None, description="Hạn xử lý, YYYY-MM-DD")
+    recipients_text: str = Field(default="", max_length=4000, description="Nơi nhận, as printed")
+
+    @field_validator("number_notation", "doc_type", "place", "subject", "signer_name",
+                     "signer_position", "recipients_text", mode="after")
+    @classmethod
+    def _nfc(cls, value: str) -> str:
+        return nfc(value)
+
+    @field_validator("urgency", mode="before")
+    @classmethod
+    def _urgency(cls, value: Any) -> int:
+        return parse_urgency(value)
+
+    def check_secrecy(self) -> None:
+        """Raises ClassifiedDocumentError for Mật/Tối mật/Tuyệt mật, InvalidInputError for unknown marks."""
+        mark = fold(self.secrecy)
+        if mark in _SECRET:
+            raise ClassifiedDocumentError(
+                f"this document is marked '{nfc(self.secrecy)}': classified documents (Mật, Tối mật, "
+                "Tuyệt mật) may not be sent electronically; nothing was stored",
+                field="secrecy",
+            )
+        if mark not in _NOT_SECRET:
+            raise InvalidInputError(f"unknown secrecy mark {self.secrecy!r}; leave it empty", field="secrecy")
+
+
+class SendRequest(BaseModel):
+    """Recipients: unit codes/ids, or selectors ``{"under": code, "level": name}``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "recipients": ["000.00.01.H49", {"under": "000.00.01.H49", "level": "Chi bộ"}],
+    }})
+
+    recipients: list[str | dict[str, Any]] = Field(min_length=1, max_length=10000)
+
+
+class StatusChange(BaseModel):
+    """A receiver's handling step: 02 with a reason, 03 with an incoming number, …"""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "status": "03", "incoming_number": "125", "note": "Vào sổ văn bản đến",
+    }})
+
+    status: str = Field(pattern=r"^(02|03|04|05|06|15|16)$")
+    note: str = Field(default="", max_length=2000)
+    incoming_number: str | None = Field(default=None, max_length=50)
+    assignee: str | None = Field(default=None, max_length=300)

@@ -1,0 +1,164 @@
+"""Sending, forwarding and recalling: deliveries created and changed in bulk."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import audit
+from service.auth import Principal
+from service.documents.access import require_role, visible_delivery, visible_document
+from service.documents.models import Delivery, DeliveryEvent, Document
+from service.documents.statuses import RECALLABLE, InvalidTransitionError
+from service.errors import InvalidInputError
+from service.outbox.models import OutboxEvent
+from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, expand_recipients
+from service.storage.types import new_id, utcnow
+from service.units import Unit
+
+__all__ = ["SendResult", "forward_delivery", "notification_payload", "recall_document", "send_document"]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a send or forward did: deliveries created, recipients already reached."""
+
+    document_id: str
+    created: int
+    already_sent: int
+    delivery_ids: list[str] = field(default_factory=list)
+
+
+def notification_payload(doc: Document, sender_name: str, **extra: Any) -> dict[str, Any]:
+    """What a notification about ``doc`` shows; stored with every outbox event."""
+    return {
+        "number_notation": doc.number_notation, "subject": doc.subject, "doc_type": doc.doc_type,
+        "sender_unit_name": sender_name, "urgency": doc.urgency,
+        "deadline": doc.deadline.isoformat() if doc.deadline else None,
+        "document_url": f"/api/v1/documents/{doc.id}", **extra,
+    }
+
+
+async def send_document(session: AsyncSession, principal: Principal, doc_id: str,
+                        selectors: list[RecipientSelector], policy: RoutingPolicy) -> SendResult:
+    """One delivery per recipient unit, checked against the routing policy.
+
+    Raises DocumentNotFoundError, PermissionDeniedError, UnknownUnitsError, RoutingRefusedError.
+    """
+    require_role(principal, "clerk")
+    doc = await visible_document(session, principal, doc_id)
+    if doc.sender_unit_id != principal.unit_id:
+        raise InvalidInputError("only the sending unit sends a document; use forward for a received one")
+    sender = await _ref(session, principal.unit_id)
+    recipients = await expand_recipients(session, selectors)
+    policy.check(sender, recipients)
+    result = await _deliver(session, principal, doc, recipients, parent=None, base_hops=[sender.id])
+    doc.sent_at = doc.sent_at or utcnow()
+    await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
+                       document_id=doc.id, data=_recipient_digest(recipients, result))
+    return result
+
+
+async def forward_delivery(session: AsyncSession, principal: Principal, delivery_id: str,
+                           selectors: list[RecipientSelector]) -> SendResult:
+    """A registered recipient passes the document to units below it; hops are kept.
+
+    Raises DocumentNotFoundError, InvalidTransitionError, RoutingRefusedError.
+    """
+    require_role(principal, "clerk")
+    parent, doc = await visible_delivery(session, principal, delivery_id, as_recipient=True)
+    if parent.status not in {"03", "04", "05", "06"}:
+        raise InvalidTransitionError("register the document (03) before forwarding it")
+    me = await _ref(session, principal.unit_id)
+    recipients = await expand_recipients(session, selectors)
+    FORWARD_POLICY.check(me, recipients)
+    result = await _deliver(session, principal, doc, recipients, parent=parent, base_hops=list(parent.hops))
+    await audit.append(session, action="delivery.forwarded", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id, object_id=parent.id,
+                       data=_recipient_digest(recipients, result))
+    return result
+
+
+async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
+    row = (await session.execute(select(Unit.id, Unit.code, Unit.name, Unit.path, Unit.parent_id)
+                                 .where(Unit.id == unit_id))).one()
+    return UnitRef(*row)
+
+
+async def _deliver(session: AsyncSession, principal: Principal, doc: Document, recipients: list[UnitRef],
+                   *, parent: Delivery | None, base_hops: list[str]) -> SendResult:
+    existing = set((await session.execute(
+        select(Delivery.recipient_unit_id).where(Delivery.document_id == doc.id))).scalars())
+    fresh = [r for r in recipients if r.id not in existing and r.id != doc.sender_unit_id]
+    now = utcnow()
+    sender_name = (await session.execute(select(Unit.name).where(Unit.id == principal.unit_id))).scalar_one()
+    payload = notification_payload(doc, sender_name)
+    deliveries, events, outbox = [], [], []
+    for r in fresh:
+        did = new_id()
+        deliveries.append({"id": did, "document_id": doc.id, "recipient_unit_id": r.id,
+                           "from_unit_id": principal.unit_id, "parent_delivery_id": parent.id if parent else None,
+                           "hops": [*base_hops, r.id], "status": "01", "status_before_recall": None,
+                           "urgency": doc.urgency, "incoming_number": None, "assignee": None, "note": "",
+                           "created_at": now, "updated_at": now, "registered_at": None})
+        events.append({"id": new_id(), "delivery_id": did, "status": "01", "actor_id": principal.user_id,
+                       "at": now, "note": ""})
+        outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now))
+    await _bulk(session, Delivery, deliveries)
+    await _bulk(session, DeliveryEvent, events)
+    await _bulk(session, OutboxEvent, outbox)
+    return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])
+
+
+def _outbox_row(kind: str, unit_id: str, doc: Document, delivery_id: str | None,
+                payload: dict[str, Any], now: Any) -> dict[str, Any]:
+    return {"id": new_id(), "kind": kind, "unit_id": unit_id, "document_id": doc.id, "delivery_id": delivery_id,
+            "priority": doc.urgency, "payload": payload, "state": "pending", "attempts": 0,
+            "next_attempt_at": now, "lease_owner": None, "lease_until": None, "last_error": "",
+            "created_at": now, "updated_at": now}
+
+
+async def _bulk(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    # Core executemany: one round trip per batch, no ORM bookkeeping per row.
+    for start in range(0, len(rows), 5000):
+        await session.execute(insert(model.__table__), rows[start:start + 5000])
+
+
+def _recipient_digest(recipients: list[UnitRef], result: SendResult) -> dict[str, Any]:
+    ids = sorted(r.id for r in recipients)
+    return {"recipients": len(ids), "created": result.created, "already_sent": result.already_sent,
+            "recipient_ids_sha256": hashlib.sha256(",".join(ids).encode()).hexdigest(),
+            "sample": [r.code for r in recipients[:20]]}
+
+
+async def recall_document(session: AsyncSession, principal: Principal, doc_id: str, reason: str) -> int:
+    """Ask every recipient to give the document back (13). Returns how many were asked.
+
+    Raises DocumentNotFoundError, InvalidInputError (no reason, not the sender).
+    """
+    require_role(principal, "clerk")
+    doc = await visible_document(session, principal, doc_id)
+    if doc.sender_unit_id != principal.unit_id:
+        raise InvalidInputError("only the sending unit can recall a document")
+    if not reason.strip():
+        raise InvalidInputError("a recall needs a reason", field="reason")
+    rows = (await session.execute(select(Delivery.id, Delivery.recipient_unit_id, Delivery.status).where(
+        Delivery.document_id == doc.id, Delivery.status.in_(RECALLABLE)))).all()  # type: ignore[attr-defined]
+    now = utcnow()
+    for status in {r.status for r in rows}:
+        await session.execute(update(Delivery).where(Delivery.document_id == doc.id, Delivery.status == status)
+                              .values(status="13", status_before_recall=status, updated_at=now, note=reason))
+    sender_name = (await session.execute(select(Unit.name).where(Unit.id == principal.unit_id))).scalar_one()
+    payload = notification_payload(doc, sender_name, reason=reason)
+    await _bulk(session, DeliveryEvent, [{"id": new_id(), "delivery_id": r.id, "status": "13",
+                                          "actor_id": principal.user_id, "at": now, "note": reason} for r in rows])
+    await _bulk(session, OutboxEvent, [_outbox_row("recall", r.recipient_unit_id, doc, r.id, payload, now)
+                                       for r in rows])
+    doc.recalled_at = now
+    await audit.append(session, action="document.recall_requested", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id, data={"reason": reason, "deliveries": len(rows)})
+    return len(rows)

@@ -1,0 +1,54 @@
+"""Handling status codes of the national standard, and which steps are allowed."""
+
+from __future__ import annotations
+
+from service.errors import ConflictError, InvalidInputError
+
+__all__ = ["STATUS_NAMES", "InvalidTransitionError", "check_transition"]
+
+STATUS_NAMES = {
+    "01": "arrived (đã đến)",
+    "02": "returned (trả lại)",
+    "03": "registered (đã vào sổ)",
+    "04": "assigned (đã phân công)",
+    "05": "processing (đang xử lý)",
+    "06": "completed (hoàn thành)",
+    "13": "recall requested (đề nghị thu hồi)",
+    "15": "recall accepted (đồng ý thu hồi)",
+    "16": "recall refused (từ chối thu hồi)",
+}
+
+# Receiver steps. 13 is the sender's; 16 resumes where handling stood before 13.
+_NEXT = {
+    "01": {"02", "03"},
+    "03": {"04", "05", "06"},
+    "04": {"04", "05", "06"},
+    "05": {"06"},
+    "06": set(),
+    "02": set(),
+    "13": {"15", "16"},
+    "15": set(),
+}
+RECALLABLE = {"01", "03", "04", "05", "06", "16"}
+NEEDS_REASON = {"02", "16"}
+
+
+class InvalidTransitionError(ConflictError):
+    code = "invalid-status-transition"
+
+
+def check_transition(current: str, new: str, *, before_recall: str | None, note: str,
+                     incoming_number: str | None) -> None:
+    """Raises InvalidTransitionError or InvalidInputError (missing reason or number)."""
+    allowed = _NEXT.get(before_recall or "01", set()) if current == "16" else _NEXT.get(current, set())
+    if new not in allowed:
+        raise InvalidTransitionError(
+            f"a delivery that is {STATUS_NAMES[current]} cannot become {STATUS_NAMES.get(new, new)}; "
+            f"allowed next: {', '.join(sorted(allowed)) or 'none'}",
+            current=current,
+        )
+    if new in NEEDS_REASON and not note.strip():
+        raise InvalidInputError(f"status {new} needs a reason in 'note'", field="note")
+    if new == "03" and not (incoming_number or "").strip():
+        raise InvalidInputError("registering (03) needs the incoming number ('incoming_number')",
+                                field="incoming_number")

@@ -1,0 +1,82 @@
+"""Turning a request's recipients (units and selectors) into unit rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import InvalidInputError
+from service.routing.policy import UnitRef
+from service.text import nfc, search_key
+from service.units import Unit, UnknownUnitsError
+
+__all__ = ["RecipientSelector", "expand_recipients", "unit_ref"]
+
+_COLUMNS = (Unit.id, Unit.code, Unit.name, Unit.path, Unit.parent_id)
+
+
+class RecipientSelector:
+    """One recipient entry: a unit, or every unit (of a level) under a unit."""
+
+    def __init__(self, unit: str | None = None, under: str | None = None,
+                 level: str | None = None, include_root: bool = False) -> None:
+        if bool(unit) == bool(under):
+            raise InvalidInputError("each recipient names either 'unit' or 'under' (a selector)")
+        self.unit, self.under, self.level, self.include_root = unit, under, level, include_root
+
+    @classmethod
+    def parse(cls, item: Any) -> RecipientSelector:
+        if isinstance(item, str):
+            return cls(unit=item)
+        if isinstance(item, dict):
+            return cls(unit=item.get("unit"), under=item.get("under"),
+                       level=item.get("level"), include_root=bool(item.get("include_root", False)))
+        raise InvalidInputError("a recipient is a unit code/id or an object {unit} / {under, level}")
+
+
+def unit_ref(unit: Unit) -> UnitRef:
+    return UnitRef(unit.id, unit.code, unit.name, unit.path, unit.parent_id)
+
+
+async def expand_recipients(session: AsyncSession, selectors: list[RecipientSelector]) -> list[UnitRef]:
+    """Distinct units, in request order. Raises UnknownUnitsError for unknown names."""
+    named = [s.unit or s.under or "" for s in selectors]
+    anchors = await _anchors(session, named)
+    seen: dict[str, UnitRef] = {}
+    for sel in selectors:
+        anchor = anchors[nfc(sel.unit or sel.under or "")]
+        if sel.unit:
+            seen.setdefault(anchor.id, anchor)
+            continue
+        for ref in await _subtree(session, anchor, sel.level, sel.include_root):
+            seen.setdefault(ref.id, ref)
+    return list(seen.values())
+
+
+async def _anchors(session: AsyncSession, keys: list[str]) -> dict[str, UnitRef]:
+    wanted = {nfc(k) for k in keys}
+    stmt = select(*_COLUMNS).where(Unit.id.in_(wanted) | Unit.code.in_({k.upper() for k in wanted}))  # type: ignore[attr-defined]
+    rows = [UnitRef(*row) for row in (await session.execute(stmt)).all()]
+    by_key = {r.id: r for r in rows} | {r.code: r for r in rows}
+    found = {k: by_key.get(k) or by_key.get(k.upper()) for k in wanted}
+    unknown = sorted(k for k, v in found.items() if v is None)
+    if unknown:
+        raise UnknownUnitsError(f"unknown recipient units: {', '.join(unknown)}", unknown=unknown)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+async def _subtree(session: AsyncSession, root: UnitRef, level: str | None, include_root: bool) -> list[UnitRef]:
+    stmt = select(*_COLUMNS, Unit.level).where(Unit.path.startswith(root.path)).order_by(Unit.depth, Unit.code)  # type: ignore[attr-defined]
+    rows = (await session.execute(stmt)).all()
+    wanted_level = search_key(level) if level else None
+    refs = []
+    for *cols, unit_level in rows:
+        ref = UnitRef(*cols)
+        if ref.id == root.id and not include_root:
+            continue
+        if wanted_level is not None and search_key(unit_level) != wanted_level:
+            continue
+        refs.append(ref)
+    return refs

@@ -1,0 +1,81 @@
+"""Typed settings, read from ``DOCEX_*`` environment variables.
+
+Built once by the app factory or the CLI and passed down; never at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PLACEHOLDER_SECRET", "Settings"]
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCEX_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1)
+    max_upload_bytes: int = Field(default=300 * 1024 * 1024, ge=1024)
+    routing_rules: str = "parent,children,siblings,descendants"
+    public_base_url: str = "http://127.0.0.1:8000"
+    token_default_days: int = Field(default=365, ge=1)
+    key_passphrase: str = PLACEHOLDER_SECRET
+    keys_dir: Path = Path("keys")
+    log_level: str = "INFO"
+    embedded_worker: bool = True
+    auto_migrate: bool = True
+    # Mail relay (see docs/operations.md): filled in by the mail package.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_ca_file: Path | None = None
+    smtp_timeout_s: float = 30.0
+    mail_from: str = "docexchange@localhost"
+    smtp_preset: Literal["zimbra", "custom"] = "zimbra"
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    smtp_local_hostname: str = ""
+    smtp_max_message_bytes: int | None = Field(default=None, ge=10_000)
+    smtp_max_recipients: int | None = Field(default=None, ge=1)
+    mail_envelope_from: str = ""
+    mail_batch_size: int = Field(default=20, ge=1, le=1000)
+    mail_poll_interval_s: float = Field(default=1.0, gt=0)
+    mail_lease_s: float = Field(default=300.0, gt=0)
+    mail_backoff_base_s: float = Field(default=60.0, gt=0)
+    mail_backoff_max_s: float = Field(default=3600.0, gt=0)
+    mail_lifetime_s: float = Field(default=5 * 24 * 3600.0, gt=0)
+    mail_attach_pdf: bool = True
+    mail_templates_dir: Path | None = None
+    mail_smime_cert: Path | None = None
+    mail_smime_key: Path | None = None
+    mail_smime_key_passphrase: str = ""
+    mail_overdue_sweep_s: float = Field(default=300.0, gt=0)
+    mail_workday_end_hour: int = Field(default=17, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment == "production" and self.key_passphrase == PLACEHOLDER_SECRET:
+            raise ValueError("DOCEX_KEY_PASSPHRASE must be set in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or an SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'docexchange.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"

@@ -1,0 +1,35 @@
+"""Vietnamese text and Vietnam time: one place for normalising and showing."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["VN_TZ", "fold", "nfc", "search_key", "to_vn_iso"]
+
+# Vietnam has kept UTC+07:00 without daylight saving since 1975.
+VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+
+
+def nfc(text: str) -> str:
+    """The NFC form, with surrounding whitespace trimmed."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: ``Kế hoạch Đảng`` → ``ke hoach dang``."""
+    decomposed = unicodedata.normalize("NFD", text.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.replace("đ", "d").split())
+
+
+def search_key(text: str) -> str:
+    """Case-insensitive, NFC, whitespace-collapsed: for matching typed diacritics."""
+    return " ".join(unicodedata.normalize("NFC", text.casefold()).split())
+
+
+def to_vn_iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in Vietnam time, e.g. ``2026-11-22T11:05:00+07:00``."""
+    if moment is None:
+        return None
+    return moment.astimezone(VN_TZ).isoformat(timespec="seconds")

@@ -1,0 +1,38 @@
+"""The unit tree: bodies of the organisation, their codes, levels and mailboxes."""
+
+from service.units.errors import InvalidTreeError, UnitNotFoundError, UnknownUnitsError, UsernameTakenError
+from service.units.models import ApiToken, Unit, User
+from service.units.service import (
+    ImportResult,
+    export_tree,
+    get_unit,
+    import_tree,
+    move_unit,
+    rename_unit,
+    resolve_units,
+    update_unit,
+)
+from service.units.tree import UnitSpec, dump_csv, dump_json, parse_tree, valid_code
+
+__all__ = [
+    "ApiToken",
+    "ImportResult",
+    "InvalidTreeError",
+    "Unit",
+    "UnitNotFoundError",
+    "UnitSpec",
+    "UnknownUnitsError",
+    "User",
+    "UsernameTakenError",
+    "dump_csv",
+    "dump_json",
+    "export_tree",
+    "get_unit",
+    "import_tree",
+    "move_unit",
+    "parse_tree",
+    "rename_unit",
+    "resolve_units",
+    "update_unit",
+    "valid_code",
+]

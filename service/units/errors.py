@@ -1,0 +1,29 @@
+"""Errors of the unit tree."""
+
+from __future__ import annotations
+
+from service.errors import ConflictError, InvalidInputError, NotFoundError
+
+__all__ = ["InvalidTreeError", "UnitNotFoundError", "UnknownUnitsError", "UsernameTakenError"]
+
+
+class UnitNotFoundError(NotFoundError):
+    """No unit with that id or code (or not one the caller may see)."""
+
+    code = "unit-not-found"
+
+
+class UnknownUnitsError(InvalidInputError):
+    """Units named in a request do not exist; ``extra['unknown']`` lists them."""
+
+    code = "unknown-units"
+
+
+class InvalidTreeError(InvalidInputError):
+    """An import or move would break the tree (cycle, missing parent, bad code)."""
+
+    code = "invalid-unit-tree"
+
+
+class UsernameTakenError(ConflictError):
+    code = "username-taken"
