@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -94,6 +95,9 @@ async def receive_form(request: Request, store: BlobStore, limit: int) -> Receiv
     except ClientDisconnect as exc:
         form.discard()
         raise InvalidInputError("the upload was interrupted before it was complete") from exc
+    except MultipartParseError as exc:
+        form.discard()
+        raise InvalidInputError("the upload is not valid multipart/form-data; send it again") from exc
     except BaseException:
         form.discard()
         raise

@@ -72,7 +72,10 @@ async def visible_delivery(session: AsyncSession, principal: Principal, delivery
         if doc is None:
             raise DocumentNotFoundError("no such delivery in your unit")
         return delivery, doc
-    doc = await visible_document(session, principal, delivery.document_id)
+    try:
+        doc = await visible_document(session, principal, delivery.document_id)
+    except DocumentNotFoundError as exc:
+        raise DocumentNotFoundError("no such delivery in your unit") from exc
     involved = {delivery.recipient_unit_id, delivery.from_unit_id, doc.sender_unit_id}
     if principal.unit_id not in involved and not principal.has("auditor"):
         raise DocumentNotFoundError("no such delivery in your unit")

@@ -10,6 +10,7 @@ from service.units.service import (
     move_unit,
     rename_unit,
     resolve_units,
+    unit_in_scope,
     update_unit,
 )
 from service.units.tree import UnitSpec, dump_csv, dump_json, parse_tree, valid_code
@@ -33,6 +34,7 @@ __all__ = [
     "parse_tree",
     "rename_unit",
     "resolve_units",
+    "unit_in_scope",
     "update_unit",
     "valid_code",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "move_unit",
     "rename_unit",
     "resolve_units",
+    "unit_in_scope",
     "update_unit",
 ]
 
@@ -38,6 +39,18 @@ async def get_unit(session: AsyncSession, id_or_code: str) -> Unit:
     unit = (await session.execute(stmt)).scalars().first()
     if unit is None:
         raise UnitNotFoundError(f"no unit {key!r}")
+    return unit
+
+
+async def unit_in_scope(session: AsyncSession, id_or_code: str, scope_path: str) -> Unit:
+    """The unit if it lies in the subtree at ``scope_path``; unknown and
+    out-of-scope units get the same UnitNotFoundError."""
+    try:
+        unit = await get_unit(session, id_or_code)
+    except UnitNotFoundError:
+        unit = None
+    if unit is None or not unit.path.startswith(scope_path):
+        raise UnitNotFoundError("no such unit in your part of the tree")
     return unit
 
 

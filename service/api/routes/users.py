@@ -47,10 +47,7 @@ def _user_view(u: units.User) -> dict[str, Any]:
 
 
 async def _scoped_unit(tx: Tx, principal: Principal, key: str | None) -> units.Unit:
-    unit = await units.get_unit(tx.session, key or principal.unit_id)
-    if not unit.path.startswith(principal.unit_path):
-        raise NotFoundError("no such unit in your part of the tree")
-    return unit
+    return await units.unit_in_scope(tx.session, key or principal.unit_id, principal.unit_path)
 
 
 async def _scoped_user(tx: Tx, principal: Principal, user_id: str) -> units.User:

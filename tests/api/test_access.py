@@ -1,0 +1,121 @@
+"""A user of another unit gets no data from any endpoint, and cannot tell
+whether an id exists: a foreign id and a made-up one get the same answer."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from tests.factories.pdf import make_pdf, metadata, upload_form
+
+BODIES = {  # a valid body per route, so the lookup (not validation) decides the answer
+    "/status": {"status": "03", "incoming_number": "1"},
+    "/forward": {"recipients": ["000.01.02.H99"]},
+    "/send": {"recipients": ["000.00.02.H99"]},
+    "/recall": {"reason": "thu hồi"},
+    "/tokens": {"label": "x"},
+}
+
+
+async def _private_objects(client, world) -> dict[str, str]:
+    """A document of the province sent to commune 1 only, with an attachment."""
+    form = upload_form(metadata("20-CV/TU"), attachments=[("phuluc.pdf", make_pdf("Phu luc"))])
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **form)
+    doc = up.json()
+    await client.post(f"/api/v1/documents/{doc['id']}/send", headers=world.auth("tu"),
+                      json={"recipients": ["000.00.01.H99"]})
+    inbox = (await client.get("/api/v1/inbox", headers=world.auth("xa1"))).json()["items"]
+    unit = (await client.get("/api/v1/units/me", headers=world.auth("xa1"))).json()
+    return {"doc_id": doc["id"], "att_id": doc["attachments"][0]["id"], "delivery_id": inbox[0]["id"],
+            "key": unit["code"], "id": inbox[0]["id"]}
+
+
+def _routes(app) -> list[tuple[str, str]]:
+    """Every documented endpoint that takes an id, from the OpenAPI document."""
+    paths = app.openapi()["paths"]
+    return [(m.upper(), p) for p, ops in sorted(paths.items()) if p.startswith("/api/v1") and "{" in p
+            for m in sorted(ops)]
+
+
+def _fill(path: str, values: dict[str, str], fake: bool) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        return uuid.uuid4().hex if fake or name not in values else values[name]
+
+    return re.sub(r"\{(\w+)\}", sub, path)
+
+
+def _comparable(resp) -> tuple[int, object]:
+    """Status and body, minus what only echoes the request (its URL, ids it named)."""
+    if not resp.headers.get("content-type", "").startswith(("application/json", "application/problem+json")):
+        return resp.status_code, resp.content
+    body = resp.json()
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in ("instance", "request_id")}
+    text = str(body)
+    for part in resp.request.url.path.split("/"):
+        if len(part) >= 8:
+            text = text.replace(part, "<id>")
+    return resp.status_code, text
+
+
+async def test_other_units_learn_nothing_from_any_endpoint(app, client, world) -> None:
+    ids = await _private_objects(client, world)
+    routes = _routes(app)
+    assert len(routes) >= 10, "every id-taking endpoint must be covered"
+    for method, path in routes:
+        body = next((b for suffix, b in BODIES.items() if path.endswith(suffix)), None)
+        kwargs = {"json": body} if method in ("POST", "PATCH") else {}
+        real = await client.request(method, _fill(path, ids, fake=False), headers=world.auth("xa2"), **kwargs)
+        fake = await client.request(method, _fill(path, ids, fake=True), headers=world.auth("xa2"), **kwargs)
+        assert real.status_code in (403, 404, 422), f"{method} {path} answered {real.status_code}"
+        assert _comparable(real) == _comparable(fake), f"{method} {path} tells a foreign id from a made-up one"
+        assert "20-CV/TU" not in real.text and "Tân Lập" not in real.text
+
+
+async def test_listings_show_only_the_callers_unit(client, world) -> None:
+    ids = await _private_objects(client, world)
+    for who in ("xa2", "cb_kp1"):
+        inbox = await client.get("/api/v1/inbox", headers=world.auth(who))
+        outbox = await client.get("/api/v1/outbox", headers=world.auth(who))
+        assert inbox.json()["items"] == [] and outbox.json()["items"] == []
+        assert ids["doc_id"] not in inbox.text + outbox.text
+
+
+async def test_every_api_endpoint_needs_a_token(app, client) -> None:
+    for method, path in _routes(app) + [("GET", "/api/v1/inbox"), ("POST", "/api/v1/documents")]:
+        r = await client.request(method, _fill(path, {}, fake=True))
+        assert r.status_code == 401, f"{method} {path} without a token answered {r.status_code}"
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_revoked_and_unknown_tokens_are_refused(client, world) -> None:
+    me = await client.get("/api/v1/me", headers=world.auth("admin"))
+    assert me.status_code == 200
+    user = await client.post("/api/v1/users", headers=world.auth("admin"),
+                             json={"username": "tichhop.qlvb", "full_name": "Hệ thống QLVB",
+                                   "roles": ["clerk"], "is_service": True})
+    assert user.status_code == 201, user.text
+    tok = await client.post(f"/api/v1/users/{user.json()['id']}/tokens", headers=world.auth("admin"),
+                            json={"label": "QLVB", "days": 30})
+    token = tok.json()["token"]
+    ok = await client.get("/api/v1/inbox", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    await client.delete(f"/api/v1/tokens/{tok.json()['id']}", headers=world.auth("admin"))
+    revoked = await client.get("/api/v1/inbox", headers={"Authorization": f"Bearer {token}"})
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+    unknown = await client.get("/api/v1/inbox", headers={"Authorization": "Bearer dx_nope"})
+    assert unknown.status_code == 401
+
+
+@pytest.mark.parametrize("who", ["cb_dong", "xa1_signer"])
+async def test_roles_limit_actions(client, world, who) -> None:
+    # A signer cannot register documents; a branch clerk cannot manage people.
+    if who == "xa1_signer":
+        r = await client.post("/api/v1/documents", headers=world.auth(who), **upload_form(metadata()))
+        assert r.status_code == 403 and "clerk" in r.json()["detail"]
+    else:
+        r = await client.get("/api/v1/users", headers=world.auth(who))
+        assert r.status_code == 403

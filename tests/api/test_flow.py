@@ -1,0 +1,135 @@
+"""The whole life of a document through HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from tests.factories.pdf import metadata, upload_form
+
+XA1 = "000.00.01.H99"
+BRANCHES_XA1 = {"000.01.01.H99": "cb_dong", "000.02.01.H99": "cb_tay", "000.03.01.H99": "cb_truong"}
+
+
+async def _inbox_delivery(client, world, who: str, doc_id: str) -> dict:
+    r = await client.get("/api/v1/inbox", headers=world.auth(who))
+    assert r.status_code == 200, r.text
+    matches = [d for d in r.json()["items"] if d["document_id"] == doc_id]
+    assert len(matches) == 1, f"{who} should have exactly one delivery of the document"
+    return matches[0]
+
+
+async def _status(client, world, who: str, delivery_id: str, **body) -> dict:
+    r = await client.post(f"/api/v1/deliveries/{delivery_id}/status", headers=world.auth(who), json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_document_life_from_upload_to_recall(client, world) -> None:
+    # The provincial clerk registers and sends to a commune and all its branches.
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"),
+                           **upload_form(metadata("08-NQ/TU", urgency="Khẩn")))
+    assert up.status_code == 201, up.text
+    doc_id = up.json()["id"]
+    sent = await client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"),
+                             json={"recipients": [XA1, {"under": XA1}]})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["created"] == 4
+
+    # Every recipient sees it arrived (01); the commune and one branch register (03), one returns (02).
+    xa1 = await _inbox_delivery(client, world, "xa1", doc_id)
+    assert xa1["status"] == "01" and xa1["document"]["urgency_name"] == "Khẩn"
+    await _status(client, world, "xa1", xa1["id"], status="03", incoming_number="125")
+    dong = await _inbox_delivery(client, world, "cb_dong", doc_id)
+    await _status(client, world, "cb_dong", dong["id"], status="03", incoming_number="7")
+    tay = await _inbox_delivery(client, world, "cb_tay", doc_id)
+    returned = await _status(client, world, "cb_tay", tay["id"], status="02", note="Gửi nhầm đơn vị")
+    assert returned["status"] == "02"
+
+    # The commune forwards to a unit below it (already a recipient: skipped) — and
+    # handling goes on: assigned (04), processing (05), completed (06).
+    fwd = await client.post(f"/api/v1/deliveries/{xa1['id']}/forward", headers=world.auth("xa1"),
+                            json={"recipients": ["000.03.01.H99", "000.01.01.H99"]})
+    assert fwd.status_code == 200, fwd.text
+    assert fwd.json()["already_sent"] == 2
+    for step in ("04", "05", "06"):
+        await _status(client, world, "xa1", xa1["id"], status=step, assignee="Lê Văn Cường")
+
+    # The sender sees every recipient's status, counted and listed.
+    seen = await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))
+    assert seen.status_code == 200
+    body = seen.json()
+    assert body["status_counts"] == {"06": 1, "03": 1, "02": 1, "01": 1}
+    by_code = {d["recipient"]["code"]: d for d in body["items"]}
+    assert by_code[XA1]["status"] == "06" and by_code["000.02.01.H99"]["note"] == "Gửi nhầm đơn vị"
+
+    # Recall: each recipient still holding it is asked (13) and answers 15 or 16.
+    rec = await client.post(f"/api/v1/documents/{doc_id}/recall", headers=world.auth("tu"),
+                            json={"reason": "Ban hành nhầm nội dung"})
+    assert rec.status_code == 200 and rec.json()["recall_requested"] == 3
+    truong = await _inbox_delivery(client, world, "cb_truong", doc_id)
+    assert truong["status"] == "13"
+    await _status(client, world, "cb_truong", truong["id"], status="15")
+    await _status(client, world, "cb_dong", dong["id"], status="16", note="Đã triển khai thực hiện")
+    gone = await client.get(f"/api/v1/documents/{doc_id}/content", headers=world.auth("cb_truong"))
+    assert gone.status_code == 410
+    assert gone.headers["content-type"].startswith("application/problem+json")
+
+    final = (await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))).json()
+    assert final["status_counts"] == {"13": 1, "15": 1, "16": 1, "02": 1}
+
+    # The whole story is in the audit history, and the chain holds.
+    hist = await client.get(f"/api/v1/documents/{doc_id}/history", headers=world.auth("auditor"))
+    actions = [e["action"] for e in hist.json()["entries"]]
+    assert actions[:2] == ["document.registered", "document.sent"]
+    assert "delivery.forwarded" in actions and "document.recall_requested" in actions
+    assert actions.count("delivery.status.03") == 2
+    chain = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))
+    assert chain.json()["ok"] is True
+
+
+async def test_forwarding_keeps_the_chain_of_hops(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("09-NQ/TU")))
+    doc_id = up.json()["id"]
+    await client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"), json={"recipients": [XA1]})
+    xa1 = await _inbox_delivery(client, world, "xa1", doc_id)
+    blocked = await client.post(f"/api/v1/deliveries/{xa1['id']}/forward", headers=world.auth("xa1"),
+                                json={"recipients": ["000.01.01.H99"]})
+    assert blocked.status_code == 409, "forwarding before registering must be refused"
+    await _status(client, world, "xa1", xa1["id"], status="03", incoming_number="12")
+    fwd = await client.post(f"/api/v1/deliveries/{xa1['id']}/forward", headers=world.auth("xa1"),
+                            json={"recipients": ["000.01.01.H99"]})
+    assert fwd.json()["created"] == 1
+    dong = await _inbox_delivery(client, world, "cb_dong", doc_id)
+    province = (await client.get("/api/v1/units/me", headers=world.auth("tu"))).json()["id"]
+    commune = (await client.get("/api/v1/units/me", headers=world.auth("xa1"))).json()["id"]
+    branch = (await client.get("/api/v1/units/me", headers=world.auth("cb_dong"))).json()["id"]
+    assert dong["hops"] == [province, commune, branch]
+    assert dong["parent_delivery_id"] == xa1["id"]
+    # The sender sees the forwarded delivery too.
+    seen = (await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))).json()
+    assert seen["status_counts"] == {"03": 1, "01": 1}
+    # Forwarding upwards is outside the forward policy (descendants only).
+    up_fwd = await client.post(f"/api/v1/deliveries/{xa1['id']}/forward", headers=world.auth("xa1"),
+                               json={"recipients": ["000.00.02.H99"]})
+    assert up_fwd.status_code == 403 and "descendants" in up_fwd.json()["detail"]
+
+
+async def test_urgent_documents_come_first_in_the_inbox(client, world) -> None:
+    for number, urgency in (("10-CV/TU", "Thường"), ("11-CV/TU", "Hỏa tốc"), ("12-CV/TU", "Khẩn")):
+        up = await client.post("/api/v1/documents", headers=world.auth("tu"),
+                               **upload_form(metadata(number, urgency=urgency)))
+        await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("tu"),
+                          json={"recipients": [XA1]})
+    items = (await client.get("/api/v1/inbox", headers=world.auth("xa1"))).json()["items"]
+    assert [i["document"]["number_notation"] for i in items] == ["11-CV/TU", "12-CV/TU", "10-CV/TU"]
+
+
+async def test_invalid_transitions_are_refused_with_the_allowed_steps(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("13-CV/TU")))
+    await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("tu"),
+                      json={"recipients": [XA1]})
+    d = await _inbox_delivery(client, world, "xa1", up.json()["id"])
+    r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "06"})
+    assert r.status_code == 409 and "02, 03" in r.json()["detail"]
+    r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "02"})
+    assert r.status_code == 422 and r.json()["field"] == "note"
+    r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "03"})
+    assert r.status_code == 422 and r.json()["field"] == "incoming_number"

@@ -1,0 +1,71 @@
+"""`docexchange audit verify` finds an altered and a deleted row."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import text
+
+from service import audit
+from service.storage.db import Database
+
+
+async def _fill(db: Database, n: int) -> None:
+    async with db.session() as s:
+        for i in range(n):
+            await audit.append(s, action="test.step", data={"i": i, "text": "Văn bản số " + str(i)})
+        await s.commit()
+
+
+def _cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCEX_DATABASE_URL": settings.effective_database_url,
+           "DOCEX_DATA_DIR": str(settings.data_dir)}
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+async def test_intact_chain_passes(settings, database) -> None:
+    await _fill(database, 5)
+    done = _cli(settings, "audit", "verify")
+    assert done.returncode == 0, done.stderr
+    assert "intact: 5 entries" in done.stdout
+
+
+async def test_altered_row_is_reported(settings, database) -> None:
+    await _fill(database, 5)
+    async with database.session() as s:
+        await s.execute(text("UPDATE audit_entry SET data = :d WHERE seq = 3"), {"d": '{"i": 99}'})
+        await s.commit()
+    done = _cli(settings, "audit", "verify")
+    assert done.returncode == 1
+    assert "BROKEN at entry #3" in done.stdout and "altered" in done.stdout
+
+
+async def test_deleted_row_is_reported(settings, database) -> None:
+    await _fill(database, 5)
+    async with database.session() as s:
+        await s.execute(text("DELETE FROM audit_entry WHERE seq = 2"))
+        await s.commit()
+    done = _cli(settings, "audit", "verify")
+    assert done.returncode == 1
+    assert "BROKEN at entry #2" in done.stdout and "missing" in done.stdout
+
+
+async def test_deleted_last_row_is_reported(settings, database) -> None:
+    await _fill(database, 4)
+    async with database.session() as s:
+        await s.execute(text("DELETE FROM audit_entry WHERE seq = 4"))
+        await s.commit()
+    report = _cli(settings, "audit", "verify", "--json")
+    assert report.returncode == 1 and '"first_broken_seq": 4' in report.stdout
+
+
+async def test_api_reports_the_broken_link(client, world, database) -> None:
+    await _fill(database, 3)
+    async with database.session() as s:
+        await s.execute(text("UPDATE audit_entry SET action = 'forged' WHERE seq = 2"))
+        await s.commit()
+    r = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))
+    assert r.json()["ok"] is False and r.json()["first_broken_seq"] == 2

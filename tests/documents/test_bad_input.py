@@ -1,0 +1,146 @@
+"""Bad input gets a clear problem+json, never a 500, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests.factories.pdf import make_pdf, metadata, upload_form
+
+
+def _stored_files(settings) -> list[Path]:
+    root = settings.blob_dir
+    return [p for p in root.rglob("*") if p.is_file() and p.name != ".ready"] if root.exists() else []
+
+
+async def _assert_nothing_stored(client, world, settings) -> None:
+    out = await client.get("/api/v1/outbox", headers=world.auth("xa1"))
+    assert out.json()["items"] == [], "a refused upload must not register a document"
+    assert _stored_files(settings) == [], "a refused upload must leave no file behind"
+
+
+def _problem(r, status: int) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["detail"] and body["type"].startswith("https://")
+    return body
+
+
+PDF = make_pdf()
+CASES = {
+    "not a pdf": (b"<html>hello</html>" * 10, 422, "not a PDF"),
+    "truncated pdf": (PDF[: len(PDF) // 2], 422, "truncated"),
+    "empty file": (b"", 422, "empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_broken_files_are_refused(client, world, settings, case) -> None:
+    data, status, words = CASES[case]
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(), pdf=data))
+    assert words in _problem(r, status)["detail"]
+    await _assert_nothing_stored(client, world, settings)
+
+
+async def test_over_the_limit_is_refused_while_streaming(client, world, settings) -> None:
+    big = make_pdf(padding=settings.max_upload_bytes + 10)
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(), pdf=big))
+    assert "limit" in _problem(r, 413)["detail"]
+    await _assert_nothing_stored(client, world, settings)
+    assert list((settings.blob_dir / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("mark", ["Mật", "TỐI MẬT", "tuyet mat", unicodedata.normalize("NFD", "Tuyệt mật")])
+async def test_classified_documents_are_refused_and_never_stored(client, world, settings, mark) -> None:
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                          **upload_form(metadata(secrecy=mark)))
+    body = _problem(r, 422)
+    assert body["type"].endswith("classified-document") and "nothing was stored" in body["detail"]
+    await _assert_nothing_stored(client, world, settings)
+
+
+async def test_duplicate_number_points_to_the_first(client, world, settings) -> None:
+    first = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata("05-KH/ĐU")))
+    assert first.status_code == 201
+    # Same number written with a leading zero dropped and the notation in NFD.
+    again = upload_form(metadata(unicodedata.normalize("NFD", "5-KH/ĐU"), subject="Khác"),
+                        pdf=make_pdf("other content"))
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **again)
+    body = _problem(r, 409)
+    assert body["existing_document_id"] == first.json()["id"]
+    assert len(_stored_files(settings)) == 1, "the refused duplicate's bytes must not be kept"
+
+
+@pytest.mark.parametrize(("field", "value"), [("issued_on", "20/13/2026"), ("issued_on", "2026-02-30"),
+                                              ("deadline", "tomorrow"), ("urgency", "rất gấp"),
+                                              ("number_notation", "kế hoạch số năm")])
+async def test_malformed_metadata_names_the_field(client, world, settings, field, value) -> None:
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(**{field: value})))
+    body = _problem(r, 422)
+    assert field in body["detail"] or body.get("field") == field
+    await _assert_nothing_stored(client, world, settings)
+
+
+async def test_metadata_that_is_not_json_or_missing(client, world, settings) -> None:
+    form = upload_form(metadata())
+    form["data"] = {"metadata": "{not json"}
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **form)
+    _problem(r, 422)
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                          files=[("file", ("a.pdf", PDF, "application/pdf"))])
+    assert "metadata" in _problem(r, 422)["detail"]
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), json=metadata())
+    _problem(r, 415)
+    await _assert_nothing_stored(client, world, settings)
+
+
+async def test_unknown_recipient_units_are_listed(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata()))
+    r = await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("xa1"),
+                          json={"recipients": ["000.01.01.H99", "999.99.99.Z99", {"under": "NOPE"}]})
+    body = _problem(r, 422)
+    assert body["unknown"] == ["999.99.99.Z99", "NOPE"]
+    deliveries = await client.get(f"/api/v1/documents/{up.json()['id']}/deliveries", headers=world.auth("xa1"))
+    assert deliveries.json()["items"] == [], "a refused send creates no delivery"
+
+
+async def test_routing_refusal_names_the_rule(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("cb_dong"), **upload_form(metadata("3-CV/CB")))
+    r = await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("cb_dong"),
+                          json={"recipients": ["000.01.02.H99"]})
+    body = _problem(r, 403)
+    assert body["rules"] == ["parent", "children", "siblings", "descendants"]
+    assert body["refused"] == ["000.01.02.H99"] and "parent" in body["detail"]
+
+
+async def test_nfd_names_are_the_same_names(client, world) -> None:
+    nfd = unicodedata.normalize("NFD", "Kế hoạch tổ chức Đại hội")
+    up = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                           **upload_form(metadata("40-KH/ĐU", subject=nfd)))
+    assert up.status_code == 201
+    assert up.json()["subject"] == unicodedata.normalize("NFC", nfd)
+    found = await client.get("/api/v1/outbox", headers=world.auth("xa1"),
+                             params={"q": unicodedata.normalize("NFD", "đại hội")})
+    assert [d["number_notation"] for d in found.json()["items"]] == ["40-KH/ĐU"]
+    bad_level = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                                  **upload_form(metadata("41-KH/ĐU", urgency=unicodedata.normalize("NFD", "Khẩn"))))
+    assert bad_level.json()["urgency"] == 1
+
+
+async def test_garbage_bodies_never_cause_a_server_error(client, world) -> None:
+    for method, path, kwargs in [
+        ("POST", "/api/v1/documents", {"content": b"\x00\xff" * 100,
+                                       "headers": {"content-type": "multipart/form-data; boundary=x"}}),
+        ("POST", "/api/v1/documents/abc/send", {"content": b"{", "headers": {"content-type": "application/json"}}),
+        ("GET", "/api/v1/inbox", {"params": {"cursor": "!!!notacursor"}}),
+        ("GET", "/api/v1/inbox", {"params": {"since": "yesterday"}}),
+        ("POST", "/api/v1/units/import", {"content": json.dumps([{"code": "bad code"}]).encode()}),
+    ]:
+        headers = {**world.auth("admin"), **kwargs.pop("headers", {})}
+        r = await client.request(method, path, headers=headers, **kwargs)
+        assert 400 <= r.status_code < 500, f"{method} {path}: {r.status_code} {r.text}"
+        assert r.headers["content-type"].startswith("application/problem+json")
