@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from typing import Any
 
 from service import audit, auth, units
 from service.errors import ServiceError
+from service.plugins import import_optional
 from service.settings import Settings
 from service.storage.db import Database
 from service.storage.migrate import upgrade
@@ -174,17 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_commands(sub: Any) -> None:
     for name in ("service.signing.cli", "service.mail.cli"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        adder = module.add_commands
-        try:
-            adder(sub, _settings)
-        except TypeError:
-            adder(sub)
+        module = import_optional(name)
+        if module is not None:
+            module.add_commands(sub, _settings)
 
 
 def main(argv: list[str] | None = None) -> int:

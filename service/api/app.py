@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +12,7 @@ from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
 from service.api.routes import audit, documents, health, units, users
 from service.documents import BlobStore
+from service.plugins import import_optional
 from service.routing import RoutingPolicy
 from service.settings import Settings
 from service.storage.db import Database
@@ -48,14 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _optional_routers() -> list[Any]:
-    routers = []
-    for name in _OPTIONAL_ROUTERS:
-        try:
-            routers.append(importlib.import_module(name).router)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return routers
+    modules = (import_optional(name) for name in _OPTIONAL_ROUTERS)
+    return [m.router for m in modules if m is not None]
 
 
 @asynccontextmanager
@@ -76,9 +70,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _start_worker(app: FastAPI) -> Any:
-    try:
-        mail = importlib.import_module("service.mail")
-    except ModuleNotFoundError:
-        return None
+    mail = import_optional("service.mail")
     start = getattr(mail, "start_embedded_worker", None)
     return await start(app.state.db, app.state.settings) if start else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from service.plugins import import_optional
+
 from service.audit.models import AuditEntry, AuditHead
 from service.documents.models import (
     Attachment,
@@ -37,16 +39,5 @@ __all__ = [
 metadata = SQLModel.metadata
 
 
-def _load_optional_tables() -> None:
-    """Tables owned by optional packages (mail) register themselves on import."""
-    import importlib
-
-    for name in ("service.mail.models",):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
-
-_load_optional_tables()
+# Tables owned by optional packages register themselves on import.
+import_optional("service.mail.models")
