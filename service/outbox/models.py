@@ -12,7 +12,7 @@ from service.storage.types import UTCDateTime, new_id, utcnow
 
 __all__ = ["EVENT_KINDS", "OutboxEvent"]
 
-EVENT_KINDS = ("arrival", "returned", "recall", "overdue_reminder", "overdue_parent")
+EVENT_KINDS = ("arrival", "returned", "recall", "overdue_reminder", "overdue_parent", "mail_failed")
 
 
 class OutboxEvent(SQLModel, table=True):

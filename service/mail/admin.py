@@ -1,0 +1,114 @@
+"""Operations on notifications for the API and the CLI: list, show, retry, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.documents.models import Document
+from service.outbox.models import OutboxEvent
+from service.storage.types import utcnow
+from service.units.models import Unit
+
+from . import repository as repo
+from .errors import NotificationNotFound, NotificationStateError
+from .models import MailAttempt, MailRecipient
+
+__all__ = ["NotificationDetail", "Scope", "cancel_notification", "get_notification", "list_notifications",
+           "retry_notification"]
+
+_OPEN = ("pending", "deferred")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose notifications the caller may see: a unit, or a subtree by path prefix. None: all (CLI)."""
+
+    unit_id: str | None
+    subtree_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDetail:
+    event: OutboxEvent
+    recipients: list[MailRecipient]
+    attempts: list[MailAttempt]
+
+
+async def _visible_units(session: AsyncSession, scope: Scope) -> object:
+    """One rule: events to the caller's unit(s), or about documents the caller's unit(s) sent."""
+    if scope.unit_id is None:
+        return True
+    if scope.subtree_path:
+        units = select(Unit.id).where(Unit.path.startswith(scope.subtree_path))  # type: ignore[attr-defined]
+    else:
+        units = select(Unit.id).where(Unit.id == scope.unit_id)  # type: ignore[arg-type]
+    sent_docs = select(Document.id).where(Document.sender_unit_id.in_(units))  # type: ignore[attr-defined]
+    return or_(OutboxEvent.unit_id.in_(units), OutboxEvent.document_id.in_(sent_docs))  # type: ignore[attr-defined]
+
+
+async def list_notifications(
+    session: AsyncSession, scope: Scope, *, state: str | None = None, limit: int = 100, before: datetime | None = None
+) -> list[OutboxEvent]:
+    """Newest first; ``state`` filters (e.g. 'failed'). Default: everything not yet sent."""
+    query = select(OutboxEvent).where(await _visible_units(session, scope))  # type: ignore[arg-type]
+    if state:
+        query = query.where(OutboxEvent.state == state)  # type: ignore[arg-type]
+    else:
+        query = query.where(OutboxEvent.state.in_(("pending", "sending", "deferred", "failed")))  # type: ignore[attr-defined]
+    if before is not None:
+        query = query.where(OutboxEvent.created_at < before)  # type: ignore[arg-type]
+    rows = await session.execute(query.order_by(OutboxEvent.created_at.desc()).limit(limit))  # type: ignore[attr-defined]
+    return list(rows.scalars())
+
+
+async def _visible_event(session: AsyncSession, scope: Scope, event_id: str) -> OutboxEvent:
+    rows = await session.execute(
+        select(OutboxEvent).where(OutboxEvent.id == event_id, await _visible_units(session, scope))  # type: ignore[arg-type]
+    )
+    event = rows.scalars().first()
+    if event is None:
+        raise NotificationNotFound(f"notification {event_id} not found")
+    return event
+
+
+async def get_notification(session: AsyncSession, scope: Scope, event_id: str) -> NotificationDetail:
+    """The event, its recipients and every server answer. Raises NotificationNotFound."""
+    event = await _visible_event(session, scope, event_id)
+    recipients = (await repo.recipients_by_event(session, [event.id])).get(event.id, [])
+    return NotificationDetail(event, recipients, await repo.attempts_of(session, event.id))
+
+
+async def retry_notification(session: AsyncSession, scope: Scope, event_id: str) -> OutboxEvent:
+    """Send the unsent recipients again now, with a fresh lifetime.
+
+    Raises NotificationNotFound, NotificationStateError (already sent or being sent).
+    """
+    event = await _visible_event(session, scope, event_id)
+    if event.state in ("sent", "sending"):
+        raise NotificationStateError(f"notification {event_id} is {event.state}")
+    now = utcnow()
+    for r in (await repo.recipients_by_event(session, [event.id])).get(event.id, []):
+        if r.state != "sent":
+            r.state, r.next_attempt_at, r.created_at, r.updated_at = "pending", now, now, now
+    event.state, event.next_attempt_at, event.updated_at = "pending", now, now
+    event.lease_owner = event.lease_until = None
+    await session.flush()
+    return event
+
+
+async def cancel_notification(session: AsyncSession, scope: Scope, event_id: str) -> OutboxEvent:
+    """Stop trying. Raises NotificationNotFound, NotificationStateError (already sent)."""
+    event = await _visible_event(session, scope, event_id)
+    if event.state in ("sent", "cancelled"):
+        raise NotificationStateError(f"notification {event_id} is {event.state}")
+    now = utcnow()
+    for r in (await repo.recipients_by_event(session, [event.id])).get(event.id, []):
+        if r.state in _OPEN:
+            r.state, r.updated_at = "cancelled", now
+    event.state, event.updated_at = "cancelled", now
+    await session.flush()
+    return event

@@ -1,0 +1,272 @@
+"""The SMTP transport: aiosmtplib submission with TLS + AUTH, and a small pool.
+
+Every aiosmtplib exception is translated here, into :mod:`service.mail.errors`.
+One connection carries one transaction at a time; the pool holds ``pool_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from .config import MailConfig
+from .errors import MailConfigError, SmtpError, SmtpPermanentError, SmtpTemporaryError
+
+__all__ = ["RecipientResult", "Reply", "SmtpConnection", "SmtpPool", "make_tls_context"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One server answer, for the transcript (``mail test``) and the attempt log."""
+
+    stage: str
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """What the server said about one recipient of one transaction."""
+
+    address: str
+    code: int
+    reply: str
+    stage: str
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+def make_tls_context(config: MailConfig) -> ssl.SSLContext:
+    """A verifying client context, trusting ``ca_file`` if given (blocking: reads files)."""
+    cafile = str(config.ca_file) if config.ca_file else None
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailConfigError(f"cannot load the SMTP CA bundle {cafile}: {exc}") from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _translate(exc: BaseException, stage: str) -> SmtpError:
+    """The one table from aiosmtplib's exceptions to ours."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        kind = SmtpPermanentError if exc.code >= 500 else SmtpTemporaryError
+        return kind(exc.code, exc.message, stage=stage)
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError):
+        return SmtpTemporaryError(0, f"connection lost: {exc}", stage=stage)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | asyncio.TimeoutError):
+        return SmtpTemporaryError(0, f"timeout: {exc}", stage=stage)
+    if isinstance(exc, OSError):
+        return SmtpTemporaryError(0, f"network error: {exc}", stage=stage)
+    # Other SMTPException: e.g. STARTTLS or AUTH not offered by the server.
+    return SmtpPermanentError(0, str(exc), stage=stage)
+
+
+_TRANSLATED = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
+
+
+class SmtpConnection:
+    """One submission session: connect, EHLO, STARTTLS, EHLO, AUTH, then transactions."""
+
+    def __init__(self, config: MailConfig, tls: ssl.SSLContext | None, transcript: list[Reply] | None = None):
+        self._config = config
+        self._tls = tls
+        self._transcript = transcript
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    @property
+    def usable(self) -> bool:
+        idle = time.monotonic() - self._last_used
+        return self._smtp is not None and self._smtp.is_connected and idle < self._config.idle_reconnect_s
+
+    async def open(self) -> None:
+        """Raises SmtpError (temporary or permanent) or MailConfigError."""
+        cfg = self._config
+        if not cfg.host:
+            raise MailConfigError("DOCEX_SMTP_HOST is not set")
+        self._smtp = aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, use_tls=cfg.security == "tls", start_tls=False,
+            tls_context=self._tls, timeout=cfg.timeout_s, local_hostname=cfg.local_hostname,
+        )
+        try:
+            await self._handshake(self._smtp)
+        except (SmtpError, MailConfigError):
+            self.abort()
+            raise
+        self._last_used = time.monotonic()
+
+    async def _handshake(self, smtp: aiosmtplib.SMTP) -> None:
+        await self._step("CONNECT", smtp.connect())
+        await self._step("EHLO", smtp.ehlo())
+        if self._config.security == "starttls":
+            await self._step("STARTTLS", smtp.starttls(tls_context=self._tls))
+            await self._step("EHLO", smtp.ehlo())
+        await self._login()
+
+    async def _login(self) -> None:
+        cfg, smtp = self._config, self._smtp
+        if smtp is None or not cfg.username:
+            if cfg.require_auth:
+                raise MailConfigError("the relay requires AUTH: set DOCEX_SMTP_USERNAME/PASSWORD")
+            return
+        if not smtp.supports_extension("auth"):
+            raise SmtpPermanentError(0, "server offers no AUTH (is TLS in force?)", stage="AUTH")
+        await self._step("AUTH", smtp.login(cfg.username, cfg.password))
+
+    async def _step(self, stage: str, coro: object) -> aiosmtplib.SMTPResponse:
+        try:
+            response: aiosmtplib.SMTPResponse = await coro  # type: ignore[misc]
+        except _TRANSLATED as exc:
+            error = _translate(exc, stage)
+            self._record(stage, error.smtp_code, error.reply)
+            if error.smtp_code in (0, 421):
+                self.abort()
+            raise error from exc
+        self._record(stage, response.code, response.message)
+        return response
+
+    def _record(self, stage: str, code: int, message: str) -> None:
+        if self._transcript is not None:
+            self._transcript.append(Reply(stage, code, message))
+
+    async def transaction(self, sender: str, recipients: list[str], raw: bytes) -> list[RecipientResult]:
+        """MAIL, RCPT per address, DATA. Raises SmtpError when the whole message failed."""
+        smtp = self._require()
+        self._last_used = time.monotonic()
+        options = [f"SIZE={len(raw)}"] if smtp.supports_extension("size") else []
+        await self._command("MAIL", smtp.mail(sender, options=options))
+        results = [await self._rcpt(smtp, address) for address in recipients]
+        accepted = [r for r in results if r.accepted]
+        if not accepted:
+            await self._command("RSET", smtp.rset())
+            return results
+        data = await self._step("DATA", smtp.data(raw))
+        self._last_used = time.monotonic()
+        final = {r.address: RecipientResult(r.address, data.code, data.message, "DATA") for r in accepted}
+        return [final.get(r.address, r) for r in results]
+
+    async def _command(self, stage: str, coro: object) -> None:
+        try:
+            await self._step(stage, coro)
+        except SmtpError as error:
+            if error.smtp_code == 421:
+                self.abort()
+            elif self.usable:
+                await self._reset_quietly()
+            raise
+
+    async def _rcpt(self, smtp: aiosmtplib.SMTP, address: str) -> RecipientResult:
+        try:
+            response = await smtp.rcpt(address)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            self._record("RCPT", exc.code, exc.message)
+            return RecipientResult(address, exc.code, exc.message, "RCPT")
+        except _TRANSLATED as exc:
+            error = _translate(exc, "RCPT")
+            self.abort()
+            raise error from exc
+        self._record("RCPT", response.code, response.message)
+        return RecipientResult(address, response.code, response.message, "RCPT")
+
+    async def _reset_quietly(self) -> None:
+        try:
+            await self._require().rset()
+        except _TRANSLATED as exc:
+            log.info("RSET after a refusal failed (%s); dropping the connection", exc)
+            self.abort()
+
+    def _require(self) -> aiosmtplib.SMTP:
+        if self._smtp is None or not self._smtp.is_connected:
+            raise SmtpTemporaryError(0, "not connected", stage="MAIL")
+        return self._smtp
+
+    async def quit(self) -> None:
+        if self._smtp is not None and self._smtp.is_connected:
+            try:
+                await self._step("QUIT", self._smtp.quit())
+            except SmtpError as error:
+                log.info("QUIT failed: %s", error)
+        self.abort()
+
+    def abort(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+        self._smtp = None
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SmtpPool:
+    """Up to ``pool_size`` reused sessions; reconnects after 421, idle close or loss."""
+
+    def __init__(self, config: MailConfig) -> None:
+        self._config = config
+        self._tls: ssl.SSLContext | None = None
+        self._idle: asyncio.Queue[SmtpConnection] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(config.pool_size)
+
+    async def send(self, sender: str, recipients: list[str], raw: bytes) -> list[RecipientResult]:
+        """One message to many recipients, split into transactions of ``max_recipients``.
+
+        Raises SmtpError when a whole transaction failed (connect, MAIL FROM, DATA).
+        """
+        if len(raw) > self._config.max_message_bytes:
+            raise SmtpPermanentError(552, "message exceeds the relay's size limit", stage="MAIL")
+        results: list[RecipientResult] = []
+        for chunk in _chunks(recipients, self._config.max_recipients):
+            results += await self._send_chunk(sender, chunk, raw)
+        return results
+
+    async def _send_chunk(self, sender: str, recipients: list[str], raw: bytes) -> list[RecipientResult]:
+        async with self._slots:
+            conn, reused = await self._acquire()
+            try:
+                results = await conn.transaction(sender, recipients, raw)
+            except SmtpError as error:
+                if not (reused and error.stage == "MAIL" and error.smtp_code in (0, 421)):
+                    raise
+                # A pooled session the server closed meanwhile: nothing was sent yet.
+                conn.abort()
+                conn, _ = await self._acquire(fresh=True)
+                results = await conn.transaction(sender, recipients, raw)
+            finally:
+                self._release(conn)
+            return results
+
+    async def _acquire(self, fresh: bool = False) -> tuple[SmtpConnection, bool]:
+        while not fresh and not self._idle.empty():
+            conn = self._idle.get_nowait()
+            if conn.usable:
+                return conn, True
+            await conn.quit()
+        if self._tls is None and self._config.security != "none":
+            self._tls = await asyncio.to_thread(make_tls_context, self._config)
+        conn = SmtpConnection(self._config, self._tls)
+        await conn.open()
+        return conn, False
+
+    def _release(self, conn: SmtpConnection) -> None:
+        if conn.usable:
+            self._idle.put_nowait(conn)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            await self._idle.get_nowait().quit()

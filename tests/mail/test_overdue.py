@@ -1,0 +1,55 @@
+"""Deliveries not registered by 17:00 (Mon–Fri, Vietnam time) remind the unit, then its parent, once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from service.mail import MailConfig, sweep_overdue
+from service.outbox.models import OutboxEvent
+from service.storage.db import Database
+
+from .conftest import add_delivery, add_document, add_unit
+
+pytestmark = pytest.mark.asyncio
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vn(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=VN)
+
+
+async def test_reminder_at_end_of_day_then_parent_next_working_day_each_once(db: Database, tmp_path: Path) -> None:
+    province = await add_unit(db, "Tỉnh ủy", ["tu@so.vn"])
+    commune = await add_unit(db, "Đảng ủy xã", ["xa@so.vn"], parent=province)
+    branch = await add_unit(db, "Chi bộ thôn 1", ["cb@so.vn"], parent=commune)
+    doc = await add_document(db, province)
+    late = await add_delivery(db, doc, branch, vn(20, 10))  # Friday 10:00
+    config = MailConfig(host="", workday_end_hour=17)
+
+    assert await sweep_overdue(db, config, vn(20, 16, 59)) == 0
+    assert await sweep_overdue(db, config, vn(20, 17, 1)) == 1
+    assert await sweep_overdue(db, config, vn(21, 9)) == 0  # Saturday: nothing new
+    assert await sweep_overdue(db, config, vn(23, 16)) == 0  # Monday before 17:00
+    assert await sweep_overdue(db, config, vn(23, 17, 1)) == 1
+    assert await sweep_overdue(db, config, vn(24, 17, 1)) == 0
+
+    async with db.session() as s:
+        events = list((await s.execute(select(OutboxEvent).order_by(OutboxEvent.created_at))).scalars())  # type: ignore[arg-type]
+    assert [(e.kind, e.unit_id, e.delivery_id) for e in events] == [
+        ("overdue_reminder", branch.id, late.id), ("overdue_parent", commune.id, late.id)]
+    assert events[1].payload["overdue_unit_name"] == "Chi bộ thôn 1"
+
+
+async def test_arrival_after_17h_is_due_the_next_working_day(db: Database) -> None:
+    province = await add_unit(db, "Tỉnh ủy", ["tu@so.vn"])
+    branch = await add_unit(db, "Chi bộ", ["cb@so.vn"], parent=province)
+    doc = await add_document(db, province)
+    await add_delivery(db, doc, branch, vn(20, 18))  # Friday 18:00
+    config = MailConfig(host="")
+    assert await sweep_overdue(db, config, vn(22, 20)) == 0  # Sunday
+    assert await sweep_overdue(db, config, vn(23, 17, 1)) == 1  # Monday 17:01
