@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     embedded_worker: bool = True
     auto_migrate: bool = True
+    # Signatures (see docs/signing.md).
+    signing_level: Literal["B-B", "B-T", "B-LT", "B-LTA"] = "B-T"
+    dev_pki: bool = True
+    trust_roots_file: Path | None = None
+    tsa_url: str = ""
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_pin: str = ""
+    verify_on_send: bool = True
+    verify_timeout_s: float = Field(default=60.0, gt=0)
+    verify_memory_mb: int = Field(default=1536, ge=256)
     # Mail relay (see docs/operations.md): filled in by the mail package.
     smtp_host: str = ""
     smtp_port: int = 587
@@ -67,6 +78,8 @@ class Settings(BaseSettings):
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.key_passphrase == PLACEHOLDER_SECRET:
             raise ValueError("DOCEX_KEY_PASSPHRASE must be set in production")
+        if self.environment == "production" and self.dev_pki and self.trust_roots_file is None:
+            raise ValueError("production needs the real trust roots: set DOCEX_TRUST_ROOTS_FILE and DOCEX_DEV_PKI=false")
         return self
 
     @property

@@ -76,10 +76,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     return url
 
 
+@pytest.fixture(scope="session")
+def dev_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One development PKI for the run (creating one costs seconds of RSA key generation)."""
+    from service.signing import DevelopmentPki
+
+    keys = tmp_path_factory.mktemp("keys")
+    DevelopmentPki.init(keys, TEST_PASSPHRASE.encode(), "http://docexchange.test/api/v1/pki")
+    return keys
+
+
+TEST_PASSPHRASE = "test-passphrase-not-secret"
+
+
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def settings(tmp_path: Path, db_url: str, dev_keys: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=db_url, embedded_worker=False,
-                    auto_migrate=False, keys_dir=tmp_path / "keys", max_upload_bytes=5 * 1024 * 1024,
+                    auto_migrate=False, keys_dir=dev_keys, key_passphrase=TEST_PASSPHRASE,
+                    public_base_url="http://docexchange.test", max_upload_bytes=5 * 1024 * 1024,
                     log_level="WARNING")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
-from service.api.routes import audit, documents, health, units, users
+from service.api.routes import audit, documents, health, pki, signing, units, users
 from service.documents import BlobStore
 from service.plugins import import_optional
 from service.routing import RoutingPolicy
@@ -25,7 +26,7 @@ party organisation. Every error is `application/problem+json`; every endpoint bu
 operations ones needs `Authorization: Bearer <token>`; times are Vietnam time (+07:00)."""
 
 # Routers of optional packages, mounted when the package is present.
-_OPTIONAL_ROUTERS = ("service.api.routes.notifications", "service.api.routes.signing")
+_OPTIONAL_ROUTERS = ("service.api.routes.notifications",)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_observability(app)
     app.include_router(health.router)
     api = APIRouter(prefix="/api/v1")
-    for module in (users, units, documents, audit):
+    for module in (users, units, documents, signing, pki, audit):
         api.include_router(module.router)
     for router in _optional_routers():
         api.include_router(router)
@@ -60,12 +61,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_async(settings.effective_database_url)
     app.state.db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     app.state.blobs = BlobStore(settings.blob_dir)
+    app.state.signing, app.state.signing_lock = None, asyncio.Lock()
     worker = await _start_worker(app) if settings.embedded_worker else None
     try:
         yield
     finally:
         if worker is not None:
             await worker.stop()
+        if app.state.signing is not None:
+            app.state.signing.close()
         await app.state.db.dispose()
 
 

@@ -14,6 +14,7 @@ from service.documents import BlobStore
 from service.errors import ConflictError
 from service.routing import RoutingPolicy
 from service.settings import Settings
+from service.signing.runtime import RuntimeConfig, SigningRuntime
 from service.storage.db import Database
 
 __all__ = [
@@ -22,10 +23,12 @@ __all__ = [
     "Policy",
     "Principal",
     "SettingsDep",
+    "Signing",
     "Transaction",
     "Tx",
     "current_principal",
     "require_roles",
+    "signing_runtime",
 ]
 
 
@@ -65,7 +68,17 @@ def _policy(request: Request) -> RoutingPolicy:
     return request.app.state.policy  # type: ignore[no-any-return]
 
 
+async def signing_runtime(request: Request) -> SigningRuntime:
+    # Started on first use: opening (or creating) the PKI costs a second or two.
+    state = request.app.state
+    async with state.signing_lock:
+        if state.signing is None:
+            state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
+        return state.signing  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+Signing = Annotated[SigningRuntime, Depends(signing_runtime)]
 Blobs = Annotated[BlobStore, Depends(_blobs)]
 Policy = Annotated[RoutingPolicy, Depends(_policy)]
 

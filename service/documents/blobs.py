@@ -40,6 +40,14 @@ class BlobStore:
     def writer(self, limit: int) -> BlobWriter:
         return BlobWriter(self, limit)
 
+    def scratch(self) -> Path:
+        """A fresh temporary path inside the store (same filesystem: renames are atomic)."""
+        return self.root / "tmp" / secrets.token_hex(16)
+
+    async def adopt(self, path: Path, sha256: str) -> Path:
+        """Move a finished file (from ``scratch``) to its content address."""
+        return await asyncio.to_thread(_move_into, path, self.path(sha256))
+
 
 class BlobWriter:
     """Receives chunks, hashes and writes them off the event loop, in 1 MiB steps.
@@ -58,6 +66,11 @@ class BlobWriter:
         self.size = 0
         self.head = b""
         self.tail = b""
+
+    @property
+    def tmp_path(self) -> Path:
+        """Where the bytes are until ``commit`` (or ``discard``)."""
+        return self._tmp
 
     async def write(self, chunk: bytes) -> None:
         """Raises TooLargeError once the limit is passed."""
@@ -98,15 +111,18 @@ class BlobWriter:
         return await asyncio.to_thread(self._commit_sync, sha256)
 
     def _commit_sync(self, sha256: str) -> Path:
-        final = self._store.path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            self._tmp.unlink(missing_ok=True)
-        else:
-            os.replace(self._tmp, final)
-        return final
+        return _move_into(self._tmp, self._store.path(sha256))
 
     def discard(self) -> None:
         if not self._file.closed:
             self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def _move_into(tmp: Path, final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        tmp.unlink(missing_ok=True)  # identical bytes are already stored
+    else:
+        os.replace(tmp, final)
+    return final

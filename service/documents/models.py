@@ -16,6 +16,7 @@ __all__ = [
     "DeliveryEvent",
     "Document",
     "DocumentSignature",
+    "ExternalSigningSession",
     "IdempotencyRecord",
     "VerificationRecord",
 ]
@@ -143,6 +144,17 @@ class DocumentSignature(SQLModel, table=True):
     signed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class SigningSessionBase(SQLModel):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    document_id: str = Field(foreign_key="document.id", index=True)
+    user_id: str = Field(foreign_key="app_user.id")
+    sha256_before: str = Field(max_length=64)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class VerificationRecord(SQLModel, table=True):
     """A verification report of one exact file (by hash)."""
 
@@ -154,3 +166,9 @@ class VerificationRecord(SQLModel, table=True):
     verdict: str = Field(max_length=20)
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExternalSigningSession(SigningSessionBase, table=True):
+    """A two-step signature in progress: prepared here, signed on the signer's token."""
+
+    __tablename__ = "external_signing_session"

@@ -44,8 +44,11 @@ def notification_payload(doc: Document, sender_name: str, **extra: Any) -> dict[
 
 
 async def send_document(session: AsyncSession, principal: Principal, doc_id: str,
-                        selectors: list[RecipientSelector], policy: RoutingPolicy) -> SendResult:
+                        selectors: list[RecipientSelector], policy: RoutingPolicy,
+                        notice: dict[str, Any] | None = None) -> SendResult:
     """One delivery per recipient unit, checked against the routing policy.
+
+    ``notice`` adds to what arrival notifications show (e.g. the signature verdict).
 
     Raises DocumentNotFoundError, PermissionDeniedError, UnknownUnitsError, RoutingRefusedError.
     """
@@ -56,7 +59,7 @@ async def send_document(session: AsyncSession, principal: Principal, doc_id: str
     sender = await _ref(session, principal.unit_id)
     recipients = await expand_recipients(session, selectors)
     policy.check(sender, recipients)
-    result = await _deliver(session, principal, doc, recipients, parent=None, base_hops=[sender.id])
+    result = await _deliver(session, principal, doc, recipients, parent=None, base_hops=[sender.id], notice=notice)
     doc.sent_at = doc.sent_at or utcnow()
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
                        document_id=doc.id, data=_recipient_digest(recipients, result))
@@ -90,13 +93,14 @@ async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
 
 
 async def _deliver(session: AsyncSession, principal: Principal, doc: Document, recipients: list[UnitRef],
-                   *, parent: Delivery | None, base_hops: list[str]) -> SendResult:
+                   *, parent: Delivery | None, base_hops: list[str],
+                   notice: dict[str, Any] | None = None) -> SendResult:
     existing = set((await session.execute(
         select(Delivery.recipient_unit_id).where(Delivery.document_id == doc.id))).scalars())
     fresh = [r for r in recipients if r.id not in existing and r.id != doc.sender_unit_id]
     now = utcnow()
     sender_name = (await session.execute(select(Unit.name).where(Unit.id == principal.unit_id))).scalar_one()
-    payload = notification_payload(doc, sender_name)
+    payload = notification_payload(doc, sender_name, **(notice or {}))
     deliveries, events, outbox = [], [], []
     for r in fresh:
         did = new_id()

@@ -13,6 +13,7 @@ from service.documents.models import (
     DeliveryEvent,
     Document,
     DocumentSignature,
+    ExternalSigningSession,
     IdempotencyRecord,
     VerificationRecord,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "DeliveryEvent",
     "Document",
     "DocumentSignature",
+    "ExternalSigningSession",
     "IdempotencyRecord",
     "OutboxEvent",
     "Unit",

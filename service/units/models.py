@@ -29,6 +29,8 @@ class Unit(SQLModel, table=True):
     depth: int = 0
     mailboxes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     has_seal: bool = False
+    # The red seal image (PNG, transparent), a blob; a clean one is drawn when absent.
+    seal_image_sha: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -48,6 +50,8 @@ class User(SQLModel, table=True):
     audit_root_id: str | None = Field(default=None, foreign_key="unit.id")
     is_service: bool = False
     active: bool = True
+    # The blue handwritten-signature image (PNG, transparent), a blob.
+    signature_image_sha: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

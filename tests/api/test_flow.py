@@ -33,7 +33,10 @@ async def test_document_life_from_upload_to_recall(client, world) -> None:
     assert sent.status_code == 200, sent.text
     assert sent.json()["created"] == 4
 
-    # Every recipient sees it arrived (01); the commune and one branch register (03), one returns (02).
+    # Every recipient sees it arrived (01), with the verification report made on sending
+    # (an unsigned document is not "passed"); the commune and one branch register (03), one returns (02).
+    report = await client.get(f"/api/v1/documents/{doc_id}/verification", headers=world.auth("cb_tay"))
+    assert report.status_code == 200 and report.json()["verdict"] != "passed"
     xa1 = await _inbox_delivery(client, world, "xa1", doc_id)
     assert xa1["status"] == "01" and xa1["document"]["urgency_name"] == "Khẩn"
     await _status(client, world, "xa1", xa1["id"], status="03", incoming_number="125")
@@ -78,7 +81,7 @@ async def test_document_life_from_upload_to_recall(client, world) -> None:
     # The whole story is in the audit history, and the chain holds.
     hist = await client.get(f"/api/v1/documents/{doc_id}/history", headers=world.auth("auditor"))
     actions = [e["action"] for e in hist.json()["entries"]]
-    assert actions[:2] == ["document.registered", "document.sent"]
+    assert actions[:3] == ["document.registered", "document.verified", "document.sent"]
     assert "delivery.forwarded" in actions and "document.recall_requested" in actions
     assert actions.count("delivery.status.03") == 2
     chain = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))

@@ -10,8 +10,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import documents as docs
-from service.api.deps import Blobs, CurrentPrincipal, Policy, SettingsDep, Tx
+from service.api.deps import Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
 from service.api.multipart import receive_form
+from service.documents.verification import send_verified
 from service.routing import RecipientSelector
 
 router = APIRouter(tags=["documents"])
@@ -74,13 +75,15 @@ async def attachment(doc_id: str, att_id: str, tx: Tx, principal: CurrentPrincip
     return FileResponse(blobs.path(att.sha256), media_type=att.content_type, filename=att.filename)
 
 
-@router.post("/documents/{doc_id}/send", summary="Send to units and selectors, checked by the routing policy")
-async def send(doc_id: str, body: docs.SendRequest, tx: Tx, principal: CurrentPrincipal, policy: Policy,
-               idempotency_key: IdemKey = None) -> JSONResponse:
+@router.post("/documents/{doc_id}/send", summary="Send to units and selectors, checked by the routing policy",
+             description="The document is verified first; every arrival notification carries the verdict.")
+async def send(doc_id: str, body: docs.SendRequest, request: Request, tx: Tx, principal: CurrentPrincipal,
+               policy: Policy, settings: SettingsDep, blobs: Blobs, idempotency_key: IdemKey = None) -> JSONResponse:
     selectors = [RecipientSelector.parse(item) for item in body.recipients]
+    runtime = await signing_runtime(request) if settings.verify_on_send else None
 
     async def run() -> dict[str, Any]:
-        result = await docs.send_document(tx.session, principal, doc_id, selectors, policy)
+        result = await send_verified(tx.session, principal, doc_id, selectors, policy, runtime, blobs)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 
     answer, replayed = await docs.replay_or_run(tx.session, principal, idempotency_key,

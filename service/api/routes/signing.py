@@ -1,0 +1,192 @@
+"""Signatures and verification: sign by role, images, reports, verify any PDF."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
+from pydantic import BaseModel, ConfigDict, Field
+
+from service import documents as docs
+from service.api.deps import Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
+from service.api.images import receive_png
+from service.api.multipart import receive_form
+from service.documents import evidence as evidence_export
+from service.documents import external_signing as external
+from service.documents import signing as doc_signing
+from service.documents import verification
+from service.errors import InvalidInputError
+from service.signing import VerificationReport, render_html
+from service.text import to_vn_iso
+
+router = APIRouter(tags=["signatures"])
+
+
+class PersonalSignatureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"page": 0, "box": [330, 120, 500, 200]}})
+
+    page: int = Field(default=0, ge=0, description="0-based page of the signature")
+    box: tuple[float, float, float, float] | None = Field(
+        default=None, description="x1, y1, x2, y2 in PDF points from the bottom left; default: lower right")
+    field_name: str | None = Field(default=None, max_length=100, description="An existing empty signature field")
+
+
+class SealRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    personal_field: str | None = Field(default=None, max_length=100,
+                                       description="The personal signature to overlap (default: the one made here)")
+
+
+def _signature_view(s: docs.DocumentSignature) -> dict[str, Any]:
+    return {"id": s.id, "kind": s.kind, "field_name": s.field_name, "signer_user_id": s.signer_user_id,
+            "unit_id": s.unit_id, "level": s.level, "sha256_before": s.sha256_before,
+            "sha256_after": s.sha256_after, "signed_at": to_vn_iso(s.signed_at)}
+
+
+def _report(record_or_report: dict[str, Any], fmt: str) -> Response:
+    if fmt == "html":
+        return HTMLResponse(render_html(VerificationReport.from_dict(record_or_report)))
+    return JSONResponse(record_or_report)
+
+
+@router.post("/documents/{doc_id}/signatures/personal", status_code=201,
+             summary="Signer: the visible personal signature (image between position and name)")
+async def sign_personal(doc_id: str, body: PersonalSignatureRequest, tx: Tx, principal: CurrentPrincipal,
+                        runtime: Signing, blobs: Blobs) -> dict[str, Any]:
+    where = doc_signing.PersonalRequest(body.page, body.box, body.field_name)
+    row = await doc_signing.sign_personal(tx.session, principal, doc_id, where, runtime, blobs)
+    await tx.commit()
+    return _signature_view(row)
+
+
+@router.post("/documents/{doc_id}/signatures/organisation", status_code=201,
+             summary="Clerk: the unit's seal over the left third of the personal signature; locks the document")
+async def sign_organisation(doc_id: str, body: SealRequest, tx: Tx, principal: CurrentPrincipal,
+                            runtime: Signing, blobs: Blobs) -> dict[str, Any]:
+    row = await doc_signing.sign_organisation(tx.session, principal, doc_id, body.personal_field, runtime, blobs)
+    await tx.commit()
+    return _signature_view(row)
+
+
+@router.post("/documents/{doc_id}/attachments/{att_id}/signature", status_code=201,
+             summary="Clerk: the organisation signature on an attachment (top right, text only)")
+async def sign_attachment(doc_id: str, att_id: str, tx: Tx, principal: CurrentPrincipal,
+                          runtime: Signing, blobs: Blobs) -> dict[str, Any]:
+    row = await doc_signing.sign_attachment(tx.session, principal, doc_id, att_id, runtime, blobs)
+    await tx.commit()
+    return _signature_view(row)
+
+
+@router.get("/documents/{doc_id}/signatures", summary="Signatures applied through the service")
+async def list_signatures(doc_id: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
+    doc = await docs.visible_document(tx.session, principal, doc_id)
+    rows = await doc_signing.signatures_of(tx.session, doc.id)
+    return {"document_id": doc.id, "signatures": [_signature_view(r) for r in rows]}
+
+
+@router.get("/documents/{doc_id}/verification", summary="The verification report of the document as it is now",
+            response_model=None)
+async def document_verification(doc_id: str, tx: Tx, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs,
+                                format: Literal["json", "html"] = Query("json")) -> Response:
+    record = await verification.document_verification(tx.session, principal, doc_id, runtime, blobs)
+    await tx.commit()
+    return _report(record.report, format)
+
+
+@router.post("/verify", summary="Verify any PDF (also one from elsewhere); nothing is stored",
+             description="Send the PDF as the body (`application/pdf`) or as the `file` field of a form.",
+             response_model=None)
+async def verify_any(request: Request, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs,
+                     settings: SettingsDep, format: Literal["json", "html"] = Query("json")) -> Response:
+    path = await _received_pdf(request, blobs, settings.max_upload_bytes)
+    try:
+        report = await runtime.verifier().verify(path)
+    finally:
+        path.unlink(missing_ok=True)
+    return _report(report.to_dict(), format)
+
+
+async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> Any:
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        form = await receive_form(request, blobs, limit)
+        files = [f for f in form.files if f.field == "file"]
+        if len(files) != 1:
+            form.discard()
+            raise InvalidInputError("send the PDF in the form field 'file'")
+        return files[0].writer.tmp_path
+    writer = blobs.writer(limit)
+    try:
+        async for chunk in request.stream():
+            await writer.write(chunk)
+        await writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.tmp_path
+
+
+@router.put("/me/signature-image", status_code=204, summary="Signer: upload the blue signature image (PNG)")
+async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
+    sha = await receive_png(request, blobs)
+    await doc_signing.set_signature_image(tx.session, principal, sha)
+    await tx.commit()
+
+
+@router.put("/units/me/seal-image", status_code=204, summary="Admin or clerk of a sealing unit: the red seal (PNG)")
+async def put_seal_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
+    sha = await receive_png(request, blobs)
+    await doc_signing.set_seal_image(tx.session, principal, sha)
+    await tx.commit()
+
+
+class ExternalPrepareRequest(PersonalSignatureRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "page": 0, "box": [330, 120, 500, 200], "certificate_chain": ["MIID...signer", "MIID...issuing CA"]}})
+
+    certificate_chain: list[str] = Field(min_length=1, max_length=10,
+                                         description="Base64 DER: the signer's certificate first, then its CAs")
+
+
+class ExternalCompleteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signature_value: str = Field(min_length=8, description="Base64 signature over `to_be_signed`")
+    certificate_chain: list[str] = Field(min_length=1, max_length=10)
+
+
+@router.post("/documents/{doc_id}/signatures/external", status_code=201,
+             summary="Signer with a USB token: step 1, get the bytes to sign",
+             description="Sign `to_be_signed` (or its SHA-256 `digest`) with the token's key, then call "
+                         "`POST /signing-sessions/{id}/complete` within 15 minutes.")
+async def prepare_external_signature(doc_id: str, body: ExternalPrepareRequest, tx: Tx,
+                                     principal: CurrentPrincipal, runtime: Signing,
+                                     blobs: Blobs) -> dict[str, Any]:
+    chain = external.decode_der_list(body.certificate_chain, "certificate_chain")
+    where = doc_signing.PersonalRequest(body.page, body.box, body.field_name)
+    row, request_data = await external.prepare_signing(tx.session, principal, doc_id, where, chain, runtime, blobs)
+    await tx.commit()
+    return {"session_id": row.id, "expires_at": to_vn_iso(row.expires_at), **request_data}
+
+
+@router.post("/signing-sessions/{session_id}/complete", status_code=201,
+             summary="Signer with a USB token: step 2, send the signature value; it is embedded and verified")
+async def complete_external_signature(session_id: str, body: ExternalCompleteRequest, tx: Tx,
+                                      principal: CurrentPrincipal, runtime: Signing,
+                                      blobs: Blobs) -> dict[str, Any]:
+    value = external.decode_der_list([body.signature_value], "signature_value")[0]
+    chain = external.decode_der_list(body.certificate_chain, "certificate_chain")
+    row = await external.complete_signing(tx.session, principal, session_id, value, chain, runtime, blobs)
+    await tx.commit()
+    return _signature_view(row)
+
+
+@router.get("/documents/{doc_id}/evidence", summary="Evidence package (ZIP): PDF, report, history, certificates",
+            response_class=FileResponse)
+async def evidence(doc_id: str, tx: Tx, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs) -> FileResponse:
+    path = await evidence_export.export_evidence(tx.session, principal, doc_id, runtime, blobs)
+    await tx.commit()
+    return FileResponse(path, media_type="application/zip", filename=f"evidence-{doc_id}.zip",
+                        background=BackgroundTask(path.unlink, missing_ok=True))

@@ -1,0 +1,42 @@
+"""The evidence package an auditor hands to an inspector: PDF, report, history, certificates."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import audit
+from service.auth import Principal
+from service.documents.blobs import BlobStore
+from service.documents.reading import document_history, readable_content
+from service.documents.verification import record_verification
+from service.signing import VerificationReport, build_evidence_zip
+from service.signing.runtime import SigningRuntime
+
+__all__ = ["export_evidence"]
+
+
+async def export_evidence(session: AsyncSession, principal: Principal, doc_id: str, runtime: SigningRuntime,
+                          blobs: BlobStore) -> Path:
+    """A ZIP in the store's scratch area (the caller deletes it after sending).
+
+    Raises DocumentNotFoundError, RecalledError, SigningError.
+    """
+    doc = await readable_content(session, principal, doc_id)
+    record = await record_verification(session, doc, runtime, blobs)
+    history = await document_history(session, principal, doc.id)
+    crls = [await asyncio.to_thread(runtime.pki.build_crl)] if runtime.pki else []
+    src = blobs.path(doc.sha256)
+    named = blobs.scratch().with_name(f"{doc.id}.pdf")
+    await asyncio.to_thread(named.symlink_to, src)
+    out = blobs.scratch().with_suffix(".zip")
+    try:
+        await asyncio.to_thread(build_evidence_zip, named, VerificationReport.from_dict(record.report), history, out,
+                                crls_der=crls)
+    finally:
+        named.unlink(missing_ok=True)
+    await audit.append(session, action="document.evidence_exported", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id, data={"report_sha256": record.sha256})
+    return out

@@ -1,0 +1,96 @@
+"""Two-step signing for signers whose key is on a USB token at their own computer.
+
+``prepare``: the service builds the signature field and appearance, and returns the
+bytes the token must sign. ``complete``: the client sends the signature value and its
+certificate chain; the service embeds them, verifies the result, and records it like
+any other personal signature. The prepared state never leaves the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth import Principal
+from service.documents.access import require_role
+from service.documents.blobs import BlobStore
+from service.documents.models import DocumentSignature, ExternalSigningSession
+from service.documents.signing import PersonalRequest, own_unsent_document, record_signature
+from service.errors import ConflictError, InvalidInputError, NotFoundError
+from service.signing import Placement, complete_external, prepare_external
+from service.signing.runtime import SigningRuntime
+from service.storage.types import utcnow
+from service.units import User
+
+__all__ = ["SESSION_LIFETIME", "complete_signing", "decode_der_list", "prepare_signing"]
+
+SESSION_LIFETIME = timedelta(minutes=15)
+
+
+def decode_der_list(items: list[str], what: str) -> list[bytes]:
+    """Base64 strings to bytes. Raises InvalidInputError naming the bad item."""
+    try:
+        return [base64.b64decode(item, validate=True) for item in items]
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be base64 (DER)") from exc
+
+
+async def prepare_signing(session: AsyncSession, principal: Principal, doc_id: str, where: PersonalRequest,
+                          chain: list[bytes], runtime: SigningRuntime,
+                          blobs: BlobStore) -> tuple[ExternalSigningSession, dict[str, str]]:
+    """Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, InvalidInputError, SigningError."""
+    require_role(principal, "signer")
+    if not chain:
+        raise InvalidInputError("send the signer's certificate (and its chain) in certificate_chain")
+    doc = await own_unsent_document(session, principal, doc_id)
+    user = await session.get(User, principal.user_id)
+    image = blobs.path(user.signature_image_sha).read_bytes() if user and user.signature_image_sha else None
+    prepared = await prepare_external(
+        blobs.path(doc.sha256), placement=Placement(page=where.page, box=where.box, field_name=where.field_name),
+        signer_name=user.full_name if user else principal.full_name, cert_der=chain[0], chain_der=chain[1:],
+        image_png=image, options=runtime.options, dst=blobs.scratch())
+    row = ExternalSigningSession(document_id=doc.id, user_id=principal.user_id, sha256_before=doc.sha256,
+                                 state={"prepared": base64.b64encode(prepared.state).decode()},
+                                 expires_at=utcnow() + SESSION_LIFETIME)
+    session.add(row)
+    await session.flush()
+    return row, prepared.client_request()
+
+
+async def complete_signing(session: AsyncSession, principal: Principal, session_id: str, signature_value: bytes,
+                           chain: list[bytes], runtime: SigningRuntime, blobs: BlobStore) -> DocumentSignature:
+    """Raises NotFoundError, ConflictError (expired, used, document changed), ExternalSigningError."""
+    row = await session.get(ExternalSigningSession, session_id)
+    if row is None or row.user_id != principal.user_id:
+        raise NotFoundError("no such signing session of yours")
+    if row.completed_at is not None:
+        raise ConflictError("this signing session was already completed")
+    if row.expires_at <= utcnow():
+        raise ConflictError("this signing session expired; prepare the signature again")
+    doc = await own_unsent_document(session, principal, row.document_id)
+    if doc.sha256 != row.sha256_before:
+        raise ConflictError("the document changed since the signature was prepared; prepare it again")
+    state = base64.b64decode(row.state["prepared"])
+    result = await complete_external(state, signature_value, chain, trust=runtime.trust,
+                                     timestamper=runtime.timestamper(), verifier=runtime.verifier())
+    row.completed_at = utcnow()
+    _forget_prepared(state)
+    return await record_signature(session, principal, doc, "personal", result, Path(result.output), blobs)
+
+
+def _forget_prepared(state: bytes) -> None:
+    # The prepared (unsigned) copy beside the output is not needed once the signed one exists.
+    try:
+        info: Any = json.loads(state)
+    except ValueError:
+        return
+    output = info.get("output") if isinstance(info, dict) else None
+    if isinstance(output, str):
+        out = Path(output)
+        out.with_name(f".{out.name}.prepared").unlink(missing_ok=True)

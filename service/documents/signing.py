@@ -1,0 +1,199 @@
+"""Signing a registered document: who may, in what order, and what is recorded.
+
+The PDF work is the signing package's; here: roles (signer → personal, clerk →
+organisation seal), the seal rule (a unit without a seal cannot apply one), the
+order (personal first, nothing after the seal, nothing after sending), the new
+file's content address, an optimistic check that nobody changed the document
+meanwhile, the signature row and the audit entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import audit
+from service.auth import Principal
+from service.documents.access import require_role, visible_document
+from service.documents.blobs import BlobStore
+from service.documents.models import Attachment, Document, DocumentSignature
+from service.documents.reading import attachment_of
+from service.errors import ConflictError, PermissionDeniedError
+from service.signing import Placement
+from service.signing.runtime import SigningRuntime
+from service.units import Unit, User
+
+__all__ = [
+    "PersonalRequest",
+    "own_unsent_document",
+    "record_signature",
+    "set_seal_image",
+    "set_signature_image",
+    "sign_attachment",
+    "sign_organisation",
+    "sign_personal",
+    "signatures_of",
+]
+
+
+@dataclass(frozen=True)
+class PersonalRequest:
+    """Where the personal signature goes: page + box (PDF points) or an empty field."""
+
+    page: int = 0
+    box: tuple[float, float, float, float] | None = None
+    field_name: str | None = None
+
+
+async def signatures_of(session: AsyncSession, doc_id: str) -> list[DocumentSignature]:
+    stmt = select(DocumentSignature).where(DocumentSignature.document_id == doc_id).order_by(
+        DocumentSignature.signed_at)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def own_unsent_document(session: AsyncSession, principal: Principal, doc_id: str) -> Document:
+    """The caller's unit's document, still open to signatures.
+
+    Raises DocumentNotFoundError, PermissionDeniedError, ConflictError.
+    """
+    doc = await visible_document(session, principal, doc_id)
+    if doc.sender_unit_id != principal.unit_id:
+        raise PermissionDeniedError("only the issuing unit signs its documents")
+    if doc.sent_at is not None:
+        raise ConflictError("this document was already sent; signatures are applied before sending")
+    if any(s.kind == "organisation" for s in await signatures_of(session, doc.id)):
+        raise ConflictError("the organisation seal is on this document: it is locked and cannot be signed again")
+    return doc
+
+
+async def _sealing_unit(session: AsyncSession, principal: Principal) -> Unit:
+    require_role(principal, "clerk")
+    unit = await session.get(Unit, principal.unit_id)
+    if unit is None or not unit.has_seal:
+        raise PermissionDeniedError("your unit holds no seal, so it cannot apply an organisation signature "
+                                    "(a chi bộ signs through its parent committee)")
+    return unit
+
+
+async def _image(blobs: BlobStore, sha: str | None) -> bytes | None:
+    return blobs.path(sha).read_bytes() if sha else None
+
+
+async def sign_personal(session: AsyncSession, principal: Principal, doc_id: str, where: PersonalRequest,
+                        runtime: SigningRuntime, blobs: BlobStore) -> DocumentSignature:
+    """The signer's visible personal signature.
+
+    Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, SigningError.
+    """
+    require_role(principal, "signer")
+    doc = await own_unsent_document(session, principal, doc_id)
+    user = await session.get(User, principal.user_id)
+    if user is None:
+        raise PermissionDeniedError("unknown signer")
+    signer = await runtime.for_person(user.id, user.full_name, user.email)
+    placement = _placement(where)
+    out = blobs.scratch()
+    result = await signer.sign_personal(blobs.path(doc.sha256), out, placement=placement,
+                                        signer_name=user.full_name,
+                                        image_png=await _image(blobs, user.signature_image_sha),
+                                        options=runtime.options)
+    return await record_signature(session, principal, doc, "personal", result, out, blobs)
+
+
+async def sign_organisation(session: AsyncSession, principal: Principal, doc_id: str, personal_field: str | None,
+                            runtime: SigningRuntime, blobs: BlobStore) -> DocumentSignature:
+    """The unit's seal over the left third of the personal signature; locks the document.
+
+    Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, SigningError.
+    """
+    unit = await _sealing_unit(session, principal)
+    doc = await own_unsent_document(session, principal, doc_id)
+    field = personal_field or _personal_field(await signatures_of(session, doc.id))
+    signer = await runtime.for_unit(unit.code, unit.name)
+    out = blobs.scratch()
+    result = await signer.sign_organisation(blobs.path(doc.sha256), out, unit_name=unit.name, personal_field=field,
+                                            seal_png=await _image(blobs, unit.seal_image_sha),
+                                            options=runtime.options)
+    return await record_signature(session, principal, doc, "organisation", result, out, blobs)
+
+
+async def sign_attachment(session: AsyncSession, principal: Principal, doc_id: str, att_id: str,
+                          runtime: SigningRuntime, blobs: BlobStore) -> DocumentSignature:
+    """The organisation signature on an attachment: top right, text only.
+
+    Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, SigningError.
+    """
+    unit = await _sealing_unit(session, principal)
+    doc = await own_unsent_document(session, principal, doc_id)
+    att = await attachment_of(session, doc.id, att_id)
+    signer = await runtime.for_unit(unit.code, unit.name)
+    out = blobs.scratch()
+    result = await signer.sign_attachment(blobs.path(att.sha256), out, number_notation=doc.number_notation,
+                                          unit_name=unit.name, options=runtime.options)
+    return await record_signature(session, principal, doc, "attachment", result, out, blobs, attachment=att)
+
+
+def _placement(where: PersonalRequest) -> Placement:
+    return Placement(page=where.page, box=where.box, field_name=where.field_name)
+
+
+def _personal_field(existing: list[DocumentSignature]) -> str:
+    personal = [s for s in existing if s.kind == "personal"]
+    if not personal:
+        raise ConflictError("the personal signature comes first: a signer must sign before the seal is applied")
+    return personal[-1].field_name
+
+
+async def record_signature(session: AsyncSession, principal: Principal, doc: Document, kind: str, result: Any, out: Path,
+                  blobs: BlobStore, attachment: Attachment | None = None) -> DocumentSignature:
+    """Adopt the signed file, move the document (or attachment) to it, and record who signed."""
+    target: Any = attachment or doc
+    before = target.sha256
+    size = out.stat().st_size
+    await blobs.adopt(out, result.sha256)
+    # Optimistic: two signatures racing on one version must not both land.
+    stmt = (update(type(target)).where(type(target).id == target.id, type(target).sha256 == before)
+            .values(sha256=result.sha256, size=size).execution_options(synchronize_session=False))
+    if (await session.execute(stmt)).rowcount != 1:
+        raise ConflictError("the document changed while it was being signed; sign again")
+    target.sha256, target.size = result.sha256, size
+    row = DocumentSignature(document_id=doc.id, kind=kind, field_name=result.field_name,
+                            signer_user_id=principal.user_id, unit_id=principal.unit_id, level=str(result.level),
+                            sha256_before=before, sha256_after=result.sha256, signed_at=result.signed_at)
+    session.add(row)
+    await session.flush()
+    await audit.append(session, action=f"document.signed.{kind}", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id, object_id=row.id,
+                       data={"field": result.field_name, "signer": result.signer_subject, "level": str(result.level),
+                             "sha256_before": before, "sha256_after": result.sha256,
+                             "attachment_id": attachment.id if attachment else None})
+    return row
+
+
+async def set_signature_image(session: AsyncSession, principal: Principal, sha256: str) -> None:
+    """A signer's own signature image. Raises PermissionDeniedError."""
+    require_role(principal, "signer")
+    user = await session.get(User, principal.user_id)
+    if user is None:
+        raise PermissionDeniedError("unknown signer")
+    user.signature_image_sha = sha256
+    await audit.append(session, action="user.signature_image", actor_id=user.id, unit_id=user.unit_id,
+                       data={"sha256": sha256})
+
+
+async def set_seal_image(session: AsyncSession, principal: Principal, sha256: str) -> None:
+    """The seal image of the caller's unit (admins and clerks of a sealing unit).
+
+    Raises PermissionDeniedError.
+    """
+    require_role(principal, "admin", "clerk")
+    unit = await session.get(Unit, principal.unit_id)
+    if unit is None or not unit.has_seal:
+        raise PermissionDeniedError("your unit holds no seal")
+    unit.seal_image_sha = sha256
+    await audit.append(session, action="unit.seal_image", actor_id=principal.user_id, unit_id=unit.id,
+                       data={"sha256": sha256})

@@ -1,0 +1,56 @@
+"""Errors raised by the signing package.
+
+ServiceError
+└── SigningError            anything the signing package refuses or fails to do
+    ├── KeyProviderError    a key or certificate cannot be loaded / token unusable
+    ├── PkiError            the development PKI cannot issue, revoke or answer
+    ├── SignatureCreationError  pyHanko failed to produce a signature
+    └── ExternalSigningError    a two-step (client-side) signature cannot be completed
+"""
+
+from service.errors import ServiceError
+
+__all__ = [
+    "ExternalSigningError",
+    "KeyProviderError",
+    "PkiError",
+    "SignatureCreationError",
+    "SigningError",
+]
+
+
+class SigningError(ServiceError):
+    """Root of the signing package's errors: the document cannot be signed as asked."""
+
+    status = 422
+    code = "signing-failed"
+    title = "The document could not be signed"
+
+
+class KeyProviderError(SigningError):
+    """A private key, certificate or PKCS#11 token could not be used."""
+
+    status = 503
+    code = "signing-key-unavailable"
+    title = "The signing key is not available"
+
+
+class PkiError(SigningError):
+    """The development PKI could not issue, revoke or answer a request."""
+
+    status = 503
+    code = "pki-unavailable"
+    title = "The certificate authority could not answer"
+
+
+class SignatureCreationError(SigningError):
+    """A signature could not be created (pyHanko or I/O failure)."""
+
+    code = "signature-creation-failed"
+
+
+class ExternalSigningError(SigningError):
+    """A two-step external signature could not be completed."""
+
+    code = "external-signature-rejected"
+    title = "The signature from the token was not accepted"

@@ -1,0 +1,254 @@
+"""PAdES signing: personal signature, organisation seal, attachment seal.
+
+Every function streams: the input is read through pyHanko's incremental
+writer and the output goes straight to a file, never to an in-memory copy.
+The pyHanko coroutine runs in a worker thread (hashing a 300 MB file must not
+block the event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+from zoneinfo import ZoneInfo
+
+from asn1crypto import tsp
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError as PyhankoSigningError
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.stamp import BaseStampStyle
+from pyhanko_certvalidator import ValidationContext
+
+from service.signing._fastcms import fast_signer
+from service.signing._pdfinfo import field_geometry, page_size, signature_field_names
+from service.signing.errors import SignatureCreationError, SigningError
+from service.signing.trust import TrustConfig
+
+__all__ = [
+    "VN_TZ",
+    "InProcessTimeStamper",
+    "Placement",
+    "SignResult",
+    "SignatureLevel",
+    "SigningOptions",
+    "build_timestamper",
+    "file_sha256",
+    "run_signing",
+]
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+Box = tuple[float, float, float, float]
+T = TypeVar("T")
+#: DER bytes reserved for the CMS: 3-cert RSA chain + signature + TSA token with
+#: its own chain, with margin (PKCS#11 + TSA + stamp needs generous room).
+DEFAULT_BYTES_RESERVED = 16 * 1024
+
+
+class SignatureLevel(StrEnum):
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a visible signature goes: an existing empty field, or page + box (PDF points)."""
+
+    page: int = 0
+    box: Box | None = None
+    field_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SigningOptions:
+    level: SignatureLevel = SignatureLevel.B_T
+    reason: str | None = None
+    location: str | None = None
+    bytes_reserved: int = DEFAULT_BYTES_RESERVED
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """What a signing call produced."""
+
+    field_name: str
+    signer_subject: str
+    signed_at: datetime  # UTC
+    level: SignatureLevel
+    sha256: str
+    output: Path
+
+
+TsaFunction = Callable[[tsp.TimeStampReq], tsp.TimeStampResp]
+
+
+class InProcessTimeStamper(TimeStamper):
+    """RFC 3161 client that calls a TSA function directly (no HTTP)."""
+
+    def __init__(self, answer: TsaFunction) -> None:
+        super().__init__(include_nonce=True)
+        self._answer = answer
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return self._answer(req)
+
+
+def build_timestamper(trust: TrustConfig, answer: TsaFunction | None = None) -> TimeStamper | None:
+    """The TSA client to reuse for every signature: HTTP when ``trust.tsa_url`` is
+    set, else in-process via ``answer`` (e.g. ``DevelopmentPki.timestamp_response``)."""
+    if trust.tsa_url:
+        from pyhanko.sign.timestamps.aiohttp_client import AIOHttpTimeStamper
+
+        return AIOHttpTimeStamper(trust.tsa_url)  # type: ignore[no-untyped-call]
+    return InProcessTimeStamper(answer) if answer else None
+
+
+class _TimedPdfSigner(signers.PdfSigner):
+    """PdfSigner whose signing time we choose, so the appearance text and the
+    CMS signing-time attribute agree to the second and are shown in +07:00."""
+
+    def __init__(self, *args: Any, signed_at: datetime, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signed_at = signed_at
+
+    def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> Any:
+        session = super().init_signing_session(pdf_out, existing_fields_only)
+        session.system_time = self._signed_at
+        return session
+
+
+@dataclass(frozen=True)
+class SignJob:
+    """Everything one signature needs, assembled by the public functions."""
+
+    meta: signers.PdfSignatureMetadata
+    signer: signers.Signer
+    timestamper: TimeStamper | None
+    style: BaseStampStyle | None
+    field_spec: fields.SigFieldSpec | None
+    text_params: dict[str, str]
+    options: SigningOptions
+    signed_at: datetime
+
+
+def now_vn() -> datetime:
+    return datetime.now(VN_TZ).replace(microsecond=0)
+
+
+def validation_context(trust: TrustConfig) -> ValidationContext:
+    """Offline context: only the roots and revocation data the trust config holds."""
+    return ValidationContext(
+        trust_roots=trust.roots(),
+        other_certs=trust.intermediates(),
+        crls=list(trust.crls_der),
+        ocsps=list(trust.ocsps_der),
+        allow_fetching=False,
+        revocation_mode=trust.revocation_mode,
+    )
+
+
+def metadata(field_name: str, options: SigningOptions, trust: TrustConfig | None, **extra: Any) -> signers.PdfSignatureMetadata:
+    long_term = options.level in (SignatureLevel.B_LT, SignatureLevel.B_LTA)
+    if long_term and trust is None:
+        raise SigningError(f"level {options.level} needs a trust configuration for revocation data")
+    return signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason=options.reason,
+        location=options.location,
+        embed_validation_info=long_term,
+        use_pades_lta=options.level is SignatureLevel.B_LTA,
+        validation_context=validation_context(trust) if long_term and trust else None,
+        **extra,
+    )
+
+
+async def run_signing(src: Path | BinaryIO, dst: Path, job: SignJob) -> SignResult:
+    """Sign ``src`` into ``dst`` in a worker thread. Raises SignatureCreationError."""
+    await offload(_sign_file, src, dst, job)
+    digest = await asyncio.to_thread(file_sha256, dst)
+    subject = job.signer.signing_cert.subject.human_friendly if job.signer.signing_cert else ""
+    return SignResult(
+        field_name=job.meta.field_name or "",
+        signer_subject=subject,
+        signed_at=job.signed_at.astimezone(UTC),
+        level=job.options.level,
+        sha256=digest,
+        output=dst,
+    )
+
+
+async def offload(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run a pyHanko coroutine on a private loop in a worker thread."""
+    return await asyncio.to_thread(lambda: asyncio.run(fn(*args)))
+
+
+async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
+    pdf_signer = _TimedPdfSigner(
+        job.meta, fast_signer(job.signer), timestamper=job.timestamper, stamp_style=job.style,
+        new_field_spec=job.field_spec, signed_at=job.signed_at,
+    )
+    try:
+        with _open_input(src) as inf, open(dst, "w+b") as outf:
+            writer = IncrementalPdfFileWriter(inf, strict=False)
+            await pdf_signer.async_sign_pdf(
+                writer, output=outf, bytes_reserved=job.options.bytes_reserved,
+                appearance_text_params=job.text_params or None,
+            )
+    except (PdfError, PyhankoSigningError, OSError, ValueError, KeyError) as exc:
+        dst.unlink(missing_ok=True)
+        raise SignatureCreationError(f"signing failed: {exc}") from exc
+
+
+def _open_input(src: Path | BinaryIO) -> BinaryIO:
+    if isinstance(src, Path):
+        return open(src, "rb")
+    return _NoClose(src)
+
+
+class _NoClose:
+    """Context manager handing out a caller-owned stream without closing it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def __enter__(self) -> BinaryIO:
+        return self._stream
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> tuple[list[str], tuple[int, Box] | None, Box]:
+    """Existing signature fields, geometry of ``field_name`` and size of ``page``."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with _open_input(src) as inf:
+        try:
+            reader = PdfFileReader(inf, strict=False)
+            geometry = field_geometry(reader, field_name) if field_name else None
+            target_page = geometry[0] if geometry else page
+            return signature_field_names(reader), geometry, page_size(reader, target_page)
+        except (PdfError, KeyError, ValueError, IndexError) as exc:
+            raise SignatureCreationError(f"cannot read PDF layout: {exc}") from exc
+        finally:
+            if not isinstance(src, Path):
+                src.seek(0)

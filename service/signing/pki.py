@@ -1,0 +1,246 @@
+"""Development PKI: a file-backed mirror of the real government PKI.
+
+Layout of ``keys_dir`` (everything but README.md/.gitignore is git-ignored)::
+
+    root-ca.pem / root-ca.key.pem        stands in for the national government CA
+    issuing-ca.pem / issuing-ca.key.pem  issues unit, personal, TSA and OCSP certs
+    tsa.pem / tsa.key.pem                RFC 3161 TSA (EKU timeStamping, critical)
+    ocsp.pem / ocsp.key.pem              OCSP responder (EKU OCSPSigning, ocsp-nocheck)
+    org/<unit_code>.pem / .key.pem       organisation (seal) certificates
+    personal/<user_id>.pem / .key.pem    personal certificates
+    state.json                           serials issued, revocations, CRL number
+
+Private keys are PKCS#8 encrypted with the caller's passphrase.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import tsp
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from service.signing._responders import Responders, RevocationEntry
+from service.signing._x509 import CertProfile, KeyPair, build_cert, decrypt_key, encrypt_key, new_key, vn_name
+from service.signing.errors import PkiError
+from service.signing.trust import TrustConfig
+
+__all__ = ["DEFAULT_PKI_BASE_URL", "DevelopmentPki", "IssuedCert"]
+
+DEFAULT_PKI_BASE_URL = "http://127.0.0.1:8000/api/v1/pki"
+_INFRA = {
+    "root-ca": "Docexchange Dev Root CA (stand-in national gov CA)",
+    "issuing-ca": "Docexchange Dev Issuing CA",
+    "tsa": "Docexchange Dev TSA",
+    "ocsp": "Docexchange Dev OCSP Responder",
+}
+_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REASONS = {flag.name: flag for flag in x509.ReasonFlags}
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """Where an issued certificate and its encrypted key live."""
+
+    serial: int
+    subject: str
+    cert_path: Path
+    key_path: Path
+    chain_paths: tuple[Path, ...]
+
+
+class DevelopmentPki:
+    """Root CA, issuing CA, TSA and OCSP responder kept as files under ``keys_dir``."""
+
+    def __init__(self, keys_dir: Path, passphrase: bytes, base_url: str, pairs: dict[str, KeyPair]) -> None:
+        self.keys_dir = keys_dir
+        self.base_url = base_url.rstrip("/")
+        self._passphrase = passphrase
+        self._pairs = pairs
+        self._state = self._read_state()
+        self.responders = Responders(
+            issuing=pairs["issuing-ca"], root=pairs["root-ca"], tsa=pairs["tsa"], ocsp=pairs["ocsp"]
+        )
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def init(cls, keys_dir: Path, passphrase: bytes, base_url: str = DEFAULT_PKI_BASE_URL) -> DevelopmentPki:
+        """Create the CA hierarchy if absent (idempotent), then open it.
+
+        Raises PkiError if existing files cannot be decrypted.
+        """
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        if not (keys_dir / "root-ca.pem").exists():
+            _create_hierarchy(keys_dir, passphrase, base_url.rstrip("/"))
+        return cls.open(keys_dir, passphrase)
+
+    @classmethod
+    def open(cls, keys_dir: Path, passphrase: bytes) -> DevelopmentPki:
+        """Open an existing PKI. Raises PkiError when missing or undecryptable."""
+        try:
+            state = json.loads((keys_dir / "state.json").read_text("utf-8"))
+            pairs = {name: _load_pair(keys_dir / name, passphrase) for name in _INFRA}
+        except (OSError, ValueError, TypeError) as exc:
+            raise PkiError(f"cannot open development PKI in {keys_dir}: {exc}") from exc
+        return cls(keys_dir, passphrase, state["base_url"], pairs)
+
+    # -- issuing --------------------------------------------------------------
+    @property
+    def root_cert(self) -> x509.Certificate:
+        return self._pairs["root-ca"].cert
+
+    @property
+    def chain_paths(self) -> tuple[Path, ...]:
+        return (self.keys_dir / "issuing-ca.pem", self.keys_dir / "root-ca.pem")
+
+    def issue_organisation_cert(self, unit_code: str, unit_name: str) -> IssuedCert:
+        """Issue the seal certificate of a unit (CN = unit name, serialNumber = unit code)."""
+        name = vn_name(_nfc(unit_name), org=_nfc(unit_name), extra={"serial": unit_code})
+        return self._issue("org", unit_code, name, CertProfile())
+
+    def issue_personal_cert(self, user_id: str, full_name: str, email: str) -> IssuedCert:
+        """Issue a person's signing certificate (CN = full name, UID = user id)."""
+        name = vn_name(_nfc(full_name), extra={"uid": user_id, "email": email})
+        return self._issue("personal", user_id, name, CertProfile(email=email))
+
+    def _issue(self, kind: str, ident: str, subject: x509.Name, profile: CertProfile) -> IssuedCert:
+        if not _SAFE.match(ident):
+            raise PkiError(f"identifier {ident!r} is not a safe file name")
+        key = new_key()
+        cert = build_cert(subject, key, self._pairs["issuing-ca"], profile, base_url=self.base_url, now=_now())
+        base = self.keys_dir / kind / ident
+        base.parent.mkdir(exist_ok=True)
+        _write_pair(base, KeyPair(cert, key), self._passphrase)
+        self._record(cert, kind, base)
+        return self.issued(cert.serial_number)
+
+    def issued(self, serial: int) -> IssuedCert:
+        """Look up a certificate issued earlier. Raises PkiError when unknown."""
+        entry = self._state["issued"].get(str(serial))
+        if entry is None:
+            raise PkiError(f"serial {serial} was not issued by this PKI")
+        base = self.keys_dir / entry["path"]
+        return IssuedCert(serial, entry["subject"], _cert_file(base), _key_file(base), self.chain_paths)
+
+    # -- revocation -----------------------------------------------------------
+    def revoke(self, serial: int, reason: str = "unspecified", at: datetime | None = None) -> None:
+        """Record a revocation (UTC). Raises PkiError for unknown serial or reason."""
+        self.issued(serial)
+        if reason not in _REASONS:
+            raise PkiError(f"unknown revocation reason {reason!r}; use one of {sorted(_REASONS)}")
+        when = (at or _now()).astimezone(UTC)
+        self._state["revoked"][str(serial)] = {"reason": reason, "at": when.isoformat()}
+        self._write_state()
+
+    def revocations(self) -> list[RevocationEntry]:
+        return [
+            RevocationEntry(int(serial), datetime.fromisoformat(item["at"]), _REASONS[item["reason"]])
+            for serial, item in self._state["revoked"].items()
+        ]
+
+    def build_crl(self) -> bytes:
+        """DER CRL of the issuing CA listing every revocation recorded so far."""
+        self._state["crl_number"] += 1
+        self._write_state()
+        return self.responders.issuing_crl(self.revocations(), self._state["crl_number"], _now())
+
+    def build_root_crl(self) -> bytes:
+        """DER CRL of the root CA (the issuing CA is never revoked here)."""
+        return self.responders.root_crl(_now())
+
+    def answer_ocsp(self, request_der: bytes) -> bytes:
+        """Answer a DER OCSP request about a certificate from the issuing CA."""
+        return self.responders.answer_ocsp(request_der, self.revocations(), _now())
+
+    def answer_timestamp(self, tsq_der: bytes) -> bytes:
+        """Answer a DER RFC 3161 TimeStampReq with a DER TimeStampResp."""
+        return self.responders.answer_timestamp(tsq_der, _now())
+
+    def timestamp_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        """Same as :meth:`answer_timestamp` on asn1crypto objects (in-process TSA client)."""
+        return self.responders.timestamp_response(req, _now())
+
+    def trust_config(self, *, with_revocation: bool = True) -> TrustConfig:
+        """Trust settings for documents signed by this PKI (root + current CRLs)."""
+        crls = (self.build_crl(), self.build_root_crl()) if with_revocation else ()
+        return TrustConfig(roots_pem=_pem(self.root_cert), crls_der=crls)
+
+    # -- state ----------------------------------------------------------------
+    def _record(self, cert: x509.Certificate, kind: str, base: Path) -> None:
+        subject = cert.subject.rfc4514_string()
+        rel = str(base.relative_to(self.keys_dir))
+        self._state["issued"][str(cert.serial_number)] = {"subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat()}
+        self._write_state()
+
+    def _read_state(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.keys_dir / "state.json").read_text("utf-8"))
+        return data
+
+    def _write_state(self) -> None:
+        tmp = self.keys_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(self._state, indent=1, ensure_ascii=False), "utf-8")
+        tmp.replace(self.keys_dir / "state.json")
+
+
+def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
+    now = _now()
+    root_key = new_key()
+    root = KeyPair(build_cert(vn_name(_INFRA["root-ca"]), root_key, None, CertProfile(ca=True, lifetime_days=3650), base_url=base_url, now=now), root_key)
+    ca_key = new_key()
+    ca_profile = CertProfile(ca=True, path_length=0, lifetime_days=3000)
+    issuing = KeyPair(build_cert(vn_name(_INFRA["issuing-ca"]), ca_key, root, ca_profile, base_url=base_url, now=now), ca_key)
+    pairs = {"root-ca": root, "issuing-ca": issuing}
+    profiles = {
+        "tsa": CertProfile(eku=(ExtendedKeyUsageOID.TIME_STAMPING,)),
+        "ocsp": CertProfile(eku=(ExtendedKeyUsageOID.OCSP_SIGNING,), ocsp_nocheck=True),
+    }
+    for name, profile in profiles.items():
+        key = new_key()
+        pairs[name] = KeyPair(build_cert(vn_name(_INFRA[name]), key, issuing, profile, base_url=base_url, now=now), key)
+    for name, pair in pairs.items():
+        _write_pair(keys_dir / name, pair, passphrase)
+    state = {"base_url": base_url, "issued": {}, "revoked": {}, "crl_number": 0}
+    for name, pair in pairs.items():
+        state["issued"][str(pair.cert.serial_number)] = {"subject": pair.cert.subject.rfc4514_string(), "kind": "infra", "path": name, "issued_at": now.isoformat()}
+    (keys_dir / "state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False), "utf-8")
+
+
+def _cert_file(base: Path) -> Path:
+    return base.parent / f"{base.name}.pem"
+
+
+def _key_file(base: Path) -> Path:
+    return base.parent / f"{base.name}.key.pem"
+
+
+def _write_pair(base: Path, pair: KeyPair, passphrase: bytes) -> None:
+    _cert_file(base).write_bytes(_pem(pair.cert))
+    key_path = _key_file(base)
+    key_path.write_bytes(encrypt_key(pair.key, passphrase))
+    key_path.chmod(0o600)
+
+
+def _load_pair(base: Path, passphrase: bytes) -> KeyPair:
+    cert = x509.load_pem_x509_certificate(_cert_file(base).read_bytes())
+    return KeyPair(cert, decrypt_key(_key_file(base).read_bytes(), passphrase))
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return cert.public_bytes(Encoding.PEM)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,141 @@
+"""What the running service signs and verifies with, built once from the settings.
+
+Development: a PKI in ``keys_dir`` (created on first use) issues a certificate to a
+signer or a sealing unit the first time they sign. Production: the operator puts the
+real certificates and encrypted keys in the same layout (``personal/<user id>.pem`` and
+``.key.pem``, ``org/<unit code>.pem`` and ``.key.pem``) or in a PKCS#11 token (key label
+= user id or unit code), and names the trust roots and the TSA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyhanko.sign.timestamps import TimeStamper
+
+from service.signing.keys import FileKeyProvider, KeyProvider, Pkcs11KeyProvider
+from service.signing.pades import SignatureLevel, SigningOptions, build_timestamper
+from service.signing.pki import DevelopmentPki
+from service.signing.service import DocumentSigner
+from service.signing.trust import TrustConfig
+from service.signing.verify import Verifier, VerifierOptions
+
+__all__ = ["RuntimeConfig", "SigningRuntime"]
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The settings the runtime needs (a slice of service.settings.Settings)."""
+
+    keys_dir: Path
+    passphrase: bytes
+    pki_base_url: str
+    level: SignatureLevel = SignatureLevel.B_T
+    dev_pki: bool = True
+    trust_roots_file: Path | None = None
+    tsa_url: str = ""
+    pkcs11_module: str = ""
+    pkcs11_token_label: str = ""
+    pkcs11_pin: str = ""
+    verify_timeout_s: float = 60.0
+    verify_memory_mb: int = 1536
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RuntimeConfig:
+        return cls(
+            keys_dir=Path(settings.keys_dir), passphrase=settings.key_passphrase.encode(),
+            pki_base_url=settings.public_base_url.rstrip("/") + "/api/v1/pki",
+            level=SignatureLevel(settings.signing_level), dev_pki=settings.dev_pki,
+            trust_roots_file=settings.trust_roots_file, tsa_url=settings.tsa_url,
+            pkcs11_module=settings.pkcs11_module, pkcs11_token_label=settings.pkcs11_token_label,
+            pkcs11_pin=settings.pkcs11_pin, verify_timeout_s=settings.verify_timeout_s,
+            verify_memory_mb=settings.verify_memory_mb,
+        )
+
+
+@dataclass
+class SigningRuntime:
+    """Trust, timestamper, verifier pool and loaded signers, shared by all requests."""
+
+    config: RuntimeConfig
+    pki: DevelopmentPki | None
+    trust: TrustConfig
+    _signers: dict[str, DocumentSigner] = field(default_factory=dict)
+    _verifier: Verifier | None = None
+    _timestamper: TimeStamper | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    async def start(cls, config: RuntimeConfig) -> SigningRuntime:
+        """Open (or, in development, create) the PKI. Raises SigningError subclasses."""
+        pki = await asyncio.to_thread(DevelopmentPki.init, config.keys_dir, config.passphrase,
+                                      config.pki_base_url) if config.dev_pki else None
+        return cls(config, pki, _trust(config, pki))
+
+    @property
+    def options(self) -> SigningOptions:
+        return SigningOptions(level=self.config.level)
+
+    def timestamper(self) -> TimeStamper | None:
+        """One TSA client for every signature (pyHanko caches its size probe in it)."""
+        if self._timestamper is None:
+            self._timestamper = build_timestamper(self.trust, self.pki.timestamp_response if self.pki else None)
+        return self._timestamper
+
+    def verifier(self) -> Verifier:
+        """The shared, warm verification pool (worker processes start on first use)."""
+        if self._verifier is None:
+            self._verifier = Verifier(self.trust, VerifierOptions(
+                timeout_s=self.config.verify_timeout_s, memory_mb=self.config.verify_memory_mb))
+        return self._verifier
+
+    async def for_person(self, user_id: str, full_name: str, email: str) -> DocumentSigner:
+        """The signer of a person's personal certificate. Raises KeyProviderError."""
+        return await self._signer("personal", user_id, lambda: self.pki.issue_personal_cert(  # type: ignore[union-attr]
+            user_id, full_name, email))
+
+    async def for_unit(self, unit_code: str, unit_name: str) -> DocumentSigner:
+        """The signer of a unit's organisation certificate (its seal). Raises KeyProviderError."""
+        return await self._signer("org", unit_code, lambda: self.pki.issue_organisation_cert(  # type: ignore[union-attr]
+            unit_code, unit_name))
+
+    async def _signer(self, kind: str, ident: str, issue: Any) -> DocumentSigner:
+        async with self._lock:
+            key = f"{kind}/{ident}"
+            if key not in self._signers:
+                provider = await self._provider(kind, ident, issue)
+                self._signers[key] = DocumentSigner(provider, timestamper=self.timestamper(), trust=self.trust)
+            return self._signers[key]
+
+    async def _provider(self, kind: str, ident: str, issue: Any) -> KeyProvider:
+        cfg = self.config
+        chain = self.pki.chain_paths if self.pki else _chain_files(cfg.keys_dir)
+        if cfg.pkcs11_module:
+            # The CMS must carry the issuing chain, or verifiers cannot build a path.
+            return Pkcs11KeyProvider(module_path=cfg.pkcs11_module, token_label=cfg.pkcs11_token_label,
+                                     pin=cfg.pkcs11_pin, key_label=ident, chain_paths=tuple(chain))
+        # Codes contain dots (000.00.01.H99): build names, not suffixes.
+        cert, key = cfg.keys_dir / kind / f"{ident}.pem", cfg.keys_dir / kind / f"{ident}.key.pem"
+        if not cert.exists() and self.pki is not None:
+            await asyncio.to_thread(issue)
+        return FileKeyProvider(key_path=key, cert_path=cert, passphrase=cfg.passphrase, chain_paths=tuple(chain))
+
+    def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.close()
+
+
+def _chain_files(keys_dir: Path) -> tuple[Path, ...]:
+    # Production: the issuing chain the operator placed beside the keys, if any.
+    return tuple(p for p in (keys_dir / "chain.pem",) if p.exists())
+
+
+def _trust(config: RuntimeConfig, pki: DevelopmentPki | None) -> TrustConfig:
+    if config.trust_roots_file is not None:
+        return TrustConfig.from_files(config.trust_roots_file, tsa_url=config.tsa_url or None)
+    if pki is not None:
+        return pki.trust_config()
+    raise ValueError("no trust roots: set DOCEX_TRUST_ROOTS_FILE, or enable the development PKI")

@@ -1,0 +1,161 @@
+"""Verification entry points: a warm pool of worker processes, each bounded in
+address space (RLIMIT_AS) and each file bounded in time.
+
+Keep one :class:`Verifier` for the life of the app (bulk verification of
+1,000 documents reuses the warm workers and their parsed trust roots).
+
+Throughput: each worker parses the trust material once (at start-up, not per
+file) and installs the exact speed-ups of :mod:`service.signing._speedups`;
+no more files are handed to the pool than there are workers, so a file's
+timeout measures its own verification, not its wait behind a long queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service.signing.report import Verdict, VerificationReport, finding
+from service.signing.trust import TrustConfig
+
+__all__ = ["Verifier", "VerifierOptions", "verify_pdf"]
+
+
+@dataclass(frozen=True)
+class VerifierOptions:
+    timeout_s: float = 60.0
+    memory_mb: int = 1536
+    workers: int = max(1, min(os.cpu_count() or 1, 4))
+
+
+# -- worker process side ------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(memory_mb: int, trust: TrustConfig) -> None:
+    from service.signing import _speedups
+    from service.signing._validate import _Trust
+
+    # pyHanko logs every rejected file with a traceback; the report carries the reason.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _speedups.install()
+    _WORKER["trust"] = _Trust(trust)
+
+
+def _ready() -> bool:
+    return "trust" in _WORKER
+
+
+def _work(path: str) -> dict[str, Any]:
+    from service.signing._validate import validate_file
+
+    try:
+        report = asyncio.run(validate_file(Path(path), _WORKER["trust"]))
+    except MemoryError:
+        return _failure(Path(path), "TIMEOUT", "memory limit reached").to_dict()
+    return report.to_dict()
+
+
+# -- service side ----------------------------------------------------------------
+class Verifier:
+    """Owns the worker pool; ``async with Verifier(trust) as v: await v.verify(p)``."""
+
+    def __init__(self, trust: TrustConfig, options: VerifierOptions = VerifierOptions()) -> None:
+        self._trust = trust
+        self._options = options
+        self._pool: ProcessPoolExecutor | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    async def __aenter__(self) -> Verifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def warm_up(self) -> None:
+        """Start every worker now (imports, trust parsing) instead of on the first files."""
+        loop = asyncio.get_running_loop()
+        pool = self._get_pool()
+        await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(self._options.workers)))
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._options.workers, initializer=_init_worker,
+                initargs=(self._options.memory_mb, self._trust),
+            )
+        return self._pool
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._options.workers))
+        return self._slots[1]
+
+    async def verify(self, path: Path) -> VerificationReport:
+        """Never raises for a bad file: every problem becomes a non-passed report."""
+        async with self._semaphore():
+            pool = self._get_pool()
+            report = await self._run(pool, path)
+            if report is None:
+                # another file's timeout killed the pool under this one: retry once
+                report = await self._run(self._get_pool(), path)
+        return report or _failure(path, "TIMEOUT", "worker died (memory limit?)")
+
+    async def _run(self, pool: ProcessPoolExecutor, path: Path) -> VerificationReport | None:
+        """The report, or None when the pool was killed for another file meanwhile."""
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(pool, _work, str(path))
+            data = await asyncio.wait_for(future, self._options.timeout_s)
+        except TimeoutError:
+            self._kill_pool(pool)
+            return _failure(path, "TIMEOUT", f"more than {self._options.timeout_s} s")
+        except BrokenProcessPool as exc:
+            collateral = pool is not self._pool
+            self._kill_pool(pool)
+            return None if collateral else _failure(path, "TIMEOUT", f"worker died (memory limit?): {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bad file must never crash the caller
+            return _failure(path, "GENERIC", f"{type(exc).__name__}: {exc}")
+        return VerificationReport.from_dict(data)
+
+    async def verify_many(self, paths: list[Path]) -> list[VerificationReport]:
+        return list(await asyncio.gather(*(self.verify(p) for p in paths)))
+
+    def _kill_pool(self, pool: ProcessPoolExecutor) -> None:
+        # A stuck worker cannot be cancelled; kill the pool's processes and start afresh.
+        if pool is self._pool:
+            self._pool = None
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # private, but the only handle
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def verify_pdf(path: Path, trust: TrustConfig, *, timeout_s: float = 60.0, memory_mb: int = 1536) -> VerificationReport:
+    """Verify one file in a bounded worker process (one-off; prefer a shared Verifier)."""
+    async with Verifier(trust, VerifierOptions(timeout_s=timeout_s, memory_mb=memory_mb, workers=1)) as verifier:
+        return await verifier.verify(path)
+
+
+def _failure(path: Path, code: str, detail: str) -> VerificationReport:
+    return VerificationReport(
+        file=path.name, sha256="", verdict=Verdict.INDETERMINATE, signatures=[], fields_counted=0,
+        sig_fields_counted=0, fields_enumerated=0, findings=[finding(code, detail)],
+        checked_at=datetime.now(UTC).isoformat(),
+    )

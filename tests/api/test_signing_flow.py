@@ -1,0 +1,159 @@
+"""Signing through the API by role, in Decree 30's order, verified on arrival, and
+accepted by two independent verifiers (poppler's pdfsig and OpenSSL)."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.factories.pdf import make_pdf, metadata, upload_form
+
+BOX = [330, 120, 500, 200]
+
+
+async def _upload(client, world, who: str = "xa1", number: str = "50-CV/ĐU", **kw):
+    r = await client.post("/api/v1/documents", headers=world.auth(who), **upload_form(metadata(number), **kw))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def _sign_and_seal(client, world, doc_id: str) -> None:
+    r = await client.post(f"/api/v1/documents/{doc_id}/signatures/personal", headers=world.auth("xa1_signer"),
+                          json={"page": 0, "box": BOX})
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/api/v1/documents/{doc_id}/signatures/organisation", headers=world.auth("xa1"), json={})
+    assert r.status_code == 201, r.text
+
+
+def _byte_range_signatures(pdf: bytes) -> list[tuple[bytes, bytes]]:
+    """(CMS signature, signed bytes) of each signature, found without any PDF library."""
+    out = []
+    for m in re.finditer(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]", pdf):
+        a, b, c, d = (int(x) for x in m.groups())
+        hex_sig = pdf[a + b + 1: c - 1].rstrip(b"0")
+        hex_sig += b"0" * (len(hex_sig) % 2)
+        out.append((bytes.fromhex(hex_sig.decode()), pdf[a:a + b] + pdf[c:c + d]))
+    return out
+
+
+async def test_signed_and_sealed_document_passes_here_and_elsewhere(client, world, tmp_path: Path,
+                                                                    dev_keys: Path) -> None:
+    doc = await _upload(client, world)
+    await _sign_and_seal(client, world, doc["id"])
+    sent = await client.post(f"/api/v1/documents/{doc['id']}/send", headers=world.auth("xa1"),
+                             json={"recipients": ["000.01.01.H99"]})
+    assert sent.status_code == 200, sent.text
+
+    # The recipient has the report made on arrival: both signatures passed.
+    report = (await client.get(f"/api/v1/documents/{doc['id']}/verification", headers=world.auth("cb_dong"))).json()
+    assert report["verdict"] == "passed", report
+    assert [s["indication"] for s in report["signatures"]] == ["TOTAL_PASSED", "TOTAL_PASSED"]
+    assert report["fields_counted"] == 2
+    sigs = (await client.get(f"/api/v1/documents/{doc['id']}/signatures", headers=world.auth("xa1"))).json()
+    assert [s["kind"] for s in sigs["signatures"]] == ["personal", "organisation"]
+
+    pdf = (await client.get(f"/api/v1/documents/{doc['id']}/content", headers=world.auth("cb_dong"))).content
+    signed = tmp_path / "signed.pdf"
+    signed.write_bytes(pdf)
+    if shutil.which("pdfsig"):
+        out = subprocess.run(["pdfsig", str(signed)], capture_output=True, text=True, check=False).stdout
+        assert out.count("Signature is Valid.") == 2 and "Digest Mismatch" not in out, out
+    if shutil.which("openssl"):
+        for i, (sig, content) in enumerate(_byte_range_signatures(pdf)):
+            (tmp_path / f"s{i}.der").write_bytes(sig)
+            (tmp_path / f"c{i}.bin").write_bytes(content)
+            done = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / f"s{i}.der"),
+                                   "-content", str(tmp_path / f"c{i}.bin"), "-binary", "-purpose", "any",
+                                   "-CAfile", str(dev_keys / "root-ca.pem"), "-out", "/dev/null"],
+                                  capture_output=True, text=True, check=False)
+            assert done.returncode == 0, done.stderr
+
+
+async def test_order_roles_and_seal_rules(client, world) -> None:
+    doc = await _upload(client, world)
+    url = f"/api/v1/documents/{doc['id']}/signatures"
+    seal_first = await client.post(f"{url}/organisation", headers=world.auth("xa1"), json={})
+    assert seal_first.status_code == 409 and "personal signature comes first" in seal_first.json()["detail"]
+    clerk_personal = await client.post(f"{url}/personal", headers=world.auth("xa1"), json={"box": BOX})
+    assert clerk_personal.status_code == 403
+    await _sign_and_seal(client, world, doc["id"])
+    again = await client.post(f"{url}/personal", headers=world.auth("xa1_signer"), json={"box": BOX})
+    assert again.status_code == 409 and "locked" in again.json()["detail"]
+    # A branch holds no seal: it cannot apply an organisation signature.
+    branch_doc = await _upload(client, world, "cb_dong", "4-CV/CB")
+    r = await client.post(f"/api/v1/documents/{branch_doc['id']}/signatures/organisation",
+                          headers=world.auth("cb_dong"), json={})
+    assert r.status_code == 403 and "no seal" in r.json()["detail"]
+    history = (await client.get(f"/api/v1/documents/{doc['id']}/history", headers=world.auth("xa1"))).json()
+    assert [e["action"] for e in history["entries"]][1:3] == ["document.signed.personal",
+                                                              "document.signed.organisation"]
+
+
+async def test_attachment_gets_the_text_seal_and_verifies(client, world, tmp_path: Path) -> None:
+    doc = await _upload(client, world, attachments=[("phu-luc.pdf", make_pdf("Phu luc 01"))])
+    att = doc["attachments"][0]
+    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att['id']}/signature", headers=world.auth("xa1"))
+    assert r.status_code == 201, r.text
+    signed = await client.get(f"/api/v1/documents/{doc['id']}/attachments/{att['id']}", headers=world.auth("xa1"))
+    report = await client.post("/api/v1/verify", headers={**world.auth("xa2"), "content-type": "application/pdf"},
+                               content=signed.content)
+    assert report.json()["verdict"] == "passed", report.text
+
+
+async def test_verify_any_pdf_never_passes_a_changed_or_broken_file(client, world) -> None:
+    doc = await _upload(client, world)
+    await _sign_and_seal(client, world, doc["id"])
+    pdf = (await client.get(f"/api/v1/documents/{doc['id']}/content", headers=world.auth("xa1"))).content
+    tampered = bytearray(pdf)
+    pos = pdf.index(b"trang 1")
+    tampered[pos] = ord("T")
+    for data in (bytes(tampered), pdf + b"\n% appended after signing\n", b"%PDF-1.7\n garbage", b""):
+        r = await client.post("/api/v1/verify", headers={**world.auth("xa2"), "content-type": "application/pdf"},
+                              content=data)
+        assert r.status_code == 200, r.text
+        assert r.json()["verdict"] != "passed"
+    changed = await client.post("/api/v1/verify", headers={**world.auth("xa2"), "content-type": "application/pdf"},
+                                content=bytes(tampered))
+    assert changed.json()["verdict"] == "failed"
+    assert "HASH_FAILURE" in {s["sub_indication"] for s in changed.json()["signatures"]}
+
+
+async def test_uploaded_signature_image_and_bad_images(client, world) -> None:
+    buf = io.BytesIO()
+    Image.new("RGBA", (300, 120), (0, 0, 200, 0)).save(buf, "PNG")
+    ok = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1_signer"), content=buf.getvalue())
+    assert ok.status_code == 204
+    bad = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1_signer"), content=b"GIF89a...")
+    assert bad.status_code == 422 and "PNG" in bad.json()["detail"]
+    not_signer = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1"), content=buf.getvalue())
+    assert not_signer.status_code == 403
+    doc = await _upload(client, world)
+    r = await client.post(f"/api/v1/documents/{doc['id']}/signatures/personal", headers=world.auth("xa1_signer"),
+                          json={"box": BOX})
+    assert r.status_code == 201
+
+
+async def test_pki_publishes_crl_and_ca(client) -> None:
+    from cryptography import x509
+
+    crl = await client.get("/api/v1/pki/ca.crl")
+    assert crl.status_code == 200
+    assert x509.load_der_x509_crl(crl.content).issuer.rfc4514_string()
+    ca = await client.get("/api/v1/pki/ca.pem")
+    assert len(x509.load_pem_x509_certificates(ca.content)) == 2
+
+
+@pytest.mark.parametrize("who", ["xa2"])
+async def test_other_units_cannot_sign_or_read_reports(client, world, who) -> None:
+    doc = await _upload(client, world)
+    for path in ("signatures/personal", "signatures/organisation"):
+        r = await client.post(f"/api/v1/documents/{doc['id']}/{path}", headers=world.auth(who), json={})
+        assert r.status_code in (403, 404)
+    r = await client.get(f"/api/v1/documents/{doc['id']}/verification", headers=world.auth(who))
+    assert r.status_code == 404
