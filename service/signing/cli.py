@@ -54,7 +54,9 @@ def add_commands(subparsers: Any, load_settings: LoadSettings) -> None:
     pki = subparsers.add_parser("pki", help="the development PKI in DOCEX_KEYS_DIR").add_subparsers(
         dest="pki_cmd", required=True
     )
-    p = pki.add_parser("init", help="create the root CA, issuing CA, TSA and OCSP certificates (idempotent)")
+    p = pki.add_parser("init", help="create the root CA, issuing CA, TSA and OCSP certificates, then a seal "
+                       "certificate per sealing unit and a personal one per signer (idempotent)")
+    p.add_argument("--ca-only", action="store_true", help="only the CA hierarchy, no unit or signer certificates")
     p.set_defaults(func=lambda args: cmd_pki_init(args, load_settings))
     p = pki.add_parser("revoke", help="revoke a certificate issued by the development PKI")
     p.add_argument("serial", type=int)
@@ -133,12 +135,43 @@ def _pki(load_settings: LoadSettings, *, create: bool = False) -> DevelopmentPki
     return DevelopmentPki.open(keys_dir, passphrase)
 
 
-def cmd_pki_init(_: argparse.Namespace, load_settings: LoadSettings) -> int:
+def cmd_pki_init(args: argparse.Namespace, load_settings: LoadSettings) -> int:
     pki = _pki(load_settings, create=True)
     fingerprint = pki.root_cert.fingerprint(hashes.SHA256()).hex(":")
     print(f"development PKI ready in {pki.keys_dir}")
     print(f"root CA: {pki.keys_dir / 'root-ca.pem'}  SHA-256 {fingerprint}")
+    if not args.ca_only:
+        units, people = asyncio.run(_issue_for_registered(pki, load_settings()))
+        print(f"issued {units} organisation certificates (units with a seal) and {people} personal "
+              "certificates (signers); existing ones were kept")
     return 0
+
+
+async def _issue_for_registered(pki: DevelopmentPki, settings: Any) -> tuple[int, int]:
+    """A seal certificate for each unit that holds a seal, a personal one for each signer."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    from service.storage.db import Database
+    from service.units import Unit, User
+
+    url = settings.effective_database_url
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[1]).exists():
+        return 0, 0  # no database yet: nobody to issue for
+    db = Database(url, pool_size=1)
+    try:
+        async with db.session() as session:
+            units = list((await session.execute(select(Unit).where(Unit.has_seal))).scalars())
+            people = [u for u in (await session.execute(select(User))).scalars() if "signer" in u.roles]
+    except DBAPIError:
+        return 0, 0  # the schema is not there yet (run `docexchange db upgrade`)
+    finally:
+        await db.dispose()
+    made_units = [pki.issue_organisation_cert(u.code, u.name) for u in units
+                  if not (pki.keys_dir / "org" / f"{u.code}.pem").exists()]
+    made_people = [pki.issue_personal_cert(u.id, u.full_name, u.email) for u in people
+                   if not (pki.keys_dir / "personal" / f"{u.id}.pem").exists()]
+    return len(made_units), len(made_people)
 
 
 def cmd_pki_revoke(args: argparse.Namespace, load_settings: LoadSettings) -> int:
