@@ -31,7 +31,8 @@ class BlobStore:
     """Files named by their SHA-256 under ``root``; identical bytes stored once."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        # Absolute: paths handed out must not depend on the working directory.
+        self.root = root.resolve()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
