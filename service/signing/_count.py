@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["RawCounts", "count_signatures"]
 
-_OBJ = re.compile(rb"(\d+)\s+(\d+)\s+obj\b")
+_OBJ = re.compile(rb"(?<!\d)(\d+)\s+(\d+)\s+obj\b")  # no backtracking inside digit runs
 _FT_SIG = re.compile(rb"/FT\s*/Sig\b")
 _BYTERANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 
