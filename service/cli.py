@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import col
+
 from service import audit, auth, units
 from service.errors import ServiceError
 from service.plugins import import_optional
@@ -100,7 +102,8 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
     async def run(session: Any) -> Any:
         from sqlalchemy import select
 
-        user = (await session.execute(select(units.User).where(units.User.username == args.username))).scalars().first()
+        stmt = select(units.User).where(col(units.User.username) == args.username)
+        user = (await session.execute(stmt)).scalars().first()
         if user is None:
             raise units.UnitNotFoundError(f"no user {args.username!r}")
         return await auth.issue_token(session, user, days=args.days, label=args.label)

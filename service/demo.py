@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import auth, units
 from service.units import UnitSpec
@@ -50,7 +51,7 @@ def demo_units() -> list[UnitSpec]:
 
 async def load_demo(session: AsyncSession, token_file: Path, token_days: int = 30) -> int:
     """Load the tree and people (idempotent); write fresh tokens to ``token_file``."""
-    if (await session.execute(select(units.Unit.id).where(units.Unit.code == PROVINCE_CODE))).first():
+    if (await session.execute(select(col(units.Unit.id)).where(col(units.Unit.code) == PROVINCE_CODE))).first():
         return 0
     await units.import_tree(session, demo_units())
     lines: list[str] = []

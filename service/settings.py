@@ -79,7 +79,8 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.key_passphrase == PLACEHOLDER_SECRET:
             raise ValueError("DOCEX_KEY_PASSPHRASE must be set in production")
         if self.environment == "production" and self.dev_pki and self.trust_roots_file is None:
-            raise ValueError("production needs the real trust roots: set DOCEX_TRUST_ROOTS_FILE and DOCEX_DEV_PKI=false")
+            raise ValueError(
+                "production needs the real trust roots: set DOCEX_TRUST_ROOTS_FILE and DOCEX_DEV_PKI=false")
         return self
 
     @property

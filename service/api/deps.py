@@ -57,15 +57,18 @@ Tx = Annotated[Transaction, Depends(_transaction)]
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _blobs(request: Request) -> BlobStore:
-    return request.app.state.blobs  # type: ignore[no-any-return]
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
 
 
 def _policy(request: Request) -> RoutingPolicy:
-    return request.app.state.policy  # type: ignore[no-any-return]
+    policy: RoutingPolicy = request.app.state.policy
+    return policy
 
 
 async def signing_runtime(request: Request) -> SigningRuntime:
@@ -74,7 +77,8 @@ async def signing_runtime(request: Request) -> SigningRuntime:
     async with state.signing_lock:
         if state.signing is None:
             state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
-        return state.signing  # type: ignore[no-any-return]
+        runtime: SigningRuntime = state.signing
+        return runtime
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

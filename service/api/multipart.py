@@ -8,7 +8,7 @@ the event loop, and the size limit stops the upload as soon as it is passed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -16,6 +16,9 @@ from starlette.requests import ClientDisconnect, Request
 
 from service.documents import BlobStore, BlobWriter, TooLargeError
 from service.errors import InvalidInputError, ServiceError
+
+if TYPE_CHECKING:  # the TypedDict exists only for type checkers
+    from python_multipart.multipart import MultipartCallbacks
 
 __all__ = ["ReceivedFile", "ReceivedForm", "receive_form"]
 
@@ -56,7 +59,7 @@ class _Events:
         self._value = b""
         self.headers: dict[bytes, bytes] = {}
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": lambda: self.headers.clear(),
             "on_header_field": lambda d, s, e: setattr(self, "_name", self._name + d[s:e]),

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
 from service.storage.types import utcnow
@@ -67,7 +68,7 @@ async def append(
 
 
 async def _lock_head(session: AsyncSession) -> AuditHead:
-    stmt = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    stmt = select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()
     head = (await session.execute(stmt)).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
@@ -77,7 +78,7 @@ async def _lock_head(session: AsyncSession) -> AuditHead:
 
 
 async def history(session: AsyncSession, document_id: str) -> list[AuditEntry]:
-    stmt = select(AuditEntry).where(AuditEntry.document_id == document_id).order_by(AuditEntry.seq)
+    stmt = select(AuditEntry).where(col(AuditEntry.document_id) == document_id).order_by(col(AuditEntry.seq))
     return list((await session.execute(stmt)).scalars())
 
 
@@ -95,7 +96,7 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
     """Recompute every hash; report the first altered, missing or reordered entry."""
     prev_hash, expected_seq, count, last = GENESIS, 1, 0, 0
     while True:
-        stmt = select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)
+        stmt = select(AuditEntry).where(col(AuditEntry.seq) > last).order_by(col(AuditEntry.seq)).limit(batch)
         rows = list((await session.execute(stmt)).scalars())
         if not rows:
             break
@@ -104,7 +105,7 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
             if problem:
                 return ChainReport(False, count, min(entry.seq, expected_seq), problem)
             prev_hash, expected_seq, count, last = entry.hash, entry.seq + 1, count + 1, entry.seq
-    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one_or_none()
+    head = (await session.execute(select(AuditHead).where(col(AuditHead.id) == 1))).scalar_one_or_none()
     if head is not None and (head.seq != last or head.hash != prev_hash):
         return ChainReport(False, count, last + 1, f"entries after #{last} are missing (head is #{head.seq})")
     return ChainReport(True, count)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.errors import InvalidInputError, NotFoundError, ServiceError
 from service.storage.types import utcnow
@@ -80,7 +81,7 @@ async def create_user(
     if bad or not roles:
         raise InvalidInputError(f"roles must be some of {', '.join(sorted(ROLES))}; got {bad or 'none'}")
     username = nfc(username).lower()
-    if (await session.execute(select(User.id).where(User.username == username))).first():
+    if (await session.execute(select(col(User.id)).where(col(User.username) == username))).first():
         raise UsernameTakenError(f"the username {username!r} is taken")
     user = User(
         unit_id=unit.id, username=username, full_name=nfc(full_name), position=nfc(position),
@@ -104,9 +105,9 @@ async def issue_token(session: AsyncSession, user: User, *, days: int, label: st
 
 async def revoke_token(session: AsyncSession, token_id: str, *, unit_id: str | None) -> None:
     """Revoke a token; ``unit_id`` limits it to users of that unit. Raises NotFoundError."""
-    stmt = select(ApiToken).join(User, User.id == ApiToken.user_id).where(ApiToken.id == token_id)
+    stmt = select(ApiToken).join(User, col(User.id) == col(ApiToken.user_id)).where(col(ApiToken.id) == token_id)
     if unit_id is not None:
-        stmt = stmt.where(User.unit_id == unit_id)
+        stmt = stmt.where(col(User.unit_id) == unit_id)
     row = (await session.execute(stmt)).scalars().first()
     if row is None:
         raise NotFoundError("no such token")
@@ -118,9 +119,9 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     """The principal behind a bearer token. Raises AuthenticationError."""
     stmt = (
         select(ApiToken, User, Unit)
-        .join(User, User.id == ApiToken.user_id)
-        .join(Unit, Unit.id == User.unit_id)
-        .where(ApiToken.token_hash == _hash(token))
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .join(Unit, col(Unit.id) == col(User.unit_id))
+        .where(col(ApiToken.token_hash) == _hash(token))
     )
     row = (await session.execute(stmt)).first()
     if row is None:

@@ -36,8 +36,8 @@ from service.documents.schemas import (
     parse_urgency,
 )
 from service.documents.sending import SendResult, forward_delivery, recall_document, send_document
-from service.documents.uploads import UploadOutcome, accept_upload, parse_metadata
 from service.documents.statuses import STATUS_NAMES, InvalidTransitionError
+from service.documents.uploads import UploadOutcome, accept_upload, parse_metadata
 from service.documents.views import delivery_view, document_view, unit_brief
 
 __all__ = [

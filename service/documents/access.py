@@ -6,8 +6,9 @@ not, so that ids of other units cannot be probed.
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.auth import Principal
 from service.documents.models import Delivery, Document
@@ -27,14 +28,14 @@ def require_role(principal: Principal, *roles: str) -> None:
         raise PermissionDeniedError(f"this action needs the role {' or '.join(roles)}")
 
 
-def _auditor_can_see(principal: Principal, doc_id: str):  # type: ignore[no-untyped-def]
+def _auditor_can_see(principal: Principal, doc_id: str) -> ColumnElement[bool]:
     sender_in_scope = exists().where(
-        Unit.id == Document.sender_unit_id, Unit.path.startswith(principal.audit_root_path)  # type: ignore[attr-defined]
+        col(Unit.id) == col(Document.sender_unit_id), col(Unit.path).startswith(principal.audit_root_path)
     )
     recipient_in_scope = exists().where(
-        Delivery.document_id == doc_id,
-        Unit.id == Delivery.recipient_unit_id,
-        Unit.path.startswith(principal.audit_root_path),  # type: ignore[attr-defined]
+        col(Delivery.document_id) == doc_id,
+        col(Unit.id) == col(Delivery.recipient_unit_id),
+        col(Unit.path).startswith(principal.audit_root_path),
     )
     return sender_in_scope | recipient_in_scope
 
@@ -44,12 +45,12 @@ async def visible_document(session: AsyncSession, principal: Principal, doc_id: 
 
     Raises DocumentNotFoundError otherwise.
     """
-    condition = (Document.sender_unit_id == principal.unit_id) | exists().where(
-        Delivery.document_id == doc_id, Delivery.recipient_unit_id == principal.unit_id
+    condition = (col(Document.sender_unit_id) == principal.unit_id) | exists().where(
+        col(Delivery.document_id) == doc_id, col(Delivery.recipient_unit_id) == principal.unit_id
     )
     if principal.has("auditor"):
         condition = condition | _auditor_can_see(principal, doc_id)
-    stmt = select(Document).where(Document.id == doc_id, condition)
+    stmt = select(Document).where(col(Document.id) == doc_id, condition)
     doc = (await session.execute(stmt)).scalars().first()
     if doc is None:
         raise DocumentNotFoundError("no such document in your unit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
@@ -59,9 +60,9 @@ def _apply(delivery: Delivery, change: StatusChange, note: str) -> None:
 
 
 async def _notify_sender(session: AsyncSession, doc: Document, delivery: Delivery, kind: str, note: str) -> None:
-    recipient_name = (await session.execute(select(Unit.name).where(
-        Unit.id == delivery.recipient_unit_id))).scalar_one()
-    sender_name = (await session.execute(select(Unit.name).where(Unit.id == doc.sender_unit_id))).scalar_one()
+    recipient_name = (await session.execute(select(col(Unit.name)).where(
+        col(Unit.id) == delivery.recipient_unit_id))).scalar_one()
+    sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == doc.sender_unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, reason=note, recipient_unit_name=recipient_name)
     session.add(OutboxEvent(kind=kind, unit_id=delivery.from_unit_id, document_id=doc.id,
                             delivery_id=delivery.id, priority=doc.urgency, payload=payload))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlalchemy.sql import Select
+from sqlmodel import col
 
 from service.auth import Principal
 from service.documents.access import visible_document
@@ -20,6 +23,8 @@ from service.text import VN_TZ, fold, search_key
 from service.units import Unit
 
 __all__ = ["ListFilters", "Page", "delivery_counts", "document_deliveries", "inbox", "outbox"]
+
+_Ts = TypeVarTuple("_Ts")
 
 
 @dataclass(frozen=True)
@@ -59,20 +64,20 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _text_filter(q: str) -> Any:
+def _text_filter(q: str) -> ColumnElement[bool]:
     # Typed without diacritics ("ke hoach") → compare folded; typed with them → exact letters.
     if fold(q) == search_key(q):
-        return Document.search_folded.like(_like(fold(q)), escape="\\")  # type: ignore[attr-defined]
-    return Document.search_text.like(_like(search_key(q)), escape="\\")  # type: ignore[attr-defined]
+        return col(Document.search_folded).like(_like(fold(q)), escape="\\")
+    return col(Document.search_text).like(_like(search_key(q)), escape="\\")
 
 
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, VN_TZ)
 
 
-def _common(stmt: Select[Any], f: ListFilters, created: Any) -> Select[Any]:
+def _common(stmt: Select[*_Ts], f: ListFilters, created: Mapped[datetime]) -> Select[*_Ts]:
     if f.urgency is not None:
-        stmt = stmt.where(Document.urgency == f.urgency)
+        stmt = stmt.where(col(Document.urgency) == f.urgency)
     if f.since is not None:
         stmt = stmt.where(created >= _day_start(f.since))
     if f.until is not None:
@@ -84,29 +89,30 @@ def _common(stmt: Select[Any], f: ListFilters, created: Any) -> Select[Any]:
 
 async def inbox(session: AsyncSession, principal: Principal, f: ListFilters) -> Page:
     """Deliveries to the caller's unit, most urgent first, then newest."""
-    stmt = (select(Delivery, Document, Unit.name).join(Document, Document.id == Delivery.document_id)
-            .join(Unit, Unit.id == Delivery.from_unit_id)
-            .where(Delivery.recipient_unit_id == principal.unit_id))
+    stmt = (select(Delivery, Document, col(Unit.name))
+            .join(Document, col(Document.id) == col(Delivery.document_id))
+            .join(Unit, col(Unit.id) == col(Delivery.from_unit_id))
+            .where(col(Delivery.recipient_unit_id) == principal.unit_id))
     if f.status:
-        stmt = stmt.where(Delivery.status == f.status)
-    stmt = _common(stmt, f, Delivery.created_at)
-    keys = (Delivery.urgency, Delivery.created_at, Delivery.id)
+        stmt = stmt.where(col(Delivery.status) == f.status)
+    stmt = _common(stmt, f, col(Delivery.created_at))
+    keys = (col(Delivery.urgency), col(Delivery.created_at), col(Delivery.id))
     rows, nxt = await _page(session, stmt, keys, f, lambda r: [r[0].urgency, r[0].created_at.isoformat(), r[0].id])
     return Page(rows, nxt)
 
 
 async def outbox(session: AsyncSession, principal: Principal, f: ListFilters) -> Page:
     """Documents registered by the caller's unit, newest first, with status counts."""
-    stmt = select(Document).where(Document.sender_unit_id == principal.unit_id)
-    stmt = _common(stmt, f, Document.created_at)
-    keys = (Document.created_at, Document.id)
+    stmt = select(Document).where(col(Document.sender_unit_id) == principal.unit_id)
+    stmt = _common(stmt, f, col(Document.created_at))
+    keys = (col(Document.created_at), col(Document.id))
     rows, nxt = await _page(session, stmt, keys, f, lambda r: [r[0].created_at.isoformat(), r[0].id])
     counts = await delivery_counts(session, [r[0].id for r in rows])
     return Page([(r[0], counts.get(r[0].id, {})) for r in rows], nxt)
 
 
-async def _page(session: AsyncSession, stmt: Select[Any], keys: tuple[Any, ...], f: ListFilters,
-                cursor_of: Any) -> tuple[list[Any], str | None]:
+async def _page(session: AsyncSession, stmt: Select[*_Ts], keys: tuple[Mapped[Any], ...], f: ListFilters,
+                cursor_of: Callable[[Row[*_Ts]], list[Any]]) -> tuple[list[Row[*_Ts]], str | None]:
     if f.cursor:
         values = _decode(f.cursor, len(keys))
         stmt = stmt.where(_after(keys, values))
@@ -117,7 +123,7 @@ async def _page(session: AsyncSession, stmt: Select[Any], keys: tuple[Any, ...],
     return rows, (_encode(cursor_of(rows[-1])) if more and rows else None)
 
 
-def _after(keys: tuple[Any, ...], values: list[Any]) -> Any:
+def _after(keys: tuple[Mapped[Any], ...], values: list[Any]) -> ColumnElement[bool]:
     """Keyset condition for descending order: rows strictly after ``values``."""
     parsed = [datetime.fromisoformat(v) if isinstance(v, str) and "T" in v else v for v in values]
     clauses = []
@@ -131,8 +137,9 @@ async def delivery_counts(session: AsyncSession, doc_ids: list[str]) -> dict[str
     """Per document, how many deliveries stand at each status."""
     if not doc_ids:
         return {}
-    stmt = (select(Delivery.document_id, Delivery.status, func.count())
-            .where(Delivery.document_id.in_(doc_ids)).group_by(Delivery.document_id, Delivery.status))  # type: ignore[attr-defined]
+    stmt = (select(col(Delivery.document_id), col(Delivery.status), func.count())
+            .where(col(Delivery.document_id).in_(doc_ids))
+            .group_by(col(Delivery.document_id), col(Delivery.status)))
     out: dict[str, dict[str, int]] = {}
     for doc_id, status, n in (await session.execute(stmt)).all():
         out.setdefault(doc_id, {})[status] = n
@@ -146,15 +153,15 @@ async def document_deliveries(session: AsyncSession, principal: Principal, doc_i
     A recipient sees only the deliveries it made by forwarding. Raises DocumentNotFoundError.
     """
     doc = await visible_document(session, principal, doc_id)
-    stmt = select(Delivery, Unit).join(Unit, Unit.id == Delivery.recipient_unit_id).where(
-        Delivery.document_id == doc.id)
+    stmt = select(Delivery, Unit).join(Unit, col(Unit.id) == col(Delivery.recipient_unit_id)).where(
+        col(Delivery.document_id) == doc.id)
     sees_all = doc.sender_unit_id == principal.unit_id or principal.has("auditor")
     if not sees_all:
-        stmt = stmt.where(or_(Delivery.from_unit_id == principal.unit_id,
-                              Delivery.recipient_unit_id == principal.unit_id))
+        stmt = stmt.where(or_(col(Delivery.from_unit_id) == principal.unit_id,
+                              col(Delivery.recipient_unit_id) == principal.unit_id))
     if f.status:
-        stmt = stmt.where(Delivery.status == f.status)
-    keys = (Delivery.created_at, Delivery.id)
+        stmt = stmt.where(col(Delivery.status) == f.status)
+    keys = (col(Delivery.created_at), col(Delivery.id))
     rows, nxt = await _page(session, stmt, keys, f, lambda r: [r[0].created_at.isoformat(), r[0].id])
     counts = (await delivery_counts(session, [doc.id])).get(doc.id, {}) if sees_all else {}
     return doc, counts, Page(rows, nxt)

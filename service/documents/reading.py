@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
@@ -26,7 +27,7 @@ class RecalledError(ServiceError):
 
 
 async def attachments_of(session: AsyncSession, doc_id: str) -> list[Attachment]:
-    stmt = select(Attachment).where(Attachment.document_id == doc_id).order_by(Attachment.filename)
+    stmt = select(Attachment).where(col(Attachment.document_id) == doc_id).order_by(col(Attachment.filename))
     return list((await session.execute(stmt)).scalars())
 
 
@@ -46,8 +47,8 @@ async def readable_content(session: AsyncSession, principal: Principal, doc_id: 
     doc = await visible_document(session, principal, doc_id)
     if doc.sender_unit_id == principal.unit_id or principal.has("auditor"):
         return doc
-    statuses = set((await session.execute(select(Delivery.status).where(
-        Delivery.document_id == doc.id, Delivery.recipient_unit_id == principal.unit_id))).scalars())
+    statuses = set((await session.execute(select(col(Delivery.status)).where(
+        col(Delivery.document_id) == doc.id, col(Delivery.recipient_unit_id) == principal.unit_id))).scalars())
     if statuses == {"15"}:
         raise RecalledError("your unit accepted the sender's recall of this document; its file is withdrawn")
     return doc

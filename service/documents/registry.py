@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
@@ -83,8 +84,8 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     check_pdf(main)
     number = parse_number_notation(meta.number_notation)
     key = f"{meta.issued_on.year}:{number.key}"
-    first = (await session.execute(select(Document.id, Document.number_notation).where(
-        Document.sender_unit_id == principal.unit_id, Document.dedup_key == key))).first()
+    first = (await session.execute(select(col(Document.id), col(Document.number_notation)).where(
+        col(Document.sender_unit_id) == principal.unit_id, col(Document.dedup_key) == key))).first()
     if first is not None:
         raise DuplicateDocumentError(
             f"your unit already registered {first.number_notation} in {meta.issued_on.year} "
@@ -126,8 +127,8 @@ async def find_idempotent(session: AsyncSession, principal: Principal, key: str 
     """The stored first answer for this key, if any. Raises IdempotencyMismatchError."""
     if not key:
         return None
-    stmt = select(IdempotencyRecord).where(IdempotencyRecord.user_id == principal.user_id,
-                                           IdempotencyRecord.key == key)
+    stmt = select(IdempotencyRecord).where(col(IdempotencyRecord.user_id) == principal.user_id,
+                                           col(IdempotencyRecord.key) == key)
     record = (await session.execute(stmt)).scalars().first()
     if record is not None and record.fingerprint != print_:
         raise IdempotencyMismatchError(

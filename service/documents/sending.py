@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
@@ -87,8 +88,9 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
 
 
 async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
-    row = (await session.execute(select(Unit.id, Unit.code, Unit.name, Unit.path, Unit.parent_id)
-                                 .where(Unit.id == unit_id))).one()
+    stmt = select(col(Unit.id), col(Unit.code), col(Unit.name), col(Unit.path), col(Unit.parent_id)).where(
+        col(Unit.id) == unit_id)
+    row = (await session.execute(stmt)).one()
     return UnitRef(*row)
 
 
@@ -96,12 +98,14 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
                    *, parent: Delivery | None, base_hops: list[str],
                    notice: dict[str, Any] | None = None) -> SendResult:
     existing = set((await session.execute(
-        select(Delivery.recipient_unit_id).where(Delivery.document_id == doc.id))).scalars())
+        select(col(Delivery.recipient_unit_id)).where(col(Delivery.document_id) == doc.id))).scalars())
     fresh = [r for r in recipients if r.id not in existing and r.id != doc.sender_unit_id]
     now = utcnow()
-    sender_name = (await session.execute(select(Unit.name).where(Unit.id == principal.unit_id))).scalar_one()
+    sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == principal.unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, **(notice or {}))
-    deliveries, events, outbox = [], [], []
+    deliveries: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
     for r in fresh:
         did = new_id()
         deliveries.append({"id": did, "document_id": doc.id, "recipient_unit_id": r.id,
@@ -150,13 +154,14 @@ async def recall_document(session: AsyncSession, principal: Principal, doc_id: s
         raise InvalidInputError("only the sending unit can recall a document")
     if not reason.strip():
         raise InvalidInputError("a recall needs a reason", field="reason")
-    rows = (await session.execute(select(Delivery.id, Delivery.recipient_unit_id, Delivery.status).where(
-        Delivery.document_id == doc.id, Delivery.status.in_(RECALLABLE)))).all()  # type: ignore[attr-defined]
+    rows = (await session.execute(select(col(Delivery.id), col(Delivery.recipient_unit_id), col(Delivery.status)).where(
+        col(Delivery.document_id) == doc.id, col(Delivery.status).in_(RECALLABLE)))).all()
     now = utcnow()
     for status in {r.status for r in rows}:
-        await session.execute(update(Delivery).where(Delivery.document_id == doc.id, Delivery.status == status)
-                              .values(status="13", status_before_recall=status, updated_at=now, note=reason))
-    sender_name = (await session.execute(select(Unit.name).where(Unit.id == principal.unit_id))).scalar_one()
+        await session.execute(
+            update(Delivery).where(col(Delivery.document_id) == doc.id, col(Delivery.status) == status)
+            .values(status="13", status_before_recall=status, updated_at=now, note=reason))
+    sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == principal.unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, reason=reason)
     await _bulk(session, DeliveryEvent, [{"id": new_id(), "delivery_id": r.id, "status": "13",
                                           "actor_id": principal.user_id, "at": now, "note": reason} for r in rows])

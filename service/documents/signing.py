@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
@@ -50,8 +51,8 @@ class PersonalRequest:
 
 
 async def signatures_of(session: AsyncSession, doc_id: str) -> list[DocumentSignature]:
-    stmt = select(DocumentSignature).where(DocumentSignature.document_id == doc_id).order_by(
-        DocumentSignature.signed_at)
+    stmt = select(DocumentSignature).where(col(DocumentSignature.document_id) == doc_id).order_by(
+        col(DocumentSignature.signed_at))
     return list((await session.execute(stmt)).scalars())
 
 
@@ -148,8 +149,8 @@ def _personal_field(existing: list[DocumentSignature]) -> str:
     return personal[-1].field_name
 
 
-async def record_signature(session: AsyncSession, principal: Principal, doc: Document, kind: str, result: Any, out: Path,
-                  blobs: BlobStore, attachment: Attachment | None = None) -> DocumentSignature:
+async def record_signature(session: AsyncSession, principal: Principal, doc: Document, kind: str, result: Any,
+                           out: Path, blobs: BlobStore, attachment: Attachment | None = None) -> DocumentSignature:
     """Adopt the signed file, move the document (or attachment) to it, and record who signed."""
     target: Any = attachment or doc
     before = target.sha256
@@ -158,7 +159,9 @@ async def record_signature(session: AsyncSession, principal: Principal, doc: Doc
     # Optimistic: two signatures racing on one version must not both land.
     stmt = (update(type(target)).where(type(target).id == target.id, type(target).sha256 == before)
             .values(sha256=result.sha256, size=size).execution_options(synchronize_session=False))
-    if (await session.execute(stmt)).rowcount != 1:
+    # An UPDATE's result is a CursorResult; AsyncSession.execute is only typed as Result.
+    updated = cast(CursorResult[Any], await session.execute(stmt))
+    if updated.rowcount != 1:
         raise ConflictError("the document changed while it was being signed; sign again")
     target.sha256, target.size = result.sha256, size
     row = DocumentSignature(document_id=doc.id, kind=kind, field_name=result.field_name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,7 +58,7 @@ def parse_metadata(raw: str | None) -> DocumentMetadata:
         raise InvalidInputError(f"the metadata is not valid: {detail}", errors=errors) from exc
 
 
-def _split(files: list[UploadedFile]) -> tuple[UploadedFile, list[UploadedFile]]:
+def _split(files: Sequence[UploadedFile]) -> tuple[UploadedFile, list[UploadedFile]]:
     mains = [f for f in files if f.field == "file"]
     others = [f for f in files if f.field != "file"]
     if len(mains) != 1:
@@ -69,7 +70,7 @@ def _split(files: list[UploadedFile]) -> tuple[UploadedFile, list[UploadedFile]]
 
 
 async def accept_upload(session: AsyncSession, principal: Principal, fields: dict[str, str],
-                        files: list[UploadedFile], idempotency_key: str | None) -> UploadOutcome:
+                        files: Sequence[UploadedFile], idempotency_key: str | None) -> UploadOutcome:
     """Validate, register and keep the files, or replay the first answer to a retry.
 
     The files are moved into the store before the caller commits, so a committed

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
@@ -23,8 +24,8 @@ __all__ = ["document_verification", "record_verification", "send_verified"]
 async def record_verification(session: AsyncSession, doc: Document, runtime: SigningRuntime,
                               blobs: BlobStore) -> VerificationRecord:
     """The report of the document's current bytes, computed once per version."""
-    stmt = select(VerificationRecord).where(VerificationRecord.document_id == doc.id,
-                                            VerificationRecord.sha256 == doc.sha256)
+    stmt = select(VerificationRecord).where(col(VerificationRecord.document_id) == doc.id,
+                                            col(VerificationRecord.sha256) == doc.sha256)
     found = (await session.execute(stmt)).scalars().first()
     if found is not None:
         return found

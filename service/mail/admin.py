@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.documents.models import Document
 from service.outbox.models import OutboxEvent
@@ -38,36 +39,36 @@ class NotificationDetail:
     attempts: list[MailAttempt]
 
 
-async def _visible_units(session: AsyncSession, scope: Scope) -> object:
+async def _visible_units(session: AsyncSession, scope: Scope) -> ColumnElement[bool]:
     """One rule: events to the caller's unit(s), or about documents the caller's unit(s) sent."""
     if scope.unit_id is None:
-        return True
+        return true()
     if scope.subtree_path:
-        units = select(Unit.id).where(Unit.path.startswith(scope.subtree_path))  # type: ignore[attr-defined]
+        units = select(col(Unit.id)).where(col(Unit.path).startswith(scope.subtree_path))
     else:
-        units = select(Unit.id).where(Unit.id == scope.unit_id)  # type: ignore[arg-type]
-    sent_docs = select(Document.id).where(Document.sender_unit_id.in_(units))  # type: ignore[attr-defined]
-    return or_(OutboxEvent.unit_id.in_(units), OutboxEvent.document_id.in_(sent_docs))  # type: ignore[attr-defined]
+        units = select(col(Unit.id)).where(col(Unit.id) == scope.unit_id)
+    sent_docs = select(col(Document.id)).where(col(Document.sender_unit_id).in_(units))
+    return or_(col(OutboxEvent.unit_id).in_(units), col(OutboxEvent.document_id).in_(sent_docs))
 
 
 async def list_notifications(
     session: AsyncSession, scope: Scope, *, state: str | None = None, limit: int = 100, before: datetime | None = None
 ) -> list[OutboxEvent]:
     """Newest first; ``state`` filters (e.g. 'failed'). Default: everything not yet sent."""
-    query = select(OutboxEvent).where(await _visible_units(session, scope))  # type: ignore[arg-type]
+    query = select(OutboxEvent).where(await _visible_units(session, scope))
     if state:
-        query = query.where(OutboxEvent.state == state)  # type: ignore[arg-type]
+        query = query.where(col(OutboxEvent.state) == state)
     else:
-        query = query.where(OutboxEvent.state.in_(("pending", "sending", "deferred", "failed")))  # type: ignore[attr-defined]
+        query = query.where(col(OutboxEvent.state).in_(("pending", "sending", "deferred", "failed")))
     if before is not None:
-        query = query.where(OutboxEvent.created_at < before)  # type: ignore[arg-type]
-    rows = await session.execute(query.order_by(OutboxEvent.created_at.desc()).limit(limit))  # type: ignore[attr-defined]
+        query = query.where(col(OutboxEvent.created_at) < before)
+    rows = await session.execute(query.order_by(col(OutboxEvent.created_at).desc()).limit(limit))
     return list(rows.scalars())
 
 
 async def _visible_event(session: AsyncSession, scope: Scope, event_id: str) -> OutboxEvent:
     rows = await session.execute(
-        select(OutboxEvent).where(OutboxEvent.id == event_id, await _visible_units(session, scope))  # type: ignore[arg-type]
+        select(OutboxEvent).where(col(OutboxEvent.id) == event_id, await _visible_units(session, scope))
     )
     event = rows.scalars().first()
     if event is None:

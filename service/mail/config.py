@@ -58,6 +58,7 @@ class MailConfig:
     def zimbra(cls, host: str, **overrides: object) -> MailConfig:
         """Zimbra/Postfix submission: 587 STARTTLS required, AUTH, 10,240,000 B, 1,000 rcpts."""
         base = cls(host=host, port=587, security="starttls", require_auth=True)
+        # mypy checks replace()'s keywords against the fields; ours arrive as a **dict.
         return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
     @classmethod

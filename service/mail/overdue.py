@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.documents.models import Delivery, Document
 from service.outbox.models import OutboxEvent
@@ -46,8 +47,8 @@ def escalation_deadline(arrived_at: datetime, end_hour: int = 17) -> datetime:
     return next_workday_end(registration_deadline(arrived_at, end_hour), end_hour, strictly_after=True)
 
 
-def _not_sent(kind: str) -> object:
-    return ~exists().where(and_(OutboxEvent.delivery_id == Delivery.id, OutboxEvent.kind == kind))
+def _not_sent(kind: str) -> ColumnElement[bool]:
+    return ~exists().where(and_(col(OutboxEvent.delivery_id) == col(Delivery.id), col(OutboxEvent.kind) == kind))
 
 
 async def sweep_overdue(db: Database, config: MailConfig, now: datetime) -> int:
@@ -62,9 +63,9 @@ async def _sweep(session: AsyncSession, now: datetime, end_hour: int) -> int:
     # Nothing that arrived less than a few hours ago can be overdue yet: a cheap filter.
     rows = await session.execute(
         select(Delivery, Document, Unit)
-        .join(Document, Document.id == Delivery.document_id)  # type: ignore[arg-type]
-        .join(Unit, Unit.id == Delivery.recipient_unit_id)  # type: ignore[arg-type]
-        .where(Delivery.status == "01", Delivery.created_at < now, _not_sent("overdue_parent"))  # type: ignore[arg-type]
+        .join(Document, col(Document.id) == col(Delivery.document_id))
+        .join(Unit, col(Unit.id) == col(Delivery.recipient_unit_id))
+        .where(col(Delivery.status) == "01", col(Delivery.created_at) < now, _not_sent("overdue_parent"))
     )
     candidates = rows.all()
     reminded = await _already(session, [d.id for d, _, _ in candidates])
@@ -84,14 +85,15 @@ async def _already(session: AsyncSession, delivery_ids: list[str]) -> set[str]:
     if not delivery_ids:
         return set()
     rows = await session.execute(
-        select(OutboxEvent.delivery_id).where(
-            OutboxEvent.kind == "overdue_reminder", OutboxEvent.delivery_id.in_(delivery_ids)  # type: ignore[union-attr]
+        select(col(OutboxEvent.delivery_id)).where(
+            col(OutboxEvent.kind) == "overdue_reminder", col(OutboxEvent.delivery_id).in_(delivery_ids)
         )
     )
     return {i for i in rows.scalars() if i}
 
 
-def _event(kind: str, delivery: Delivery, document: Document, unit_id: str, overdue_unit: str, now: datetime) -> OutboxEvent:
+def _event(kind: str, delivery: Delivery, document: Document, unit_id: str, overdue_unit: str,
+           now: datetime) -> OutboxEvent:
     return OutboxEvent(
         kind=kind, unit_id=unit_id, document_id=document.id, delivery_id=delivery.id, priority=delivery.urgency,
         created_at=now, updated_at=now, next_attempt_at=now,

@@ -1,18 +1,26 @@
-"""The relay's logic: plan a leased batch, then record what the server answered."""
+"""The relay's logic: plan a leased batch, then record what the server answered.
+
+Planning and recording run on the worker's event loop next to the SMTP senders; their
+loops give the loop a turn every few events, so a batch of work never holds the
+senders' replies waiting for more than a few hundred microseconds.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import os
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.outbox.models import OutboxEvent
-from service.storage.types import new_id
 
 from . import repository as repo
 from .audit_hook import audit_append
@@ -20,12 +28,13 @@ from .config import MailConfig
 from .fields import EventContext, template_fields
 from .messages import Attachment, fits_attachment, message_id_for
 from .metrics import MAIL_DEFERRED, MAIL_FAILED, MAIL_SENT
-from .models import MailAttempt, MailRecipient
+from .models import MailAttempt
 
-__all__ = ["Job", "Outcome", "apply_outcomes", "backoff_delay", "plan_batch"]
+__all__ = ["Job", "Outcome", "Recorded", "Recipient", "apply_outcomes", "backoff_delay", "plan_batch"]
 
 log = logging.getLogger(__name__)
 _OPEN = ("pending", "deferred")
+_YIELD_EVERY = 10  # events planned or recorded between two turns of the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +48,36 @@ class Due:
 
 
 @dataclass(slots=True)
+class Recipient:
+    """A ``mail_recipient`` row as read when the event was leased, or to be written (``new``).
+
+    While the lease is held no other worker writes these rows, so the outcome is
+    computed from this copy instead of reading them again (one query less per batch).
+    """
+
+    id: str
+    address: str
+    message_id: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_code: int
+    last_reply: str
+    without_attachment: bool
+    sent_at: datetime | None
+    created_at: datetime
+    new: bool = False  # first seen in this round: inserted when its outcome is recorded
+
+
+@dataclass(slots=True)
 class Job:
-    """One leased event: its context, template fields and the recipients due now."""
+    """One leased event: its context, template fields, all its recipients and those due now."""
 
     ctx: EventContext
     fields: dict[str, str]
     due: list[Due]
     attachment: Attachment | None
+    recipients: list[Recipient] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +95,7 @@ class Outcome:
 def backoff_delay(attempts: int, config: MailConfig) -> float:
     """Exponential backoff with jitter (between half and all of the step), capped."""
     step = min(config.backoff_max_s, config.backoff_base_s * 2 ** max(attempts - 1, 0))
-    return step * random.uniform(0.5, 1.0)
+    return float(step * random.uniform(0.5, 1.0))
 
 
 def blob_path(config: MailConfig, sha: str) -> Path:
@@ -71,31 +103,49 @@ def blob_path(config: MailConfig, sha: str) -> Path:
     return config.data_dir / "blobs" / sha[:2] / sha[2:4] / sha
 
 
-async def plan_batch(session: AsyncSession, events: Sequence[OutboxEvent], config: MailConfig, now: datetime) -> list[Job]:
-    """Load contexts in bulk and create the (event, address) rows on first sight."""
+async def plan_batch(
+    session: AsyncSession, events: Sequence[OutboxEvent], config: MailConfig, now: datetime
+) -> list[Job]:
+    """Load contexts in bulk; an event seen for the first time gets one recipient per mailbox.
+
+    Those recipients are written with their first outcome (``apply_outcomes``), not here.
+    """
     contexts = await _contexts(session, events)
-    recipients = await repo.recipients_by_event(session, [e.id for e in events])
-    jobs, new_rows = [], []
-    for ctx in contexts:
-        rows = recipients.get(ctx.event.id)
-        if rows is None:
-            fresh = _new_recipients(ctx, config, now)
-            new_rows += fresh
-            due = [Due(r["id"], r["address"], r["message_id"], False) for r in fresh]
+    # Recipients are written with an event's first recorded attempt: none before.
+    existing = await repo.recipient_rows(session, [e.id for e in events if e.attempts > 0])
+    mailboxes = {ctx.event.id: _mailboxes(ctx) for ctx in contexts if ctx.event.id not in existing}
+    ids = iter(new_ids(sum(len(m) for m in mailboxes.values())))
+    jobs = []
+    for n, ctx in enumerate(contexts, 1):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a turn of the event loop for the senders (see the module doc)
+        rows = existing.get(ctx.event.id)
+        if rows:
+            recipients = [_recipient(r) for r in rows]
         else:
-            due = [Due(r.id, r.address, r.message_id, r.without_attachment)
-                   for r in rows if r.state in _OPEN and r.next_attempt_at <= now]
-        jobs.append(Job(ctx, template_fields(ctx, config.public_base_url), due, _attachment(ctx, config)))
-    await repo.insert_rows(session, MailRecipient, new_rows)
+            recipients = _new_recipients(ctx, mailboxes.get(ctx.event.id, []), ids, config, now)
+        due = [Due(r.id, r.address, r.message_id, r.without_attachment)
+               for r in recipients if r.state in _OPEN and r.next_attempt_at <= now]
+        fields = template_fields(ctx, config.public_base_url)
+        jobs.append(Job(ctx, fields, due, _attachment(ctx, config), recipients))
     return jobs
 
 
+_RECIPIENT_FIELDS = ("id", "address", "message_id", "state", "attempts", "next_attempt_at", "last_code", "last_reply",
+                     "without_attachment", "sent_at", "created_at")
+
+
+def _recipient(row: RowMapping) -> Recipient:
+    return Recipient(**{name: row[name] for name in _RECIPIENT_FIELDS})
+
+
 async def _contexts(session: AsyncSession, events: Sequence[OutboxEvent]) -> list[EventContext]:
-    docs = await repo.documents_by_id(session, (e.document_id for e in events))
+    found = await repo.documents_with_verdicts(session, (e.document_id for e in events))
+    docs = {doc_id: doc for doc_id, (doc, _) in found.items()}
+    verdicts = {doc_id: verdict for doc_id, (_, verdict) in found.items()}
     deliveries = await repo.deliveries_by_id(session, (e.delivery_id for e in events))
     unit_ids = [e.unit_id for e in events] + [d.sender_unit_id for d in docs.values()]
     units = await repo.units_by_id(session, unit_ids + [d.recipient_unit_id for d in deliveries.values()])
-    verdicts = await repo.verdicts_by_document(session, docs)
     out = []
     for e in events:
         doc = docs.get(e.document_id or "")
@@ -109,15 +159,30 @@ async def _contexts(session: AsyncSession, events: Sequence[OutboxEvent]) -> lis
     return out
 
 
-def _new_recipients(ctx: EventContext, config: MailConfig, now: datetime) -> list[dict[str, object]]:
-    addresses = dict.fromkeys(a.strip() for a in (ctx.unit.mailboxes if ctx.unit else []) if a.strip())
-    return [
-        {"id": new_id(), "event_id": ctx.event.id, "address": a, "state": "pending", "attempts": 0,
-         "message_id": message_id_for(ctx.event.id, a, config.message_id_domain), "next_attempt_at": now,
-         "last_code": 0, "last_reply": "", "without_attachment": False, "sent_at": None,
-         "created_at": now, "updated_at": now}
-        for a in addresses
-    ]
+def _mailboxes(ctx: EventContext) -> list[str]:
+    return list(dict.fromkeys(a.strip() for a in (ctx.unit.mailboxes if ctx.unit else []) if a.strip()))
+
+
+def _new_recipients(
+    ctx: EventContext, addresses: list[str], ids: Iterator[str], config: MailConfig, now: datetime
+) -> list[Recipient]:
+    domain = config.message_id_domain
+    return [Recipient(next(ids), a, message_id_for(ctx.event.id, a, domain), "pending", 0, now, 0, "", False, None,
+                      now, new=True)
+            for a in addresses]
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` ids like ``new_id()`` (random UUID4, hex) from one ``os.urandom`` call.
+
+    One system call per batch instead of one per row: on the worker's hot path each
+    call also hands the GIL to the database thread, which then delays the SMTP I/O.
+    """
+    pool = bytearray(os.urandom(16 * count))
+    for at in range(0, 16 * count, 16):
+        pool[at + 6] = (pool[at + 6] & 0x0F) | 0x40  # version 4
+        pool[at + 8] = (pool[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
+    return [pool[at : at + 16].hex() for at in range(0, 16 * count, 16)]
 
 
 def _attachment(ctx: EventContext, config: MailConfig) -> Attachment | None:
@@ -129,55 +194,97 @@ def _attachment(ctx: EventContext, config: MailConfig) -> Attachment | None:
     return Attachment(blob_path(config, doc.sha256), doc.filename, doc.size)
 
 
+@dataclass(slots=True)
+class Recorded:
+    """What a recording transaction changed; ``publish`` the metrics once it is committed."""
+
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def publish(self) -> None:
+        counters = {"sent": MAIL_SENT, "failed": MAIL_FAILED, "deferred": MAIL_DEFERRED}
+        for (state, kind), n in self.counts.items():
+            counters[state].labels(kind).inc(n)
+
+
 async def apply_outcomes(
     session: AsyncSession, jobs: Sequence[Job], outcomes: Sequence[Outcome], *, owner: str, config: MailConfig,
     now: datetime,
-) -> None:
-    """Record attempts, move recipients and events on, release the leases."""
+) -> Recorded:
+    """Record attempts, move recipients and events on, release the leases (flush only).
+
+    Works on copies of the jobs' recipients, so a failed transaction can be tried again.
+    """
     by_recipient = {o.recipient_id: o for o in outcomes}
-    rows = await repo.recipients_by_event(session, [j.ctx.event.id for j in jobs])
+    attempt_ids = iter(new_ids(len(by_recipient)))
+    recorded = Recorded()
     releases: list[dict[str, object]] = []
     attempts: list[dict[str, object]] = []
-    for job in jobs:
+    changed: list[dict[str, object]] = []
+    added: list[dict[str, object]] = []
+    for n, job in enumerate(jobs, 1):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a turn of the event loop for the senders (see the module doc)
         event = job.ctx.event
-        event_rows = rows.get(event.id, [])
-        failed = [r for r in event_rows
-                  if r.id in by_recipient and _apply_one(attempts, r, by_recipient[r.id], event, owner, config, now)]
-        releases.append(_event_values(event, event_rows, now))
+        rows = [dataclasses.replace(r) for r in job.recipients]
+        failed = []
+        for r in rows:
+            outcome = by_recipient.get(r.id)
+            if outcome is not None:
+                attempts.append(_attempt(next(attempt_ids), event.id, outcome, owner, now))
+                _apply_one(r, outcome, config, now)
+                recorded.counts[r.state, event.kind] = recorded.counts.get((r.state, event.kind), 0) + 1
+                if r.state == "failed":
+                    failed.append(r)
+            if r.new:  # also when not attempted (stopping): the next round must find it
+                added.append(_new_row(event.id, r, now))
+            elif outcome is not None:
+                changed.append(_recipient_values(r, now))
+        releases.append(_event_values(event, rows, now))
         if failed:
             await _report_failure(session, job, failed, now)
-    await session.flush()
+    await repo.upsert_recipients(session, added)
+    await repo.update_recipients(session, changed)
     await repo.insert_rows(session, MailAttempt, attempts)
     await repo.release_events(session, owner, releases)
+    return recorded
 
 
-def _apply_one(
-    attempts: list[dict[str, object]], r: MailRecipient, o: Outcome, event: OutboxEvent, owner: str,
-    config: MailConfig, now: datetime,
-) -> bool:
-    """Update one recipient from its outcome; True if it just failed for good."""
-    attempts.append({"id": new_id(), "event_id": event.id, "address": o.address, "at": now, "stage": o.stage,
-                     "code": o.code, "reply": o.reply[:1000], "worker": owner[:100]})
+def _attempt(attempt_id: str, event_id: str, o: Outcome, owner: str, now: datetime) -> dict[str, object]:
+    return {"id": attempt_id, "event_id": event_id, "address": o.address, "at": now, "stage": o.stage,
+            "code": o.code, "reply": o.reply[:1000], "worker": owner[:100]}
+
+
+def _new_row(event_id: str, r: Recipient, now: datetime) -> dict[str, object]:
+    return {"id": r.id, "event_id": event_id, "address": r.address, "message_id": r.message_id, "state": r.state,
+            "attempts": r.attempts, "next_attempt_at": r.next_attempt_at, "last_code": r.last_code,
+            "last_reply": r.last_reply, "without_attachment": r.without_attachment, "sent_at": r.sent_at,
+            "created_at": r.created_at, "updated_at": now}
+
+
+def _recipient_values(r: Recipient, now: datetime) -> dict[str, object]:
+    return {"rid": r.id, "state": r.state, "attempts": r.attempts, "next_at": r.next_attempt_at,
+            "code": r.last_code, "reply": r.last_reply, "without": r.without_attachment, "sent_at": r.sent_at,
+            "updated": now}
+
+
+def _apply_one(r: Recipient, o: Outcome, config: MailConfig, now: datetime) -> None:
+    """Move one recipient on from its outcome: sent (2xx), failed (5xx, lifetime over) or deferred."""
     r.attempts += 1
-    r.last_code, r.last_reply, r.updated_at = o.code, o.reply[:1000], now
+    r.last_code, r.last_reply = o.code, o.reply[:1000]
     r.without_attachment = r.without_attachment or o.without_attachment
     if 200 <= o.code < 300:
         r.state, r.sent_at = "sent", now
-        MAIL_SENT.labels(event.kind).inc()
-        return False
+        return
     retry_at = now + timedelta(seconds=backoff_delay(r.attempts, config))
     if o.code >= 500 or retry_at > r.created_at + timedelta(seconds=config.lifetime_s):
         if o.code < 500:
             r.last_reply = f"gave up after {r.attempts} attempts; last answer: {o.code} {o.reply}"[:1000]
         r.state = "failed"
-        MAIL_FAILED.labels(event.kind).inc()
-        return True
+        return
     r.state, r.next_attempt_at = "deferred", retry_at
-    MAIL_DEFERRED.labels(event.kind).inc()
-    return False
 
 
-def _event_values(event: OutboxEvent, rows: list[MailRecipient], now: datetime) -> dict[str, object]:
+def _event_values(event: OutboxEvent, rows: list[Recipient], now: datetime) -> dict[str, object]:
     """The event's state follows its recipients: open → deferred, else failed or sent."""
     values: dict[str, object] = {"eid": event.id, "attempts": event.attempts + 1, "updated": now,
                                  "next_at": event.next_attempt_at}
@@ -195,7 +302,7 @@ def _event_values(event: OutboxEvent, rows: list[MailRecipient], now: datetime) 
     return values
 
 
-async def _report_failure(session: AsyncSession, job: Job, failed: list[MailRecipient], now: datetime) -> None:
+async def _report_failure(session: AsyncSession, job: Job, failed: list[Recipient], now: datetime) -> None:
     """Audit the permanent failure and tell the sending unit's clerk (not for reports themselves)."""
     event, doc = job.ctx.event, job.ctx.document
     data = {"kind": event.kind, "addresses": [r.address for r in failed],

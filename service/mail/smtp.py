@@ -10,7 +10,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -128,9 +128,9 @@ class SmtpConnection:
             raise SmtpPermanentError(0, "server offers no AUTH (is TLS in force?)", stage="AUTH")
         await self._step("AUTH", smtp.login(cfg.username, cfg.password))
 
-    async def _step(self, stage: str, coro: object) -> aiosmtplib.SMTPResponse:
+    async def _step(self, stage: str, coro: Awaitable[aiosmtplib.SMTPResponse]) -> aiosmtplib.SMTPResponse:
         try:
-            response: aiosmtplib.SMTPResponse = await coro  # type: ignore[misc]
+            response = await coro
         except _TRANSLATED as exc:
             error = _translate(exc, stage)
             self._record(stage, error.smtp_code, error.reply)
@@ -160,7 +160,7 @@ class SmtpConnection:
         final = {r.address: RecipientResult(r.address, data.code, data.message, "DATA") for r in accepted}
         return [final.get(r.address, r) for r in results]
 
-    async def _command(self, stage: str, coro: object) -> None:
+    async def _command(self, stage: str, coro: Awaitable[aiosmtplib.SMTPResponse]) -> None:
         try:
             await self._step(stage, coro)
         except SmtpError as error:

@@ -2,16 +2,18 @@
 
 Runs embedded in the API process (``start_embedded_worker``) or as its own
 process (``docexchange worker``); any number of workers may share one database.
+``run`` is a pipeline (:mod:`service.mail.pipeline`); ``run_once`` does one batch
+step by step (tests, ``mail`` CLI). Both use the steps below.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.settings import Settings
@@ -23,6 +25,7 @@ from .config import MailConfig
 from .errors import MailConfigError, SmtpError
 from .messages import OutgoingMessage, build_message
 from .overdue import sweep_overdue
+from .pipeline import Item, Pipeline, wait_for_stop
 from .rendering import TemplateSet
 from .service import Job, Outcome, apply_outcomes, plan_batch
 from .smime import SmimeSigner
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    """Claims batches with a lease; ``pool_size`` lanes overlap database and SMTP work."""
+    """Leases due events and sends them over ``pool_size`` reused SMTP connections."""
 
     def __init__(self, db: Database, config: MailConfig, templates: TemplateSet, signer: SmimeSigner | None) -> None:
         self.db, self.config = db, config
@@ -55,21 +58,19 @@ class Worker:
 
     async def run_once(self) -> int:
         """One batch: claim, send, record. Returns how many events were claimed."""
-        now = utcnow()
-        async with self.db.session() as session:
-            events = await repo.claim_due(
-                session, owner=self.owner, now=now, lease_s=self.config.lease_s, limit=self.config.batch_size
-            )
-            if not events:
-                return 0
-            jobs = await plan_batch(session, events, self.config, now)
-            await session.commit()
-        sent = await asyncio.gather(*(self._send_job(job) for job in jobs))
-        async with self.db.session() as session:
-            await apply_outcomes(session, jobs, [o for group in sent for o in group], owner=self.owner,
-                                 config=self.config, now=utcnow())
-            await session.commit()
-        return len(events)
+        jobs = await self.claim(self.config.batch_size)
+        if not jobs:
+            return 0
+        renewer = asyncio.create_task(self._renew_while_sending([j.ctx.event.id for j in jobs]))
+        try:
+            items = [item for job in jobs for item in self.items(job)]
+            await self.prebuild(items)
+            outcomes = await asyncio.gather(*(self.send(item) for item in items))
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+        await self.record(jobs, outcomes)
+        return len(jobs)
 
     async def drain(self) -> None:
         """Run batches until nothing is due (tests, ``mail`` CLI)."""
@@ -77,26 +78,111 @@ class Worker:
             pass
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Lanes plus the overdue sweep, until ``stop`` is set."""
-        tasks = [asyncio.create_task(self._lane(stop)) for _ in range(self.config.pool_size)]
-        tasks.append(asyncio.create_task(self._sweeper(stop)))
+        """The pipeline plus the overdue sweep, until ``stop`` is set."""
+        sweeper = asyncio.create_task(self._sweeper(stop))
         try:
-            await asyncio.gather(*tasks)
+            await Pipeline(self).run(stop)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await self._pool.close()
 
-    async def _lane(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+    # ---- the steps ---------------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Job]:
+        """Lease up to ``limit`` due events (urgent first) and plan them, in one transaction."""
+        now = utcnow()
+        async with self.db.session() as session:
+            events = await repo.claim_due(session, owner=self.owner, now=now, lease_s=self.config.lease_s,
+                                          limit=limit)
+            if not events:
+                return []
+            jobs = await plan_batch(session, events, self.config, now)
+            await session.commit()
+        return jobs
+
+    def items(self, job: Job) -> list[Item]:
+        """The job's messages, rendered once per job (not built yet)."""
+        if not job.due:
+            return []
+        rendered = self._templates.render(job.ctx.event.kind, job.fields)
+        event = job.ctx.event
+        return [Item(job, r.id, OutgoingMessage(event.id, r.address, r.message_id, event.priority, rendered,
+                                                None if r.without_attachment else job.attachment), None)
+                for r in job.due]
+
+    async def prebuild(self, items: Sequence[Item]) -> None:
+        """Build the messages without attachment ahead: inline (tens of µs), S/MIME in one thread hop.
+
+        Messages with a PDF are built at send time, so the queue never holds megabytes.
+        """
+        cheap = [i for i in items if i.out.attachment is None]
+        if self._signer is None:
+            for item in cheap:
+                item.raw = build_message(item.out, self.config.mail_from, None, with_attachment=False)
+        elif cheap:
+            raws = await asyncio.to_thread(self._build_all, [i.out for i in cheap])
+            for item, raw in zip(cheap, raws, strict=True):
+                item.raw = raw
+
+    def _build_all(self, outs: list[OutgoingMessage]) -> list[bytes]:
+        return [build_message(out, self.config.mail_from, self._signer, with_attachment=False) for out in outs]
+
+    async def send(self, item: Item) -> Outcome:
+        """Send one message; a 552 with the PDF attached is tried again without it."""
+        out = item.out
+        with_attachment = out.attachment is not None
+        try:
             try:
-                claimed = await self.run_once()
-            except Exception:  # a database hiccup must not end the worker; it is logged
-                log.exception("mail worker batch failed; retrying after the poll interval")
-                claimed = 0
-            if not claimed:
-                await _wait(stop, self.config.poll_interval_s)
+                result = await self._deliver(out, with_attachment, item.raw)
+            except SmtpError as error:
+                if not (with_attachment and error.smtp_code == 552):
+                    raise
+                # Too big for the relay: send the notice without the PDF.
+                with_attachment = False
+                result = await self._deliver(out, with_attachment=False)
+        except SmtpError as error:
+            dropped = out.attachment is not None and not with_attachment
+            return Outcome(item.recipient_id, out.address, error.smtp_code, error.reply, error.stage, dropped)
+        except MailConfigError as error:
+            return Outcome(item.recipient_id, out.address, 0, str(error), "CONFIG")
+        return Outcome(item.recipient_id, out.address, result.code, result.reply, result.stage,
+                       out.attachment is not None and not with_attachment)
+
+    async def record(self, jobs: Sequence[Job], outcomes: Sequence[Outcome]) -> None:
+        """Write the outcomes of finished jobs and release their leases, in one transaction."""
+        async with self.db.session() as session:
+            recorded = await apply_outcomes(session, jobs, outcomes, owner=self.owner, config=self.config,
+                                            now=utcnow())
+            await session.commit()
+        recorded.publish()
+
+    async def renew(self, event_ids: Sequence[str]) -> set[str]:
+        """Extend the lease of events still being worked on; returns those this worker still holds."""
+        async with self.db.session() as session:
+            held = await repo.renew_leases(session, owner=self.owner, ids=event_ids, now=utcnow(),
+                                           lease_s=self.config.lease_s)
+            await session.commit()
+        return held
+
+    async def unlease(self, event_ids: Sequence[str]) -> None:
+        """Give back events claimed but not attempted (stopping), so any worker takes them at once."""
+        async with self.db.session() as session:
+            await repo.unlease_events(session, owner=self.owner, ids=event_ids, now=utcnow())
+            await session.commit()
+
+    @property
+    def renew_every_s(self) -> float:
+        """A third of the lease: two renewals may fail before another worker may take the events."""
+        return self.config.lease_s / 3
+
+    async def _renew_while_sending(self, event_ids: list[str]) -> None:
+        while True:
+            await asyncio.sleep(self.renew_every_s)
+            try:
+                await self.renew(event_ids)
+            except Exception:  # logged; the next renewal tries again before the lease runs out
+                log.exception("lease renewal failed")
 
     async def _sweeper(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -106,38 +192,11 @@ class Worker:
                     log.info("overdue sweep queued %d reminders", created)
             except Exception:  # logged; the next sweep tries again
                 log.exception("overdue sweep failed")
-            await _wait(stop, self.config.overdue_sweep_s)
+            await wait_for_stop(stop, self.config.overdue_sweep_s)
 
-    async def _send_job(self, job: Job) -> list[Outcome]:
-        rendered = self._templates.render(job.ctx.event.kind, job.fields)
-        messages = [
-            OutgoingMessage(job.ctx.event.id, r.address, r.message_id, job.ctx.event.priority, rendered,
-                            None if r.without_attachment else job.attachment)
-            for r in job.due
-        ]
-        return list(await asyncio.gather(*(self._send_one(r.id, m) for r, m in zip(job.due, messages, strict=True))))
-
-    async def _send_one(self, recipient_id: str, out: OutgoingMessage) -> Outcome:
-        with_attachment = out.attachment is not None
-        try:
-            try:
-                result = await self._deliver(out, with_attachment)
-            except SmtpError as error:
-                if not (with_attachment and error.smtp_code == 552):
-                    raise
-                # Too big for the relay: send the notice without the PDF.
-                with_attachment = False
-                result = await self._deliver(out, with_attachment=False)
-        except SmtpError as error:
-            dropped = out.attachment is not None and not with_attachment
-            return Outcome(recipient_id, out.address, error.smtp_code, error.reply, error.stage, dropped)
-        except MailConfigError as error:
-            return Outcome(recipient_id, out.address, 0, str(error), "CONFIG")
-        return Outcome(recipient_id, out.address, result.code, result.reply, result.stage,
-                       out.attachment is not None and not with_attachment)
-
-    async def _deliver(self, out: OutgoingMessage, with_attachment: bool) -> _Result:
-        raw = await self._build(out, with_attachment)
+    async def _deliver(self, out: OutgoingMessage, with_attachment: bool, raw: bytes | None = None) -> _Result:
+        if raw is None:
+            raw = await self._build(out, with_attachment)
         results = await self._pool.send(self.config.sender, [out.address], raw)
         return _Result(results[0].code, results[0].reply, results[0].stage)
 
@@ -161,11 +220,6 @@ class _Result:
     code: int
     reply: str
     stage: str
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 class WorkerHandle:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from service.errors import InvalidInputError
 from service.routing.policy import UnitRef
@@ -14,7 +15,7 @@ from service.units import Unit, UnknownUnitsError
 
 __all__ = ["RecipientSelector", "expand_recipients", "unit_ref"]
 
-_COLUMNS = (Unit.id, Unit.code, Unit.name, Unit.path, Unit.parent_id)
+_COLUMNS = (col(Unit.id), col(Unit.code), col(Unit.name), col(Unit.path), col(Unit.parent_id))
 
 
 class RecipientSelector:
@@ -57,7 +58,7 @@ async def expand_recipients(session: AsyncSession, selectors: list[RecipientSele
 
 async def _anchors(session: AsyncSession, keys: list[str]) -> dict[str, UnitRef]:
     wanted = {nfc(k) for k in keys}
-    stmt = select(*_COLUMNS).where(Unit.id.in_(wanted) | Unit.code.in_({k.upper() for k in wanted}))  # type: ignore[attr-defined]
+    stmt = select(*_COLUMNS).where(col(Unit.id).in_(wanted) | col(Unit.code).in_({k.upper() for k in wanted}))
     rows = [UnitRef(*row) for row in (await session.execute(stmt)).all()]
     by_key = {r.id: r for r in rows} | {r.code: r for r in rows}
     found = {k: by_key.get(k) or by_key.get(k.upper()) for k in wanted}
@@ -68,12 +69,13 @@ async def _anchors(session: AsyncSession, keys: list[str]) -> dict[str, UnitRef]
 
 
 async def _subtree(session: AsyncSession, root: UnitRef, level: str | None, include_root: bool) -> list[UnitRef]:
-    stmt = select(*_COLUMNS, Unit.level).where(Unit.path.startswith(root.path)).order_by(Unit.depth, Unit.code)  # type: ignore[attr-defined]
+    stmt = (select(*_COLUMNS, col(Unit.level)).where(col(Unit.path).startswith(root.path))
+            .order_by(col(Unit.depth), col(Unit.code)))
     rows = (await session.execute(stmt)).all()
     wanted_level = search_key(level) if level else None
     refs = []
-    for *cols, unit_level in rows:
-        ref = UnitRef(*cols)
+    for unit_id, code, name, path, parent_id, unit_level in rows:
+        ref = UnitRef(unit_id, code, name, path, parent_id)
         if ref.id == root.id and not include_root:
             continue
         if wanted_level is not None and search_key(unit_level) != wanted_level:

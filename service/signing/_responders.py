@@ -61,9 +61,9 @@ class Responders:
         try:
             req = ocsp.load_der_ocsp_request(request_der)
         except ValueError:
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(Encoding.DER)
+            return _ocsp_failure(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         if req.issuer_key_hash != _key_hash(self.issuing.cert, req.hash_algorithm):
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(Encoding.DER)
+            return _ocsp_failure(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         found = {entry.serial: entry for entry in revoked}.get(req.serial_number)
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=req.issuer_name_hash,
@@ -86,7 +86,8 @@ class Responders:
             req.native  # noqa: B018 - forces a full parse so malformed input fails here
         except ValueError as exc:
             return _rejection(f"bad request: {exc}")
-        return self.timestamp_response(req, now).dump()
+        der: bytes = self.timestamp_response(req, now).dump()
+        return der
 
     def timestamp_response(self, req: tsp.TimeStampReq, now: datetime) -> tsp.TimeStampResp:
         """The response as an asn1crypto object (freshly built, so pyHanko can embed
@@ -166,8 +167,15 @@ def _attr(name: str, value: object) -> cms.CMSAttribute:
 
 
 def _rejection(text: str) -> bytes:
-    status = tsp.PKIStatusInfo({"status": "rejection", "status_string": [text], "fail_info": tsp.PKIFailureInfo({"bad_data_format"})})
-    return tsp.TimeStampResp({"status": status}).dump()
+    status = tsp.PKIStatusInfo(
+        {"status": "rejection", "status_string": [text], "fail_info": tsp.PKIFailureInfo({"bad_data_format"})}
+    )
+    der: bytes = tsp.TimeStampResp({"status": status}).dump()
+    return der
+
+
+def _ocsp_failure(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER)
 
 
 def _crl_builder(issuer: KeyPair, number: int, now: datetime) -> x509.CertificateRevocationListBuilder:
@@ -177,7 +185,7 @@ def _crl_builder(issuer: KeyPair, number: int, now: datetime) -> x509.Certificat
         .last_update(now - timedelta(minutes=1))
         .next_update(now + _VALIDITY)
         .add_extension(x509.CRLNumber(number), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
     )
 
 

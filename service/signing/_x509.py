@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "CertProfile",
@@ -124,7 +124,7 @@ def _add_issuer_extensions(
 ) -> x509.CertificateBuilder:
     if issuer is None:
         return builder
-    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key())
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key())
     issuer_is_root = issuer.cert.issuer == issuer.cert.subject
     crl_url = f"{base_url}/{'root.crl' if issuer_is_root else 'ca.crl'}"
     dp = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
@@ -134,7 +134,7 @@ def _add_issuer_extensions(
     if issuer_is_root:
         return builder
     aia = x509.AuthorityInformationAccess(
-        [x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{base_url}/ocsp"))]
+        [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{base_url}/ocsp"))]
     )
     return builder.add_extension(aia, critical=False)
 

@@ -90,7 +90,8 @@ def make_signature_png(full_name: str, fonts: FontConfig = FontConfig()) -> byte
     name = _nfc(full_name)
     font = ImageFont.truetype(str(fonts.italic), 96)
     left, top, right, bottom = font.getbbox(name)
-    width, height = right - left + 80, bottom - top + 90
+    # Pillow types the bbox as floats; it holds whole pixels, and Image.new wants ints.
+    width, height = int(right - left) + 80, int(bottom - top) + 90
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     draw.text((40 - left, 20 - top), name, font=font, fill=_BLUE)
@@ -157,7 +158,7 @@ def _png(img: Image.Image) -> bytes:
 # -- stamp styles ---------------------------------------------------------------------
 def image_style(png: bytes) -> TextStampStyle:
     """An appearance that is just the (transparent) image, scaled to the box."""
-    pil = Image.open(io.BytesIO(png))
+    pil: Image.Image = Image.open(io.BytesIO(png))
     pil.load()
     if pil.mode not in ("RGBA", "LA"):
         pil = pil.convert("RGBA")
@@ -215,7 +216,8 @@ def _advance_width(font: Path, value: str, size: float) -> float:
     cmap, hmtx, upem = tt.getBestCmap(), tt["hmtx"], tt["head"].unitsPerEm
     missing = hmtx[".notdef"][0] if ".notdef" in hmtx.metrics else upem // 2
     units = sum(hmtx[cmap[ord(ch)]][0] if ord(ch) in cmap else missing for ch in value)
-    return units * size / upem
+    width: float = units * size / upem
+    return width
 
 
 def attachment_box(
@@ -243,14 +245,14 @@ def attachment_style(font_file: Path, template: str = "%(number)s\n%(signed_at)s
             text_color=(0, 0, 0),
             box_layout_rule=layout.SimpleBoxLayoutRule(
                 x_align=layout.AxisAlignment.ALIGN_MAX, y_align=layout.AxisAlignment.ALIGN_MAX,
-                margins=layout.Margins.uniform(_PAD),
+                margins=layout.Margins(_PAD, _PAD, _PAD, _PAD),
             ),
         ),
         inner_content_layout=layout.SimpleBoxLayoutRule(
             x_align=layout.AxisAlignment.ALIGN_MAX,
             y_align=layout.AxisAlignment.ALIGN_MAX,
             inner_content_scaling=layout.InnerScaling.NO_SCALING,
-            margins=layout.Margins.uniform(0),
+            margins=layout.Margins(0, 0, 0, 0),
         ),
     )
 

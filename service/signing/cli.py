@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
+from sqlmodel import col
 
 from service.signing.html import render_html
 from service.signing.pki import DevelopmentPki, IssuedCert
@@ -161,7 +162,7 @@ async def _issue_for_registered(pki: DevelopmentPki, settings: Any) -> tuple[int
     db = Database(url, pool_size=1)
     try:
         async with db.session() as session:
-            units = list((await session.execute(select(Unit).where(Unit.has_seal))).scalars())
+            units = list((await session.execute(select(Unit).where(col(Unit.has_seal)))).scalars())
             people = [u for u in (await session.execute(select(User))).scalars() if "signer" in u.roles]
     except DBAPIError:
         return 0, 0  # the schema is not there yet (run `docexchange db upgrade`)

@@ -138,7 +138,9 @@ async def prepare_external(
     except Exception as exc:  # noqa: BLE001 - SignatureCreationError and I/O errors alike
         raise ExternalSigningError(f"cannot read {src_path.name}: {exc}") from exc
     name = placement.field_name or _PERSONAL_FIELD
-    spec = None if geometry else fields.SigFieldSpec(name, on_page=placement.page, box=placement.box or _DEFAULT_BOX)
+    # pyHanko annotates ``box`` as ints but writes any PDF number; our boxes are in (fractional) points.
+    box = placement.box or _DEFAULT_BOX
+    spec = None if geometry else fields.SigFieldSpec(name, on_page=placement.page, box=box)  # type: ignore[arg-type]
     png = image_png or make_signature_png(signer_name, fonts)
     meta = metadata(name, options, None, name=unicodedata.normalize("NFC", signer_name))
     signed_at = now_vn()
@@ -304,7 +306,7 @@ def _external_signer(
     size = cert.public_key.byte_size if cert.public_key.algorithm == "rsa" else 72
     return signers.ExternalSigner(
         signing_cert=cert,
-        cert_registry=SimpleCertificateStore.from_certs([cert, *chain]),  # type: ignore[no-untyped-call]
+        cert_registry=SimpleCertificateStore.from_certs([cert, *chain]),
         signature_value=value if value is not None else size,
     )
 

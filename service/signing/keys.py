@@ -49,7 +49,7 @@ class FileKeyProvider:
 
     def _load(self) -> signers.SimpleSigner:
         try:
-            loaded = signers.SimpleSigner.load(
+            loaded: signers.SimpleSigner | None = signers.SimpleSigner.load(
                 str(self.key_path),
                 str(self.cert_path),
                 ca_chain_files=[str(p) for p in self.chain_paths],
@@ -116,7 +116,7 @@ class Pkcs11KeyProvider:
             )
             # Load the key handle and certificates now (in this worker thread):
             # a wrong label or PIN must fail here, not in the middle of a signature.
-            signer._load_objects()  # type: ignore[no-untyped-call]
+            signer._load_objects()
         except (OSError, PKCS11Error, PyhankoSigningError) as exc:
             self._close_session()
             raise KeyProviderError(f"PKCS#11 token {self.token_label!r}: {type(exc).__name__}: {exc}") from exc
@@ -135,4 +135,5 @@ class Pkcs11KeyProvider:
 
 
 def _load_cert(path: Path) -> asn1_x509.Certificate:
-    return load_cert_from_pemder(str(path))
+    cert: asn1_x509.Certificate = load_cert_from_pemder(str(path))
+    return cert

@@ -176,7 +176,9 @@ class DevelopmentPki:
     def _record(self, cert: x509.Certificate, kind: str, base: Path) -> None:
         subject = cert.subject.rfc4514_string()
         rel = str(base.relative_to(self.keys_dir))
-        self._state["issued"][str(cert.serial_number)] = {"subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat()}
+        self._state["issued"][str(cert.serial_number)] = {
+            "subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat(),
+        }
         self._write_state()
 
     def _read_state(self) -> dict[str, Any]:
@@ -192,10 +194,15 @@ class DevelopmentPki:
 def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
     now = _now()
     root_key = new_key()
-    root = KeyPair(build_cert(vn_name(_INFRA["root-ca"]), root_key, None, CertProfile(ca=True, lifetime_days=3650), base_url=base_url, now=now), root_key)
+    root_profile = CertProfile(ca=True, lifetime_days=3650)
+    root = KeyPair(
+        build_cert(vn_name(_INFRA["root-ca"]), root_key, None, root_profile, base_url=base_url, now=now), root_key
+    )
     ca_key = new_key()
     ca_profile = CertProfile(ca=True, path_length=0, lifetime_days=3000)
-    issuing = KeyPair(build_cert(vn_name(_INFRA["issuing-ca"]), ca_key, root, ca_profile, base_url=base_url, now=now), ca_key)
+    issuing = KeyPair(
+        build_cert(vn_name(_INFRA["issuing-ca"]), ca_key, root, ca_profile, base_url=base_url, now=now), ca_key
+    )
     pairs = {"root-ca": root, "issuing-ca": issuing}
     profiles = {
         "tsa": CertProfile(eku=(ExtendedKeyUsageOID.TIME_STAMPING,)),
@@ -206,9 +213,13 @@ def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
         pairs[name] = KeyPair(build_cert(vn_name(_INFRA[name]), key, issuing, profile, base_url=base_url, now=now), key)
     for name, pair in pairs.items():
         _write_pair(keys_dir / name, pair, passphrase)
-    state = {"base_url": base_url, "issued": {}, "revoked": {}, "crl_number": 0}
-    for name, pair in pairs.items():
-        state["issued"][str(pair.cert.serial_number)] = {"subject": pair.cert.subject.rfc4514_string(), "kind": "infra", "path": name, "issued_at": now.isoformat()}
+    issued: dict[str, dict[str, str]] = {
+        str(pair.cert.serial_number): {
+            "subject": pair.cert.subject.rfc4514_string(), "kind": "infra", "path": name, "issued_at": now.isoformat(),
+        }
+        for name, pair in pairs.items()
+    }
+    state = {"base_url": base_url, "issued": issued, "revoked": {}, "crl_number": 0}
     (keys_dir / "state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False), "utf-8")
 
 

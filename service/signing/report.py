@@ -46,25 +46,82 @@ class Modification(StrEnum):
 
 # code -> (English, Vietnamese); every finding in a report comes from here.
 MESSAGES: dict[str, tuple[str, str]] = {
-    "OK": ("The signature is valid and the signed content is unchanged.", "Chữ ký hợp lệ, nội dung đã ký không bị thay đổi."),
-    "HASH_FAILURE": ("The signed bytes were changed after signing (digest mismatch).", "Dữ liệu đã ký bị thay đổi sau khi ký (sai giá trị băm)."),
-    "SIG_CRYPTO_FAILURE": ("The cryptographic signature value does not verify.", "Giá trị chữ ký số không kiểm tra được về mặt mật mã."),
-    "REVOKED": ("The signer's certificate was revoked before the signing time.", "Chứng thư số của người ký đã bị thu hồi trước thời điểm ký."),
-    "NO_CERTIFICATE_CHAIN_FOUND": ("No chain to a trusted root certificate was found.", "Không tìm thấy chuỗi chứng thư tới chứng thư gốc tin cậy."),
-    "CHAIN_CONSTRAINTS_FAILURE": ("The certificate chain does not satisfy the validation constraints.", "Chuỗi chứng thư không thỏa mãn các ràng buộc kiểm tra."),
-    "OUT_OF_BOUNDS_NO_POE": ("The certificate was expired or not yet valid at the signing time.", "Chứng thư số đã hết hạn hoặc chưa có hiệu lực tại thời điểm ký."),
-    "TRY_LATER": ("Revocation status could not be determined with the data held.", "Không xác định được tình trạng thu hồi với dữ liệu hiện có."),
-    "FORMAT_FAILURE": ("The signature or document structure is malformed or not allowed.", "Cấu trúc chữ ký hoặc tài liệu bị lỗi hoặc không được phép."),
-    "MODIFIED_TAMPERED": ("The document was changed after signing in a way the signature's locks forbid.", "Tài liệu bị sửa sau khi ký, trái với khóa của chữ ký."),
-    "MODIFIED_POLICY": ("The document was changed after signing (form fields / annotations); our policy rejects this.", "Tài liệu bị sửa sau khi ký (trường biểu mẫu/chú thích); chính sách của hệ thống không chấp nhận."),
-    "MODIFIED_PERMITTED": ("Later changes are only further signatures or long-term validation data.", "Các thay đổi sau chỉ là chữ ký tiếp theo hoặc dữ liệu kiểm tra dài hạn."),
-    "TIMESTAMP_INVALID": ("The signature timestamp does not verify or is not trusted.", "Dấu thời gian của chữ ký không hợp lệ hoặc không tin cậy."),
-    "NO_SIGNATURE": ("The document contains no signature.", "Tài liệu không có chữ ký số."),
-    "COUNT_MISMATCH": ("The file contains signature data the library did not enumerate.", "Tệp chứa dữ liệu chữ ký mà thư viện không liệt kê được."),
-    "UNREADABLE": ("The file or a signature could not be read.", "Không đọc được tệp hoặc chữ ký."),
-    "NON_STRICT": ("The file only opens in lenient (non-strict) parsing mode.", "Tệp chỉ mở được ở chế độ phân tích không nghiêm ngặt."),
-    "TIMEOUT": ("Verification exceeded its time or memory limit.", "Việc kiểm tra vượt quá giới hạn thời gian hoặc bộ nhớ."),
-    "GENERIC": ("Verification could not be completed.", "Không hoàn tất được việc kiểm tra."),
+    "OK": (
+        "The signature is valid and the signed content is unchanged.",
+        "Chữ ký hợp lệ, nội dung đã ký không bị thay đổi.",
+    ),
+    "HASH_FAILURE": (
+        "The signed bytes were changed after signing (digest mismatch).",
+        "Dữ liệu đã ký bị thay đổi sau khi ký (sai giá trị băm).",
+    ),
+    "SIG_CRYPTO_FAILURE": (
+        "The cryptographic signature value does not verify.",
+        "Giá trị chữ ký số không kiểm tra được về mặt mật mã.",
+    ),
+    "REVOKED": (
+        "The signer's certificate was revoked before the signing time.",
+        "Chứng thư số của người ký đã bị thu hồi trước thời điểm ký.",
+    ),
+    "NO_CERTIFICATE_CHAIN_FOUND": (
+        "No chain to a trusted root certificate was found.",
+        "Không tìm thấy chuỗi chứng thư tới chứng thư gốc tin cậy.",
+    ),
+    "CHAIN_CONSTRAINTS_FAILURE": (
+        "The certificate chain does not satisfy the validation constraints.",
+        "Chuỗi chứng thư không thỏa mãn các ràng buộc kiểm tra.",
+    ),
+    "OUT_OF_BOUNDS_NO_POE": (
+        "The certificate was expired or not yet valid at the signing time.",
+        "Chứng thư số đã hết hạn hoặc chưa có hiệu lực tại thời điểm ký.",
+    ),
+    "TRY_LATER": (
+        "Revocation status could not be determined with the data held.",
+        "Không xác định được tình trạng thu hồi với dữ liệu hiện có.",
+    ),
+    "FORMAT_FAILURE": (
+        "The signature or document structure is malformed or not allowed.",
+        "Cấu trúc chữ ký hoặc tài liệu bị lỗi hoặc không được phép.",
+    ),
+    "MODIFIED_TAMPERED": (
+        "The document was changed after signing in a way the signature's locks forbid.",
+        "Tài liệu bị sửa sau khi ký, trái với khóa của chữ ký.",
+    ),
+    "MODIFIED_POLICY": (
+        "The document was changed after signing (form fields / annotations); our policy rejects this.",
+        "Tài liệu bị sửa sau khi ký (trường biểu mẫu/chú thích); chính sách của hệ thống không chấp nhận.",
+    ),
+    "MODIFIED_PERMITTED": (
+        "Later changes are only further signatures or long-term validation data.",
+        "Các thay đổi sau chỉ là chữ ký tiếp theo hoặc dữ liệu kiểm tra dài hạn.",
+    ),
+    "TIMESTAMP_INVALID": (
+        "The signature timestamp does not verify or is not trusted.",
+        "Dấu thời gian của chữ ký không hợp lệ hoặc không tin cậy.",
+    ),
+    "NO_SIGNATURE": (
+        "The document contains no signature.",
+        "Tài liệu không có chữ ký số.",
+    ),
+    "COUNT_MISMATCH": (
+        "The file contains signature data the library did not enumerate.",
+        "Tệp chứa dữ liệu chữ ký mà thư viện không liệt kê được.",
+    ),
+    "UNREADABLE": (
+        "The file or a signature could not be read.",
+        "Không đọc được tệp hoặc chữ ký.",
+    ),
+    "NON_STRICT": (
+        "The file only opens in lenient (non-strict) parsing mode.",
+        "Tệp chỉ mở được ở chế độ phân tích không nghiêm ngặt.",
+    ),
+    "TIMEOUT": (
+        "Verification exceeded its time or memory limit.",
+        "Việc kiểm tra vượt quá giới hạn thời gian hoặc bộ nhớ.",
+    ),
+    "GENERIC": (
+        "Verification could not be completed.",
+        "Không hoàn tất được việc kiểm tra.",
+    ),
 }
 
 

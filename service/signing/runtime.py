@@ -10,9 +10,10 @@ real certificates and encrypted keys in the same layout (``personal/<user id>.pe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pyhanko.sign.timestamps import TimeStamper
 
@@ -23,7 +24,13 @@ from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 __all__ = ["RuntimeConfig", "SigningRuntime"]
+
+# Issues the certificate a key provider needs, on the development PKI.
+_Issue = Callable[[DevelopmentPki], object]
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class RuntimeConfig:
     verify_memory_mb: int = 1536
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RuntimeConfig:
+    def from_settings(cls, settings: Settings) -> RuntimeConfig:
         return cls(
             keys_dir=Path(settings.keys_dir), passphrase=settings.key_passphrase.encode(),
             pki_base_url=settings.public_base_url.rstrip("/") + "/api/v1/pki",
@@ -94,15 +101,13 @@ class SigningRuntime:
 
     async def for_person(self, user_id: str, full_name: str, email: str) -> DocumentSigner:
         """The signer of a person's personal certificate. Raises KeyProviderError."""
-        return await self._signer("personal", user_id, lambda: self.pki.issue_personal_cert(  # type: ignore[union-attr]
-            user_id, full_name, email))
+        return await self._signer("personal", user_id, lambda pki: pki.issue_personal_cert(user_id, full_name, email))
 
     async def for_unit(self, unit_code: str, unit_name: str) -> DocumentSigner:
         """The signer of a unit's organisation certificate (its seal). Raises KeyProviderError."""
-        return await self._signer("org", unit_code, lambda: self.pki.issue_organisation_cert(  # type: ignore[union-attr]
-            unit_code, unit_name))
+        return await self._signer("org", unit_code, lambda pki: pki.issue_organisation_cert(unit_code, unit_name))
 
-    async def _signer(self, kind: str, ident: str, issue: Any) -> DocumentSigner:
+    async def _signer(self, kind: str, ident: str, issue: _Issue) -> DocumentSigner:
         async with self._lock:
             key = f"{kind}/{ident}"
             if key not in self._signers:
@@ -110,7 +115,7 @@ class SigningRuntime:
                 self._signers[key] = DocumentSigner(provider, timestamper=self.timestamper(), trust=self.trust)
             return self._signers[key]
 
-    async def _provider(self, kind: str, ident: str, issue: Any) -> KeyProvider:
+    async def _provider(self, kind: str, ident: str, issue: _Issue) -> KeyProvider:
         cfg = self.config
         chain = self.pki.chain_paths if self.pki else _chain_files(cfg.keys_dir)
         if cfg.pkcs11_module:
@@ -120,7 +125,7 @@ class SigningRuntime:
         # Codes contain dots (000.00.01.H99): build names, not suffixes.
         cert, key = cfg.keys_dir / kind / f"{ident}.pem", cfg.keys_dir / kind / f"{ident}.key.pem"
         if not cert.exists() and self.pki is not None:
-            await asyncio.to_thread(issue)
+            await asyncio.to_thread(issue, self.pki)
         return FileKeyProvider(key_path=key, cert_path=cert, passphrase=cfg.passphrase, chain_paths=tuple(chain))
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.stamp import BaseStampStyle
 
 from service.signing.appearance import (
     FontConfig,
@@ -87,7 +88,7 @@ class DocumentSigner:
         name = placement.field_name or PERSONAL_FIELD
         png = image_png or make_signature_png(signer_name, self._fonts)
         box = placement.box or _DEFAULT_BOX
-        spec = None if geometry else fields.SigFieldSpec(name, on_page=placement.page, box=box)
+        spec = None if geometry else _field_spec(name, placement.page, box)
         meta = metadata(name, options, self._trust, name=_nfc(signer_name))
         return await self._run(src, dst, meta, image_style(png), spec, {}, options)
 
@@ -110,10 +111,7 @@ class DocumentSigner:
             raise SigningError(f"no signature field {personal_field!r} to place the seal on")
         page, box = geometry
         png = seal_png or make_seal_png(unit_name, fonts=self._fonts)
-        spec = fields.SigFieldSpec(
-            field_name, on_page=page, box=seal_box(box, seal_mm),
-            field_mdp_spec=_LOCK_ALL, doc_mdp_update_value=fields.MDPPerm.NO_CHANGES,
-        )
+        spec = _field_spec(field_name, page, seal_box(box, seal_mm), lock_all=True)
         meta = metadata(field_name, options, self._trust, name=_nfc(unit_name))
         return await self._run(src, dst, meta, image_style(png), spec, {}, options)
 
@@ -137,12 +135,10 @@ class DocumentSigner:
         font = self._fonts.covering(params["number"])
         box = attachment_box([params["number"], params["signed_at"]], page_box, font)
         if existing:
-            spec = fields.SigFieldSpec(
-                field_name, on_page=0, box=box, field_mdp_spec=_LOCK_ALL, doc_mdp_update_value=fields.MDPPerm.NO_CHANGES
-            )
+            spec = _field_spec(field_name, 0, box, lock_all=True)
             extra: dict[str, object] = {}
         else:
-            spec = fields.SigFieldSpec(field_name, on_page=0, box=box)
+            spec = _field_spec(field_name, 0, box)
             extra = {"certify": True, "docmdp_permissions": fields.MDPPerm.NO_CHANGES}
         meta = metadata(field_name, options, self._trust, name=_nfc(unit_name), **extra)
         return await self._run(src, dst, meta, attachment_style(font), spec, params, options, signed_at)
@@ -152,7 +148,7 @@ class DocumentSigner:
         src: Path | BinaryIO,
         dst: Path,
         meta: signers.PdfSignatureMetadata,
-        style: object,
+        style: BaseStampStyle,
         spec: fields.SigFieldSpec | None,
         params: dict[str, str],
         options: SigningOptions,
@@ -160,7 +156,7 @@ class DocumentSigner:
     ) -> SignResult:
         job = SignJob(
             meta=meta, signer=await self._keys.signer(), timestamper=self._timestamper,
-            style=style,  # type: ignore[arg-type]
+            style=style,
             field_spec=spec, text_params=params, options=options, signed_at=signed_at or now_vn(),
         )
         return await run_signing(src, dst, job)
@@ -168,3 +164,14 @@ class DocumentSigner:
 
 def _nfc(value: str) -> str:
     return unicodedata.normalize("NFC", value)
+
+
+def _field_spec(name: str, page: int, box: Box, *, lock_all: bool = False) -> fields.SigFieldSpec:
+    """A new visible signature field; ``lock_all`` locks every field and forbids any later change."""
+    return fields.SigFieldSpec(
+        name, on_page=page,
+        # pyHanko annotates ``box`` as ints but writes any PDF number; our boxes are in (fractional) points.
+        box=box,  # type: ignore[arg-type]
+        field_mdp_spec=_LOCK_ALL if lock_all else None,
+        doc_mdp_update_value=fields.MDPPerm.NO_CHANGES if lock_all else None,
+    )

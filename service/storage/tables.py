@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from service.plugins import import_optional
-
 from service.audit.models import AuditEntry, AuditHead
 from service.documents.models import (
     Attachment,
@@ -18,6 +16,7 @@ from service.documents.models import (
     VerificationRecord,
 )
 from service.outbox.models import OutboxEvent
+from service.plugins import import_optional
 from service.units.models import ApiToken, Unit, User
 
 __all__ = [

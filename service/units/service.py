@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col
 
 from service.text import fold, nfc
 from service.units.errors import InvalidTreeError, UnitNotFoundError, UnknownUnitsError
@@ -35,7 +36,7 @@ class ImportResult:
 async def get_unit(session: AsyncSession, id_or_code: str) -> Unit:
     """The unit with that id or identifier code. Raises UnitNotFoundError."""
     key = nfc(id_or_code)
-    stmt = select(Unit).where((Unit.id == key) | (Unit.code == key.upper()))
+    stmt = select(Unit).where((col(Unit.id) == key) | (col(Unit.code) == key.upper()))
     unit = (await session.execute(stmt)).scalars().first()
     if unit is None:
         raise UnitNotFoundError(f"no unit {key!r}")
@@ -57,7 +58,7 @@ async def unit_in_scope(session: AsyncSession, id_or_code: str, scope_path: str)
 async def resolve_units(session: AsyncSession, keys: list[str]) -> list[Unit]:
     """Units by id or code, in order; raises UnknownUnitsError listing every miss."""
     wanted = [nfc(k) for k in keys]
-    stmt = select(Unit).where(Unit.id.in_(wanted) | Unit.code.in_([k.upper() for k in wanted]))  # type: ignore[attr-defined]
+    stmt = select(Unit).where(col(Unit.id).in_(wanted) | col(Unit.code).in_([k.upper() for k in wanted]))
     found = list((await session.execute(stmt)).scalars())
     by_key = {u.id: u for u in found} | {u.code: u for u in found}
     unknown = [k for k in wanted if k not in by_key and k.upper() not in by_key]
@@ -151,8 +152,8 @@ async def _reparent(session: AsyncSession, unit: Unit, parent: Unit | None) -> N
     await session.flush()
     await session.execute(
         update(Unit)
-        .where(Unit.path.startswith(old_prefix))  # type: ignore[attr-defined]
-        .values(path=new_prefix + func.substr(Unit.path, len(old_prefix) + 1), depth=Unit.depth + delta)
+        .where(col(Unit.path).startswith(old_prefix))
+        .values(path=new_prefix + func.substr(col(Unit.path), len(old_prefix) + 1), depth=col(Unit.depth) + delta)
         .execution_options(synchronize_session=False)
     )
     unit.parent_id = parent.id if parent else None
@@ -199,9 +200,9 @@ async def update_unit(
 
 async def export_tree(session: AsyncSession, root: Unit | None = None) -> list[UnitSpec]:
     """Every unit (or ``root``'s subtree), parents before children."""
-    stmt = select(Unit).order_by(Unit.depth, Unit.code)
+    stmt = select(Unit).order_by(col(Unit.depth), col(Unit.code))
     if root is not None:
-        stmt = stmt.where(Unit.path.startswith(root.path))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(Unit.path).startswith(root.path))
     units = list((await session.execute(stmt)).scalars())
     codes = {u.id: u.code for u in units}
     if root is not None and root.parent_id:

@@ -36,9 +36,11 @@ async def test_document_life_from_upload_to_recall(client, world) -> None:
     # Every recipient sees it arrived (01), with the verification report made on sending
     # (an unsigned document is not "passed"); the commune and one branch register (03), one returns (02).
     report = await client.get(f"/api/v1/documents/{doc_id}/verification", headers=world.auth("cb_tay"))
-    assert report.status_code == 200 and report.json()["verdict"] != "passed"
+    assert report.status_code == 200
+    assert report.json()["verdict"] != "passed"
     xa1 = await _inbox_delivery(client, world, "xa1", doc_id)
-    assert xa1["status"] == "01" and xa1["document"]["urgency_name"] == "Khẩn"
+    assert xa1["status"] == "01"
+    assert xa1["document"]["urgency_name"] == "Khẩn"
     await _status(client, world, "xa1", xa1["id"], status="03", incoming_number="125")
     dong = await _inbox_delivery(client, world, "cb_dong", doc_id)
     await _status(client, world, "cb_dong", dong["id"], status="03", incoming_number="7")
@@ -61,12 +63,14 @@ async def test_document_life_from_upload_to_recall(client, world) -> None:
     body = seen.json()
     assert body["status_counts"] == {"06": 1, "03": 1, "02": 1, "01": 1}
     by_code = {d["recipient"]["code"]: d for d in body["items"]}
-    assert by_code[XA1]["status"] == "06" and by_code["000.02.01.H99"]["note"] == "Gửi nhầm đơn vị"
+    assert by_code[XA1]["status"] == "06"
+    assert by_code["000.02.01.H99"]["note"] == "Gửi nhầm đơn vị"
 
     # Recall: each recipient still holding it is asked (13) and answers 15 or 16.
     rec = await client.post(f"/api/v1/documents/{doc_id}/recall", headers=world.auth("tu"),
                             json={"reason": "Ban hành nhầm nội dung"})
-    assert rec.status_code == 200 and rec.json()["recall_requested"] == 3
+    assert rec.status_code == 200
+    assert rec.json()["recall_requested"] == 3
     truong = await _inbox_delivery(client, world, "cb_truong", doc_id)
     assert truong["status"] == "13"
     await _status(client, world, "cb_truong", truong["id"], status="15")
@@ -82,7 +86,8 @@ async def test_document_life_from_upload_to_recall(client, world) -> None:
     hist = await client.get(f"/api/v1/documents/{doc_id}/history", headers=world.auth("auditor"))
     actions = [e["action"] for e in hist.json()["entries"]]
     assert actions[:3] == ["document.registered", "document.verified", "document.sent"]
-    assert "delivery.forwarded" in actions and "document.recall_requested" in actions
+    assert "delivery.forwarded" in actions
+    assert "document.recall_requested" in actions
     assert actions.count("delivery.status.03") == 2
     chain = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))
     assert chain.json()["ok"] is True
@@ -112,7 +117,8 @@ async def test_forwarding_keeps_the_chain_of_hops(client, world) -> None:
     # Forwarding upwards is outside the forward policy (descendants only).
     up_fwd = await client.post(f"/api/v1/deliveries/{xa1['id']}/forward", headers=world.auth("xa1"),
                                json={"recipients": ["000.00.02.H99"]})
-    assert up_fwd.status_code == 403 and "descendants" in up_fwd.json()["detail"]
+    assert up_fwd.status_code == 403
+    assert "descendants" in up_fwd.json()["detail"]
 
 
 async def test_urgent_documents_come_first_in_the_inbox(client, world) -> None:
@@ -131,8 +137,11 @@ async def test_invalid_transitions_are_refused_with_the_allowed_steps(client, wo
                       json={"recipients": [XA1]})
     d = await _inbox_delivery(client, world, "xa1", up.json()["id"])
     r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "06"})
-    assert r.status_code == 409 and "02, 03" in r.json()["detail"]
+    assert r.status_code == 409
+    assert "02, 03" in r.json()["detail"]
     r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "02"})
-    assert r.status_code == 422 and r.json()["field"] == "note"
+    assert r.status_code == 422
+    assert r.json()["field"] == "note"
     r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "03"})
-    assert r.status_code == 422 and r.json()["field"] == "incoming_number"
+    assert r.status_code == 422
+    assert r.json()["field"] == "incoming_number"

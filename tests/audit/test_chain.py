@@ -40,7 +40,8 @@ async def test_altered_row_is_reported(settings, database) -> None:
         await s.commit()
     done = _cli(settings, "audit", "verify")
     assert done.returncode == 1
-    assert "BROKEN at entry #3" in done.stdout and "altered" in done.stdout
+    assert "BROKEN at entry #3" in done.stdout
+    assert "altered" in done.stdout
 
 
 async def test_deleted_row_is_reported(settings, database) -> None:
@@ -50,7 +51,8 @@ async def test_deleted_row_is_reported(settings, database) -> None:
         await s.commit()
     done = _cli(settings, "audit", "verify")
     assert done.returncode == 1
-    assert "BROKEN at entry #2" in done.stdout and "missing" in done.stdout
+    assert "BROKEN at entry #2" in done.stdout
+    assert "missing" in done.stdout
 
 
 async def test_deleted_last_row_is_reported(settings, database) -> None:
@@ -59,7 +61,8 @@ async def test_deleted_last_row_is_reported(settings, database) -> None:
         await s.execute(text("DELETE FROM audit_entry WHERE seq = 4"))
         await s.commit()
     report = _cli(settings, "audit", "verify", "--json")
-    assert report.returncode == 1 and '"first_broken_seq": 4' in report.stdout
+    assert report.returncode == 1
+    assert '"first_broken_seq": 4' in report.stdout
 
 
 async def test_api_reports_the_broken_link(client, world, database) -> None:
@@ -68,4 +71,5 @@ async def test_api_reports_the_broken_link(client, world, database) -> None:
         await s.execute(text("UPDATE audit_entry SET action = 'forged' WHERE seq = 2"))
         await s.commit()
     r = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))
-    assert r.json()["ok"] is False and r.json()["first_broken_seq"] == 2
+    assert r.json()["ok"] is False
+    assert r.json()["first_broken_seq"] == 2

@@ -12,7 +12,8 @@ async def test_retried_upload_and_send_return_the_first_answer(client, world) ->
     first = await client.post("/api/v1/documents", headers=headers, **upload_form(metadata()))
     retry = await client.post("/api/v1/documents", headers=headers, **upload_form(metadata()))
     assert first.status_code == retry.status_code == 201
-    assert retry.json()["id"] == first.json()["id"] and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["id"] == first.json()["id"]
+    assert retry.headers["Idempotent-Replayed"] == "true"
     doc_id = first.json()["id"]
     send_headers = {**world.auth("xa1"), "Idempotency-Key": "send-000123"}
     body = {"recipients": [{"under": "000.00.01.H99"}]}
@@ -24,14 +25,15 @@ async def test_retried_upload_and_send_return_the_first_answer(client, world) ->
     # The same key for a different request is refused, not silently replayed.
     other = await client.post("/api/v1/documents", headers=headers,
                               **upload_form(metadata("36-KH/ĐU"), pdf=make_pdf("khac")))
-    assert other.status_code == 409 and "different request" in other.json()["detail"]
+    assert other.status_code == 409
+    assert "different request" in other.json()["detail"]
 
 
 async def test_search_ignores_normalisation_and_optional_diacritics(client, world) -> None:
     for number, subject in (("1-KH/ĐU", "Kế hoạch tuyên truyền"), ("2-BC/ĐU", "Báo cáo kết quả"),
                             ("3-KH/ĐU", "Kê hoạch sai chính tả")):
-        r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
-                              **upload_form(metadata(number, subject=subject, doc_type="Văn bản"), pdf=make_pdf(number)))
+        form = upload_form(metadata(number, subject=subject, doc_type="Văn bản"), pdf=make_pdf(number))
+        r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **form)
         assert r.status_code == 201, r.text
 
     async def numbers(q: str) -> list[str]:
@@ -59,4 +61,5 @@ async def test_cursor_pagination_walks_every_item_once(client, world) -> None:
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert sorted(seen) == sorted(f"{i + 1}-CV/TU" for i in range(7)) and len(seen) == 7
+    assert sorted(seen) == sorted(f"{i + 1}-CV/TU" for i in range(7))
+    assert len(seen) == 7

@@ -52,7 +52,8 @@ def make_pki(folder: Path, mail_from: str) -> Pki:
     ])
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = _issue("localhost", server_key, ca_key, "Test CA", [
-        (x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+        (x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
     ])

@@ -30,8 +30,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def authenticator(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == USERNAME.encode() and auth_data.password == PASSWORD.encode()
+def authenticator(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str,
+                  auth_data: Any) -> AuthResult:
+    ok = (isinstance(auth_data, LoginPassword)
+          and auth_data.login == USERNAME.encode() and auth_data.password == PASSWORD.encode())
     # handled=False on failure: aiosmtpd answers 535 itself (else the client hangs).
     return AuthResult(success=ok, handled=False)
 
@@ -66,7 +68,8 @@ class Handler:
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         if self.data_delay_s:
             await asyncio.sleep(self.data_delay_s)
-        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
+        raw = bytes(envelope.original_content or b"")
+        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw))
         if self.drop_after_data > 0:
             self.drop_after_data -= 1
             server.transport.close()  # stored, but the client never hears 250

@@ -40,15 +40,19 @@ async def test_arrival_reaches_every_mailbox_in_vietnamese(
     assert set(got) == {"vanthu@quynhlam.vn", "bithu@quynhlam.vn", "vanthu@thinhlang.vn"}
     msg = got["vanthu@quynhlam.vn"]
     expected = "HỎA TỐC: Văn bản đến: 12-TB/TU - Về việc tổ chức Hội nghị tổng kết công tác Đảng năm 2026"
-    assert str(msg["Subject"]) == expected and _nfc(str(msg["Subject"]))
-    assert msg["Importance"] == "high" and msg["X-Priority"] == "1"
+    assert str(msg["Subject"]) == expected
+    assert _nfc(str(msg["Subject"]))
+    assert msg["Importance"] == "high"
+    assert msg["X-Priority"] == "1"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert "Hệ thống trao đổi văn bản" in str(msg["From"])
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     for body in (text, html):
         assert _nfc(body)
-        assert "Đảng ủy xã Quỳnh Lâm" in body and "Tỉnh ủy Hòa Bình" in body and "Hỏa tốc" in body
+        assert "Đảng ủy xã Quỳnh Lâm" in body
+        assert "Tỉnh ủy Hòa Bình" in body
+        assert "Hỏa tốc" in body
         assert f"https://vb.so.vn/api/v1/documents/{doc.id}" in body
         assert "30/11/2026" in body
     assert {str(m["Message-ID"]) for m in got.values()}.__len__() == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -43,4 +42,6 @@ def test_mail_test_shows_a_bad_password_as_535(smtp_server: SubmissionServer, pk
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(_settings(smtp_server, pki, tmp_path, "wrong"), "mail", "test", "vanthu@xa.vn") == 1
     out = capsys.readouterr().out
-    assert "535" in out and "NOT DELIVERED" in out and "wrong" not in out
+    assert "535" in out
+    assert "NOT DELIVERED" in out
+    assert "wrong" not in out

@@ -17,14 +17,17 @@ async def test_send_and_return_notify_the_right_mailboxes(app, client, world, sm
     await client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"),
                       json={"recipients": ["000.00.01.H99", "000.00.02.H99"]})
     pending = await client.get("/api/v1/notifications", headers=world.auth("xa1"))
-    assert pending.status_code == 200 and pending.json()["count"] == 1, pending.text
+    assert pending.status_code == 200, pending.text
+    assert pending.json()["count"] == 1, pending.text
 
     worker = await Worker.create(app.state.db, mail_config(smtp_server, pki, tmp_path))
     await worker.drain()
     got = {m.rcpt_tos[0]: m.message for m in smtp_server.handler.messages}
     assert set(got) == {"u0000001H99@example.vn", "u0000002H99@example.vn"}
     subject = str(got["u0000001H99@example.vn"]["Subject"])
-    assert subject.startswith("THƯỢNG KHẨN:") and "21-CV/TU" in subject and "Về việc sơ kết" in subject
+    assert subject.startswith("THƯỢNG KHẨN:")
+    assert "21-CV/TU" in subject
+    assert "Về việc sơ kết" in subject
 
     # The commune returns it: the province's mailbox hears why.
     inbox = (await client.get("/api/v1/inbox", headers=world.auth("xa1"))).json()["items"]
@@ -42,4 +45,5 @@ async def test_send_and_return_notify_the_right_mailboxes(app, client, world, sm
                                headers=world.auth("admin"))).json()
     assert listed["count"] >= 3
     one = await client.get(f"/api/v1/notifications/{listed['notifications'][0]['id']}", headers=world.auth("admin"))
-    assert one.status_code == 200 and one.json()["recipients"][0]["last_code"] == 250
+    assert one.status_code == 200
+    assert one.json()["recipients"][0]["last_code"] == 250

@@ -27,7 +27,8 @@ async def test_server_down_then_back_every_notification_arrives_once(db: Databas
     await worker.run_once()
     async with db.session() as s:
         waiting = await list_notifications(s, Scope(None), state="deferred")
-    assert len(waiting) == 5 and all("connect" in e.last_error.lower() or e.last_error for e in waiting)
+    assert len(waiting) == 5
+    assert all("connect" in e.last_error.lower() or e.last_error for e in waiting)
     server.start()
     try:
         await drain_until(worker, lambda: len(server.handler.messages) >= 5)
@@ -36,7 +37,8 @@ async def test_server_down_then_back_every_notification_arrives_once(db: Databas
         await worker.close()
         server.stop()
     counts = server.handler.message_ids()
-    assert len(counts) == 5 and set(counts.values()) == {1}
+    assert len(counts) == 5
+    assert set(counts.values()) == {1}
 
 
 async def test_450_is_retried_for_that_recipient_only_and_550_is_a_recorded_failure(
@@ -56,18 +58,22 @@ async def test_450_is_retried_for_that_recipient_only_and_550_is_a_recorded_fail
     await worker.close()
 
     to = [m.rcpt_tos[0] for m in handler.messages]
-    assert to.count("ok@xa.vn") == 1 and to.count("day@xa.vn") == 1 and "sai@xa.vn" not in to
+    assert to.count("ok@xa.vn") == 1
+    assert to.count("day@xa.vn") == 1
+    assert "sai@xa.vn" not in to
     async with db.session() as s:
         detail = await get_notification(s, Scope(sender.id), event.id)  # the sending unit sees it
     states = {r.address: (r.state, r.last_code) for r in detail.recipients}
     assert states == {"ok@xa.vn": ("sent", 250), "day@xa.vn": ("sent", 250), "sai@xa.vn": ("failed", 550)}
     assert detail.event.state == "failed"
     tries = [a.address for a in detail.attempts]
-    assert tries.count("sai@xa.vn") == 1 and tries.count("day@xa.vn") == 2
+    assert tries.count("sai@xa.vn") == 1
+    assert tries.count("day@xa.vn") == 2
     assert any(a.code == 550 and "User unknown" in a.reply for a in detail.attempts)
     # The sending unit's clerk is told by mail.
     report = [m.message for m in handler.messages if m.rcpt_tos == ["vanthu@tinhuy.vn"]]
-    assert len(report) == 1 and "Không gửi được thông báo" in str(report[0]["Subject"])
+    assert len(report) == 1
+    assert "Không gửi được thông báo" in str(report[0]["Subject"])
     assert "sai@xa.vn" in report[0].get_body(("plain",)).get_content()
 
 
@@ -83,7 +89,8 @@ async def test_connection_lost_after_data_resend_carries_the_same_message_id(
     await drain_until(worker, lambda: len(smtp_server.handler.messages) >= 2)
     await worker.close()
     ids = smtp_server.handler.message_ids()
-    assert len(ids) == 1 and list(ids.values()) == [2]
+    assert len(ids) == 1
+    assert list(ids.values()) == [2]
 
 
 async def test_oversize_refusal_falls_back_to_a_message_without_the_pdf(db: Database, pki: Pki, tmp_path: Path) -> None:
@@ -107,7 +114,8 @@ async def test_oversize_refusal_falls_back_to_a_message_without_the_pdf(db: Data
     assert not any(part.get_filename() for part in got.message.walk())
     async with db.session() as s:
         detail = await get_notification(s, Scope(None), event.id)
-    assert detail.recipients[0].state == "sent" and detail.recipients[0].without_attachment
+    assert detail.recipients[0].state == "sent"
+    assert detail.recipients[0].without_attachment
     assert any(a.code == 250 for a in detail.attempts)
 
 
@@ -125,7 +133,8 @@ async def test_small_pdf_is_attached(db: Database, smtp_server: SubmissionServer
     await worker.close()
     [got] = smtp_server.handler.messages
     [pdf] = [p for p in got.message.walk() if p.get_filename()]
-    assert pdf.get_filename() == "12-TB-TU.pdf" and pdf.get_content() == b"%PDF-1.7\n%%EOF\n"
+    assert pdf.get_filename() == "12-TB-TU.pdf"
+    assert pdf.get_content() == b"%PDF-1.7\n%%EOF\n"
 
 
 async def test_more_recipients_than_the_limit_are_split_into_transactions(
@@ -136,4 +145,5 @@ async def test_more_recipients_than_the_limit_are_split_into_transactions(
     results = await pool.send("gw@so.vn", addresses, b"Subject: x\r\n\r\nbody\r\n")
     await pool.close()
     assert [len(m.rcpt_tos) for m in smtp_server.handler.messages] == [10, 10, 5]
-    assert all(r.code == 250 for r in results) and len(results) == 25
+    assert all(r.code == 250 for r in results)
+    assert len(results) == 25

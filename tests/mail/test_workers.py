@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import select
 
 from service.mail import MailAttempt, Worker
@@ -45,7 +44,8 @@ async def test_events_of_a_worker_killed_mid_batch_are_sent_by_another_after_the
     await rescuer.close()
     assert time.monotonic() - killed_at >= 1.0
     ids = smtp_server.handler.message_ids()
-    assert len(ids) == len(events) and set(ids.values()) == {1}
+    assert len(ids) == len(events)
+    assert set(ids.values()) == {1}
 
 
 async def test_two_workers_on_postgresql_never_send_an_event_twice(
@@ -68,7 +68,8 @@ async def test_two_workers_on_postgresql_never_send_an_event_twice(
     await asyncio.gather(*runs)
     await other_db.dispose()
     ids = smtp_server.handler.message_ids()
-    assert len(ids) == 60 and set(ids.values()) == {1}
+    assert len(ids) == 60
+    assert set(ids.values()) == {1}
     async with pg_db.session() as s:
         senders = set((await s.execute(select(MailAttempt.worker))).scalars())
     assert senders == {first.owner, second.owner}  # both really worked

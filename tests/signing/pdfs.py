@@ -70,7 +70,9 @@ def write_big_pdf(path: Path, size_mb: int) -> Path:
         xref = fh.tell()
         fh.write(f"xref\n0 {len(offsets) + 1}\n0000000000 65535 f \n".encode())
         fh.write(b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets))
-        fh.write(f"trailer\n<< /Size {len(offsets) + 1} /Root 1 0 R /Info << /Big 6 0 R >> >>\nstartxref\n{xref}\n%%EOF\n".encode())
+        trailer = (f"trailer\n<< /Size {len(offsets) + 1} /Root 1 0 R /Info << /Big 6 0 R >> >>\n"
+                   f"startxref\n{xref}\n%%EOF\n")
+        fh.write(trailer.encode())
     return path
 
 

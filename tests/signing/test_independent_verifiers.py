@@ -20,7 +20,8 @@ IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 async def _sealed(env: Env) -> Path:
     personal, sealed = env.tmp / "iv-p.pdf", env.tmp / "iv-sealed.pdf"
-    await env.signer_for(env.personal).sign_personal(env.sample("iv.pdf"), personal, placement=Placement(box=BOX), signer_name="Nguyễn Văn An")
+    await env.signer_for(env.personal).sign_personal(
+        env.sample("iv.pdf"), personal, placement=Placement(box=BOX), signer_name="Nguyễn Văn An")
     await env.signer_for(env.organisation).sign_organisation(personal, sealed, unit_name="Văn phòng Tỉnh ủy Hà Nội")
     return sealed
 
@@ -53,19 +54,25 @@ async def test_openssl_cms_verifies_each_signature(env: Env) -> None:
         (env.tmp / f"sig{i}.der").write_bytes(sig)
         (env.tmp / f"content{i}.bin").write_bytes(content)
         proc = subprocess.run(
-            ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(env.tmp / f"sig{i}.der"), "-content", str(env.tmp / f"content{i}.bin"),
+            ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(env.tmp / f"sig{i}.der"),
+             "-content", str(env.tmp / f"content{i}.bin"),
              "-binary", "-purpose", "any", "-CAfile", str(root), "-out", "/dev/null"],
             capture_output=True, text=True, check=False,
         )
-        assert proc.returncode == 0 and "Verification successful" in proc.stderr, proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        assert "Verification successful" in proc.stderr, proc.stderr
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils (pdftoppm) not installed")
 async def test_render_signed_pages_for_docs(env: Env) -> None:
     sealed = await _sealed(env)
     attachment = env.tmp / "att-signed.pdf"
-    await env.signer_for(env.organisation).sign_attachment(env.sample("att.pdf"), attachment, number_notation="Số 12-CV/VPTU", unit_name="Văn phòng Tỉnh ủy")
+    await env.signer_for(env.organisation).sign_attachment(
+        env.sample("att.pdf"), attachment, number_notation="Số 12-CV/VPTU", unit_name="Văn phòng Tỉnh ủy")
     IMG.mkdir(parents=True, exist_ok=True)
     for pdf, name in ((sealed, "signing-page1"), (attachment, "signing-attachment")):
-        subprocess.run(["pdftoppm", "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(IMG / name)], check=True)
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(IMG / name)],
+            check=True,
+        )
         assert (IMG / f"{name}.png").stat().st_size > 5000

@@ -37,7 +37,8 @@ async def test_corpus_files_get_expected_verdict(env: Env) -> None:
             assert any(f.code == "NO_SIGNATURE" for f in report.findings), name
         elif expected == "intact":
             [sig] = report.signatures
-            assert sig.intact and sig.crypto_valid, name
+            assert sig.intact, name
+            assert sig.crypto_valid, name
             assert sig.modification is Modification.NONE, name
             assert sig.coverage == "entire_file", name
             assert sig.indication is Indication.INDETERMINATE, name  # untrusted self-issued root
@@ -61,4 +62,6 @@ async def test_intact_corpus_file_passes_when_its_root_is_trusted() -> None:
     # the research certificate lacks non-repudiation key usage, so it may still be
     # rejected by constraints; what matters: hash + crypto ok and nothing changed
     [sig] = report.signatures
-    assert sig.intact and sig.crypto_valid and sig.modification is Modification.NONE
+    assert sig.intact
+    assert sig.crypto_valid
+    assert sig.modification is Modification.NONE

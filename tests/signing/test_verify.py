@@ -19,7 +19,8 @@ BOX = (340.0, 115.0, 500.0, 210.0)
 async def _sealed(env: Env, name: str) -> Path:
     src = env.sample(f"{name}-in.pdf")
     personal = env.tmp / f"{name}-p.pdf"
-    await env.signer_for(env.personal).sign_personal(src, personal, placement=Placement(box=BOX), signer_name="Nguyễn Văn An")
+    await env.signer_for(env.personal).sign_personal(
+        src, personal, placement=Placement(box=BOX), signer_name="Nguyễn Văn An")
     sealed = env.tmp / f"{name}.pdf"
     await env.signer_for(env.organisation).sign_organisation(personal, sealed, unit_name="Văn phòng Tỉnh ủy")
     return sealed
@@ -36,7 +37,8 @@ async def test_personal_then_seal_passes(env: Env) -> None:
     assert [s.field_name for s in report.signatures] == ["Sig-Personal", "Sig-Organisation"]
     assert report.signatures[0].modification is Modification.PERMITTED
     assert report.fields_counted == report.fields_enumerated == 2
-    assert report.signatures[1].proven_time is not None and report.signatures[1].level == "B-T"
+    assert report.signatures[1].proven_time is not None
+    assert report.signatures[1].level == "B-T"
 
 
 async def test_byte_changed_inside_signed_range_is_hash_failure(env: Env) -> None:
@@ -47,14 +49,19 @@ async def test_byte_changed_inside_signed_range_is_hash_failure(env: Env) -> Non
     sealed.write_bytes(bytes(data))
     report = await _verify(env, sealed)
     assert report.verdict is Verdict.FAILED
-    assert all(s.indication is Indication.TOTAL_FAILED and s.sub_indication == "HASH_FAILURE" for s in report.signatures)
+    assert all(s.indication is Indication.TOTAL_FAILED for s in report.signatures)
+    assert all(s.sub_indication == "HASH_FAILURE" for s in report.signatures)
 
 
 def _append_update(src: Path, dst: Path, change: str) -> None:
     with open(src, "rb") as fh:
         writer = IncrementalPdfFileWriter(fh)
         if change == "page":
-            writer.insert_page(generic.DictionaryObject({generic.NameObject("/Type"): generic.NameObject("/Page"), generic.NameObject("/MediaBox"): generic.ArrayObject([generic.NumberObject(0)] * 2 + [generic.NumberObject(595), generic.NumberObject(842)])}))
+            media_box = [generic.NumberObject(v) for v in (0, 0, 595, 842)]
+            writer.insert_page(generic.DictionaryObject({
+                generic.NameObject("/Type"): generic.NameObject("/Page"),
+                generic.NameObject("/MediaBox"): generic.ArrayObject(media_box),
+            }))
         elif change == "text":
             page_ref, _ = writer.find_page_for_modification(0)
             page = page_ref.get_object()
@@ -67,7 +74,8 @@ def _append_update(src: Path, dst: Path, change: str) -> None:
             annot = generic.DictionaryObject({
                 generic.NameObject("/Type"): generic.NameObject("/Annot"),
                 generic.NameObject("/Subtype"): generic.NameObject("/Text"),
-                generic.NameObject("/Rect"): generic.ArrayObject([generic.NumberObject(v) for v in (100, 100, 120, 120)]),
+                generic.NameObject("/Rect"):
+                    generic.ArrayObject([generic.NumberObject(v) for v in (100, 100, 120, 120)]),
                 generic.NameObject("/Contents"): generic.TextStringObject("sửa"),
             })
             page[generic.NameObject("/Annots")] = generic.ArrayObject([writer.add_object(annot)])
@@ -84,7 +92,8 @@ async def test_update_after_seal_is_not_passed(env: Env, change: str) -> None:
     report = await _verify(env, changed)
     assert report.verdict is not Verdict.PASSED
     last = report.signatures[-1]
-    assert last.intact and last.crypto_valid
+    assert last.intact
+    assert last.crypto_valid
     assert last.modification in (Modification.TAMPERED, Modification.REJECTED_BY_POLICY)
     assert last.indication is not Indication.TOTAL_PASSED
 
@@ -93,7 +102,8 @@ async def test_revoked_before_signing_is_failed_revoked(env: Env) -> None:
     cert = env.pki.issue_personal_cert("u-revoked", "Trần Thị Bình", "binh@example.vn")
     env.pki.revoke(cert.serial, "key_compromise", datetime.now(UTC) - timedelta(hours=1))
     out = env.tmp / "revoked-before.pdf"
-    await env.signer_for(cert).sign_personal(env.sample("rb.pdf"), out, placement=Placement(box=BOX), signer_name="Trần Thị Bình")
+    await env.signer_for(cert).sign_personal(
+        env.sample("rb.pdf"), out, placement=Placement(box=BOX), signer_name="Trần Thị Bình")
     report = await _verify(env, out)
     [sig] = report.signatures
     assert report.verdict is Verdict.FAILED
@@ -103,7 +113,8 @@ async def test_revoked_before_signing_is_failed_revoked(env: Env) -> None:
 async def test_revoked_after_timestamped_signing_passes(env: Env) -> None:
     cert = env.pki.issue_personal_cert("u-later", "Lê Văn Cường", "cuong@example.vn")
     out = env.tmp / "revoked-after.pdf"
-    await env.signer_for(cert).sign_personal(env.sample("ra.pdf"), out, placement=Placement(box=BOX), signer_name="Lê Văn Cường")
+    await env.signer_for(cert).sign_personal(
+        env.sample("ra.pdf"), out, placement=Placement(box=BOX), signer_name="Lê Văn Cường")
     env.pki.revoke(cert.serial, "affiliation_changed", datetime.now(UTC) + timedelta(seconds=2))
     report = await _verify(env, out)
     [sig] = report.signatures

@@ -51,7 +51,8 @@ async def test_reform_moves_branches_without_losing_documents(client, world, dat
     # Moving a unit under its own descendant is refused.
     loop = await client.patch("/api/v1/units/000.00.02.H99", headers=world.auth("admin"),
                               json={"parent": "000.01.01.H99"})
-    assert loop.status_code == 422 and "descendant" in loop.json()["detail"]
+    assert loop.status_code == 422
+    assert "descendant" in loop.json()["detail"]
 
 
 @pytest.mark.parametrize(("content", "words"), [
@@ -91,4 +92,5 @@ def test_cli_imports_a_csv_file(tmp_path, settings) -> None:
     out = subprocess.run([sys.executable, "-m", "service.cli", "units", "export"], env=env,
                          capture_output=True, text=True, timeout=120, check=True)
     exported = json.loads(out.stdout)["units"]
-    assert exported[1]["mailboxes"] == ["xa@cli.vn", "xa2@cli.vn"] and exported[1]["has_seal"] is True
+    assert exported[1]["mailboxes"] == ["xa@cli.vn", "xa2@cli.vn"]
+    assert exported[1]["has_seal"] is True

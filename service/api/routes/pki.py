@@ -14,13 +14,14 @@ from fastapi.responses import Response
 
 from service.api.deps import Signing
 from service.errors import InvalidInputError, NotFoundError
+from service.signing import DevelopmentPki
 from service.signing.runtime import SigningRuntime
 
 router = APIRouter(prefix="/pki", tags=["pki"])
 _MAX_REQUEST = 64 * 1024
 
 
-def _pki(runtime: SigningRuntime):  # type: ignore[no-untyped-def]
+def _pki(runtime: SigningRuntime) -> DevelopmentPki:
     if runtime.pki is None:
         raise NotFoundError("this deployment uses an external PKI")
     return runtime.pki

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlmodel import col
 
 from service import auth, units
 from service.api.deps import CurrentPrincipal, SettingsDep, Tx, require_roles
@@ -51,8 +52,8 @@ async def _scoped_unit(tx: Tx, principal: Principal, key: str | None) -> units.U
 
 
 async def _scoped_user(tx: Tx, principal: Principal, user_id: str) -> units.User:
-    stmt = select(units.User).join(units.Unit, units.Unit.id == units.User.unit_id).where(
-        units.User.id == user_id, units.Unit.path.startswith(principal.unit_path))  # type: ignore[attr-defined]
+    stmt = select(units.User).join(units.Unit, col(units.Unit.id) == col(units.User.unit_id)).where(
+        col(units.User.id) == user_id, col(units.Unit.path).startswith(principal.unit_path))
     user = (await tx.session.execute(stmt)).scalars().first()
     if user is None:
         raise NotFoundError("no such user in your unit")
@@ -67,8 +68,8 @@ async def me(principal: CurrentPrincipal) -> dict[str, Any]:
 
 @router.get("/users", summary="Users of the admin's unit and the units below it")
 async def list_users(tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
-    stmt = select(units.User).join(units.Unit, units.Unit.id == units.User.unit_id).where(
-        units.Unit.path.startswith(principal.unit_path)).order_by(units.User.username)  # type: ignore[attr-defined]
+    stmt = select(units.User).join(units.Unit, col(units.Unit.id) == col(units.User.unit_id)).where(
+        col(units.Unit.path).startswith(principal.unit_path)).order_by(col(units.User.username))
     return {"users": [_user_view(u) for u in (await tx.session.execute(stmt)).scalars()]}
 
 
@@ -97,12 +98,12 @@ async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsD
 async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal) -> None:
     # Admins revoke tokens of their subtree; anyone may revoke their own.
     if principal.has("admin"):
-        stmt = select(units.ApiToken.id).join(units.User, units.User.id == units.ApiToken.user_id).join(
-            units.Unit, units.Unit.id == units.User.unit_id).where(
-            units.ApiToken.id == token_id, units.Unit.path.startswith(principal.unit_path))  # type: ignore[attr-defined]
+        stmt = select(col(units.ApiToken.id)).join(units.User, col(units.User.id) == col(units.ApiToken.user_id)).join(
+            units.Unit, col(units.Unit.id) == col(units.User.unit_id)).where(
+            col(units.ApiToken.id) == token_id, col(units.Unit.path).startswith(principal.unit_path))
     else:
-        stmt = select(units.ApiToken.id).where(units.ApiToken.id == token_id,
-                                               units.ApiToken.user_id == principal.user_id)
+        stmt = select(col(units.ApiToken.id)).where(col(units.ApiToken.id) == token_id,
+                                               col(units.ApiToken.user_id) == principal.user_id)
     if (await tx.session.execute(stmt)).first() is None:
         raise NotFoundError("no such token")
     await auth.revoke_token(tx.session, token_id, unit_id=None)

@@ -8,9 +8,10 @@ Create Date: ${create_date}
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
-import service.storage.types
+import sqlmodel.sql.sqltypes  # binds `sqlmodel` too; autogenerate emits sqlmodel.sql.sqltypes.AutoString
 from alembic import op
+
+import service.storage.types
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -1,17 +1,17 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 04:13:14.038522
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
-import service.storage.types
+import sqlmodel.sql.sqltypes  # binds `sqlmodel` too; autogenerate emits sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
+import service.storage.types
 
 revision = '0001'
 down_revision = None

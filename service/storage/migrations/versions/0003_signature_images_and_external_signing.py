@@ -8,10 +8,10 @@ Create Date: 2026-11-22 04:28:51.493142
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
-import service.storage.types
+import sqlmodel.sql.sqltypes  # binds `sqlmodel` too; autogenerate emits sqlmodel.sql.sqltypes.AutoString
 from alembic import op
 
+import service.storage.types
 
 revision = '0003'
 down_revision = '0002'
@@ -38,7 +38,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_external_signing_session_document_id'), ['document_id'], unique=False)
 
     with op.batch_alter_table('app_user', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('signature_image_sha', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch_op.add_column(
+            sa.Column('signature_image_sha', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+        )
 
     with op.batch_alter_table('unit', schema=None) as batch_op:
         batch_op.add_column(sa.Column('seal_image_sha', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
