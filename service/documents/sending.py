@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,7 +18,8 @@ from service.documents.statuses import RECALLABLE, InvalidTransitionError
 from service.errors import InvalidInputError
 from service.outbox.models import OutboxEvent
 from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, expand_recipients
-from service.storage.types import new_id, utcnow
+from service.storage.bulk import bulk_insert
+from service.storage.types import new_id, new_ids, utcnow
 from service.units import Unit
 
 __all__ = ["SendResult", "forward_delivery", "notification_payload", "recall_document", "send_document"]
@@ -106,16 +107,17 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
     deliveries: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
+    ids = iter(new_ids(3 * len(fresh)))
     for r in fresh:
-        did = new_id()
+        did = next(ids)
         deliveries.append({"id": did, "document_id": doc.id, "recipient_unit_id": r.id,
                            "from_unit_id": principal.unit_id, "parent_delivery_id": parent.id if parent else None,
                            "hops": [*base_hops, r.id], "status": "01", "status_before_recall": None,
                            "urgency": doc.urgency, "incoming_number": None, "assignee": None, "note": "",
                            "created_at": now, "updated_at": now, "registered_at": None})
-        events.append({"id": new_id(), "delivery_id": did, "status": "01", "actor_id": principal.user_id,
+        events.append({"id": next(ids), "delivery_id": did, "status": "01", "actor_id": principal.user_id,
                        "at": now, "note": ""})
-        outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now))
+        outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now, next(ids)))
     await _bulk(session, Delivery, deliveries)
     await _bulk(session, DeliveryEvent, events)
     await _bulk(session, OutboxEvent, outbox)
@@ -123,17 +125,17 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
 
 
 def _outbox_row(kind: str, unit_id: str, doc: Document, delivery_id: str | None,
-                payload: dict[str, Any], now: Any) -> dict[str, Any]:
-    return {"id": new_id(), "kind": kind, "unit_id": unit_id, "document_id": doc.id, "delivery_id": delivery_id,
+                payload: dict[str, Any], now: Any, row_id: str | None = None) -> dict[str, Any]:
+    return {"id": row_id or new_id(), "kind": kind, "unit_id": unit_id, "document_id": doc.id, "delivery_id": delivery_id,
             "priority": doc.urgency, "payload": payload, "state": "pending", "attempts": 0,
             "next_attempt_at": now, "lease_owner": None, "lease_until": None, "last_error": "",
             "created_at": now, "updated_at": now}
 
 
 async def _bulk(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    # Core executemany: one round trip per batch, no ORM bookkeeping per row.
-    for start in range(0, len(rows), 5000):
-        await session.execute(insert(model.__table__), rows[start:start + 5000])
+    # Straight to the driver (COPY / executemany): a send to 10,000 units writes 30,000 rows.
+    await session.flush()
+    await bulk_insert(session, model.__table__, rows)
 
 
 def _recipient_digest(recipients: list[UnitRef], result: SendResult) -> dict[str, Any]:

@@ -29,7 +29,7 @@ async def record_verification(session: AsyncSession, doc: Document, runtime: Sig
     found = (await session.execute(stmt)).scalars().first()
     if found is not None:
         return found
-    report = await runtime.verifier().verify(blobs.path(doc.sha256))
+    report = await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = VerificationRecord(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict), report=data)
     session.add(record)

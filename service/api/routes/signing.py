@@ -103,7 +103,7 @@ async def verify_any(request: Request, principal: CurrentPrincipal, runtime: Sig
                      settings: SettingsDep, format: Literal["json", "html"] = Query("json")) -> Response:
     path = await _received_pdf(request, blobs, settings.max_upload_bytes)
     try:
-        report = await runtime.verifier().verify(path)
+        report = await runtime.verify(path)
     finally:
         path.unlink(missing_ok=True)
     return _report(report.to_dict(), format)
