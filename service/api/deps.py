@@ -18,6 +18,7 @@ from service.signing.runtime import RuntimeConfig, SigningRuntime
 from service.storage.db import Database
 
 __all__ = [
+    "DB",
     "Blobs",
     "CurrentPrincipal",
     "Policy",
@@ -47,9 +48,15 @@ class Transaction:
             raise ConflictError("another request changed the same data at the same moment; retry") from exc
 
 
+def _database(request: Request) -> Database:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+DB = Annotated[Database, Depends(_database)]
+
+
 async def _transaction(request: Request) -> AsyncIterator[Transaction]:
-    db: Database = request.app.state.db
-    async with db.session() as session:
+    async with _database(request).session() as session:
         yield Transaction(session)
 
 
@@ -87,13 +94,18 @@ Blobs = Annotated[BlobStore, Depends(_blobs)]
 Policy = Annotated[RoutingPolicy, Depends(_policy)]
 
 
-async def current_principal(request: Request, tx: Tx) -> Principal:
-    """The caller behind ``Authorization: Bearer …``. Raises AuthenticationError."""
+async def current_principal(request: Request) -> Principal:
+    """The caller behind ``Authorization: Bearer …``. Raises AuthenticationError.
+
+    Looked up in a short session of its own: the request's transaction (on SQLite,
+    the database's write lock) must not start before the body has streamed in.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("send 'Authorization: Bearer <token>'; ask your unit administrator for a token")
-    principal = await authenticate(tx.session, token.strip())
+    async with _database(request).session() as session:
+        principal = await authenticate(session, token.strip())
     request.state.user_id = principal.user_id
     return principal
 

@@ -7,11 +7,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
+from service.storage.db import ServiceSession
 from service.storage.types import utcnow
 
 __all__ = ["ChainReport", "append", "entry_hash", "history", "verify_chain"]
@@ -36,6 +38,9 @@ def entry_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_PENDING = "audit_pending"
+
+
 async def append(
     session: AsyncSession,
     *,
@@ -46,35 +51,45 @@ async def append(
     object_id: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction (which serialises appenders)."""
-    head = await _lock_head(session)
-    entry = AuditEntry(
-        seq=head.seq + 1,
-        at=utcnow(),
-        actor_id=actor_id,
-        unit_id=unit_id,
-        action=action,
-        document_id=document_id,
-        object_id=object_id,
-        data=data or {},
-        prev_hash=head.hash,
-        hash="",
-    )
-    entry.hash = entry_hash(entry)
-    head.seq, head.hash = entry.seq, entry.hash
-    session.add(entry)
-    await session.flush()
+    """Record one action in the caller's transaction.
+
+    The entry is chained (sequence number, previous hash, own hash) when the
+    transaction commits: the chain's head is locked only for that moment, not for
+    the whole request, and a rolled-back transaction leaves no entry.
+    """
+    entry = AuditEntry(seq=0, at=utcnow(), actor_id=actor_id, unit_id=unit_id, action=action,
+                       document_id=document_id, object_id=object_id, data=data or {}, prev_hash="", hash="")
+    session.sync_session.info.setdefault(_PENDING, []).append(entry)
     return entry
 
 
-async def _lock_head(session: AsyncSession) -> AuditHead:
+def _lock_head(session: Session) -> AuditHead:
     stmt = select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()
-    head = (await session.execute(stmt)).scalar_one_or_none()
+    head = session.execute(stmt).scalar_one_or_none()
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
-        await session.flush()
+        session.flush()
     return head
+
+
+@event.listens_for(ServiceSession, "before_commit")
+def _chain_pending(session: Session) -> None:
+    pending: list[AuditEntry] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    head = _lock_head(session)
+    for entry in pending:
+        entry.seq, entry.prev_hash = head.seq + 1, head.hash
+        entry.hash = entry_hash(entry)
+        head.seq, head.hash = entry.seq, entry.hash
+        session.add(entry)
+    session.flush()
+
+
+@event.listens_for(ServiceSession, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 async def history(session: AsyncSession, document_id: str) -> list[AuditEntry]:

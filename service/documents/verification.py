@@ -16,20 +16,47 @@ from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
 from service.documents.sending import SendResult, send_document
 from service.routing import RecipientSelector, RoutingPolicy
+from service.signing import VerificationReport
 from service.signing.runtime import SigningRuntime
+from service.storage.db import Database
 
-__all__ = ["document_verification", "record_verification", "send_verified"]
+__all__ = ["document_verification", "record_verification", "send_verified", "verify_unlocked"]
+
+
+Precomputed = tuple[str, VerificationReport]
+
+
+async def _known(session: AsyncSession, doc_id: str, sha256: str) -> VerificationRecord | None:
+    stmt = select(VerificationRecord).where(col(VerificationRecord.document_id) == doc_id,
+                                            col(VerificationRecord.sha256) == sha256)
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runtime: SigningRuntime,
+                          blobs: BlobStore) -> Precomputed | None:
+    """Verify the document's current file outside any transaction (verification takes
+    long; SQLite's write lock and PostgreSQL's row locks must not wait for it).
+
+    None when a report of that version exists already. Raises DocumentNotFoundError.
+    """
+    async with db.session() as session:
+        doc = await visible_document(session, principal, doc_id)
+        sha, known = doc.sha256, await _known(session, doc.id, doc.sha256)
+    if known is not None:
+        return None
+    return sha, await runtime.verify(blobs.path(sha))
 
 
 async def record_verification(session: AsyncSession, doc: Document, runtime: SigningRuntime,
-                              blobs: BlobStore) -> VerificationRecord:
+                              blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
     """The report of the document's current bytes, computed once per version."""
-    stmt = select(VerificationRecord).where(col(VerificationRecord.document_id) == doc.id,
-                                            col(VerificationRecord.sha256) == doc.sha256)
-    found = (await session.execute(stmt)).scalars().first()
+    found = await _known(session, doc.id, doc.sha256)
     if found is not None:
         return found
-    report = await runtime.verify(blobs.path(doc.sha256))
+    if precomputed is not None and precomputed[0] == doc.sha256:
+        report = precomputed[1]
+    else:
+        report = await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = VerificationRecord(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict), report=data)
     session.add(record)
@@ -40,21 +67,23 @@ async def record_verification(session: AsyncSession, doc: Document, runtime: Sig
     return record
 
 
-async def document_verification(session: AsyncSession, principal: Principal, doc_id: str,
+async def document_verification(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                                 runtime: SigningRuntime, blobs: BlobStore) -> VerificationRecord:
     """Raises DocumentNotFoundError."""
+    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs)
     doc = await visible_document(session, principal, doc_id)
-    return await record_verification(session, doc, runtime, blobs)
+    return await record_verification(session, doc, runtime, blobs, precomputed)
 
 
-async def send_verified(session: AsyncSession, principal: Principal, doc_id: str,
+async def send_verified(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                         selectors: list[RecipientSelector], policy: RoutingPolicy,
                         runtime: SigningRuntime | None, blobs: BlobStore) -> SendResult:
     """Verify the document (when a runtime is given), then send it with the verdict in
     every arrival notification. Raises what send_document raises."""
     notice: dict[str, Any] = {}
     if runtime is not None:
+        precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs)
         doc = await visible_document(session, principal, doc_id)
-        record = await record_verification(session, doc, runtime, blobs)
+        record = await record_verification(session, doc, runtime, blobs, precomputed)
         notice = {"verdict": record.verdict}
     return await send_document(session, principal, doc_id, selectors, policy, notice)

@@ -7,9 +7,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["Database", "is_sqlite"]
+__all__ = ["Database", "ServiceSession", "is_sqlite"]
+
+
+class ServiceSession(Session):
+    """The sync session under every AsyncSession of the service; packages hook its
+    events (the audit log chains its entries in ``before_commit``)."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -22,7 +28,7 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine: AsyncEngine = _make_engine(url, pool_size)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=ServiceSession)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

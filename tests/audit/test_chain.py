@@ -73,3 +73,27 @@ async def test_api_reports_the_broken_link(client, world, database) -> None:
     r = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))
     assert r.json()["ok"] is False
     assert r.json()["first_broken_seq"] == 2
+
+
+async def test_concurrent_writers_make_one_unbroken_chain(database) -> None:
+    import asyncio
+
+    async def writer(i: int) -> None:
+        async with database.session() as s:
+            await audit.append(s, action="test.concurrent", data={"writer": i, "step": 1})
+            await asyncio.sleep(0.01 * (i % 3))  # interleave the transactions
+            await audit.append(s, action="test.concurrent", data={"writer": i, "step": 2})
+            await s.commit()
+
+    async def rolled_back() -> None:
+        async with database.session() as s:
+            await audit.append(s, action="test.never")
+            await s.rollback()
+
+    await asyncio.gather(*(writer(i) for i in range(12)), rolled_back())
+    async with database.session() as s:
+        report = await audit.verify_chain(s)
+        entries = (await s.execute(text("SELECT action, data FROM audit_entry ORDER BY seq"))).all()
+    assert report.ok, report.reason
+    assert report.entries == 24
+    assert all(action == "test.concurrent" for action, _ in entries)

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import documents as docs
-from service.api.deps import Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
+from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
 from service.routing import RecipientSelector
@@ -78,12 +78,13 @@ async def attachment(doc_id: str, att_id: str, tx: Tx, principal: CurrentPrincip
 @router.post("/documents/{doc_id}/send", summary="Send to units and selectors, checked by the routing policy",
              description="The document is verified first; every arrival notification carries the verdict.")
 async def send(doc_id: str, body: docs.SendRequest, request: Request, tx: Tx, principal: CurrentPrincipal,
-               policy: Policy, settings: SettingsDep, blobs: Blobs, idempotency_key: IdemKey = None) -> JSONResponse:
+               policy: Policy, settings: SettingsDep, blobs: Blobs, db: DB,
+               idempotency_key: IdemKey = None) -> JSONResponse:
     selectors = [RecipientSelector.parse(item) for item in body.recipients]
     runtime = await signing_runtime(request) if settings.verify_on_send else None
 
     async def run() -> dict[str, Any]:
-        result = await send_verified(tx.session, principal, doc_id, selectors, policy, runtime, blobs)
+        result = await send_verified(tx.session, db, principal, doc_id, selectors, policy, runtime, blobs)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 
     answer, replayed = await docs.replay_or_run(tx.session, principal, idempotency_key,

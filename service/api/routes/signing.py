@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from service import documents as docs
-from service.api.deps import Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
+from service.api.deps import DB, Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
 from service.api.images import receive_png
 from service.api.multipart import receive_form
 from service.documents import evidence as evidence_export
@@ -89,9 +89,10 @@ async def list_signatures(doc_id: str, tx: Tx, principal: CurrentPrincipal) -> d
 
 @router.get("/documents/{doc_id}/verification", summary="The verification report of the document as it is now",
             response_model=None)
-async def document_verification(doc_id: str, tx: Tx, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs,
+async def document_verification(doc_id: str, tx: Tx, db: DB, principal: CurrentPrincipal, runtime: Signing,
+                                blobs: Blobs,
                                 format: Literal["json", "html"] = Query("json")) -> Response:
-    record = await verification.document_verification(tx.session, principal, doc_id, runtime, blobs)
+    record = await verification.document_verification(tx.session, db, principal, doc_id, runtime, blobs)
     await tx.commit()
     return _report(record.report, format)
 
