@@ -126,7 +126,8 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
 
 def _outbox_row(kind: str, unit_id: str, doc: Document, delivery_id: str | None,
                 payload: dict[str, Any], now: Any, row_id: str | None = None) -> dict[str, Any]:
-    return {"id": row_id or new_id(), "kind": kind, "unit_id": unit_id, "document_id": doc.id, "delivery_id": delivery_id,
+    return {"id": row_id or new_id(), "kind": kind, "unit_id": unit_id, "document_id": doc.id,
+            "delivery_id": delivery_id,
             "priority": doc.urgency, "payload": payload, "state": "pending", "attempts": 0,
             "next_attempt_at": now, "lease_owner": None, "lease_until": None, "last_error": "",
             "created_at": now, "updated_at": now}

@@ -14,7 +14,8 @@ from service.auth import Principal
 from service.documents.access import visible_document
 from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
-from service.documents.sending import SendResult, send_document
+from service.documents.registry import replay_or_run
+from service.documents.sending import send_document
 from service.routing import RecipientSelector, RoutingPolicy
 from service.signing import VerificationReport
 from service.signing.runtime import SigningRuntime
@@ -76,14 +77,23 @@ async def document_verification(session: AsyncSession, db: Database, principal: 
 
 
 async def send_verified(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
-                        selectors: list[RecipientSelector], policy: RoutingPolicy,
-                        runtime: SigningRuntime | None, blobs: BlobStore) -> SendResult:
-    """Verify the document (when a runtime is given), then send it with the verdict in
-    every arrival notification. Raises what send_document raises."""
-    notice: dict[str, Any] = {}
-    if runtime is not None:
-        precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs)
-        doc = await visible_document(session, principal, doc_id)
-        record = await record_verification(session, doc, runtime, blobs, precomputed)
-        notice = {"verdict": record.verdict}
-    return await send_document(session, principal, doc_id, selectors, policy, notice)
+                        selectors: list[RecipientSelector], policy: RoutingPolicy, runtime: SigningRuntime | None,
+                        blobs: BlobStore, idempotency_key: str | None = None,
+                        fingerprint: str = "") -> tuple[dict[str, Any], bool]:
+    """Verify the document (when a runtime is given) before ``session`` takes any lock,
+    then send it — once per Idempotency-Key — with the verdict in every arrival notice.
+
+    Returns the answer and whether it is a replay. Raises what send_document raises.
+    """
+    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs) if runtime else None
+
+    async def run() -> dict[str, Any]:
+        notice: dict[str, Any] = {}
+        if runtime is not None:
+            doc = await visible_document(session, principal, doc_id)
+            record = await record_verification(session, doc, runtime, blobs, precomputed)
+            notice = {"verdict": record.verdict}
+        result = await send_document(session, principal, doc_id, selectors, policy, notice)
+        return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
+
+    return await replay_or_run(session, principal, idempotency_key, fingerprint, run)

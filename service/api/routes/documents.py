@@ -82,13 +82,8 @@ async def send(doc_id: str, body: docs.SendRequest, request: Request, tx: Tx, pr
                idempotency_key: IdemKey = None) -> JSONResponse:
     selectors = [RecipientSelector.parse(item) for item in body.recipients]
     runtime = await signing_runtime(request) if settings.verify_on_send else None
-
-    async def run() -> dict[str, Any]:
-        result = await send_verified(tx.session, db, principal, doc_id, selectors, policy, runtime, blobs)
-        return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
-
-    answer, replayed = await docs.replay_or_run(tx.session, principal, idempotency_key,
-                                                docs.fingerprint("send", doc_id, body.model_dump()), run)
+    answer, replayed = await send_verified(tx.session, db, principal, doc_id, selectors, policy, runtime, blobs,
+                                           idempotency_key, docs.fingerprint("send", doc_id, body.model_dump()))
     await tx.commit()
     return JSONResponse(answer, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
