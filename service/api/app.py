@@ -17,7 +17,6 @@ from service.plugins import import_optional
 from service.routing import RoutingPolicy
 from service.settings import Settings
 from service.storage.db import Database
-from service.storage.migrate import upgrade_async
 
 __all__ = ["create_app"]
 
@@ -58,6 +57,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.auto_migrate:
+        from service.storage.migrate import upgrade_async  # Alembic is only needed here
+
         await upgrade_async(settings.effective_database_url)
     app.state.db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     app.state.blobs = BlobStore(settings.blob_dir)

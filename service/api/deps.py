@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
@@ -14,8 +14,10 @@ from service.documents import BlobStore
 from service.errors import ConflictError
 from service.routing import RoutingPolicy
 from service.settings import Settings
-from service.signing.runtime import RuntimeConfig, SigningRuntime
 from service.storage.db import Database
+
+if TYPE_CHECKING:
+    from service.signing.runtime import SigningRuntime
 
 __all__ = [
     "DB",
@@ -81,6 +83,8 @@ def _policy(request: Request) -> RoutingPolicy:
 async def signing_runtime(request: Request) -> SigningRuntime:
     # Started on first use: opening (or creating) the PKI costs a second or two.
     state = request.app.state
+    from service.signing.runtime import RuntimeConfig, SigningRuntime
+
     async with state.signing_lock:
         if state.signing is None:
             state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
@@ -89,7 +93,10 @@ async def signing_runtime(request: Request) -> SigningRuntime:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-Signing = Annotated[SigningRuntime, Depends(signing_runtime)]
+if TYPE_CHECKING:
+    Signing = Annotated[SigningRuntime, Depends(signing_runtime)]
+else:  # FastAPI reads this at import; the class itself loads on first use
+    Signing = Annotated[Any, Depends(signing_runtime)]
 Blobs = Annotated[BlobStore, Depends(_blobs)]
 Policy = Annotated[RoutingPolicy, Depends(_policy)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +13,9 @@ from service.auth import Principal
 from service.documents.blobs import BlobStore
 from service.documents.reading import document_history, readable_content
 from service.documents.verification import record_verification
-from service.signing import VerificationReport, build_evidence_zip
-from service.signing.runtime import SigningRuntime
+
+if TYPE_CHECKING:
+    from service.signing.runtime import SigningRuntime
 
 __all__ = ["export_evidence"]
 
@@ -24,6 +26,8 @@ async def export_evidence(session: AsyncSession, principal: Principal, doc_id: s
 
     Raises DocumentNotFoundError, RecalledError, SigningError.
     """
+    from service.signing import VerificationReport, build_evidence_zip
+
     doc = await readable_content(session, principal, doc_id)
     record = await record_verification(session, doc, runtime, blobs)
     history = await document_history(session, principal, doc.id)

@@ -13,7 +13,7 @@ import binascii
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,10 +23,11 @@ from service.documents.blobs import BlobStore
 from service.documents.models import DocumentSignature, ExternalSigningSession
 from service.documents.signing import PersonalRequest, own_unsent_document, record_signature
 from service.errors import ConflictError, InvalidInputError, NotFoundError
-from service.signing import Placement, complete_external, prepare_external
-from service.signing.runtime import SigningRuntime
 from service.storage.types import utcnow
 from service.units import User
+
+if TYPE_CHECKING:
+    from service.signing.runtime import SigningRuntime
 
 __all__ = ["SESSION_LIFETIME", "complete_signing", "decode_der_list", "prepare_signing"]
 
@@ -45,6 +46,8 @@ async def prepare_signing(session: AsyncSession, principal: Principal, doc_id: s
                           chain: list[bytes], runtime: SigningRuntime,
                           blobs: BlobStore) -> tuple[ExternalSigningSession, dict[str, str]]:
     """Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, InvalidInputError, SigningError."""
+    from service.signing import Placement, prepare_external
+
     require_role(principal, "signer")
     if not chain:
         raise InvalidInputError("send the signer's certificate (and its chain) in certificate_chain")
@@ -66,6 +69,8 @@ async def prepare_signing(session: AsyncSession, principal: Principal, doc_id: s
 async def complete_signing(session: AsyncSession, principal: Principal, session_id: str, signature_value: bytes,
                            chain: list[bytes], runtime: SigningRuntime, blobs: BlobStore) -> DocumentSignature:
     """Raises NotFoundError, ConflictError (expired, used, document changed), ExternalSigningError."""
+    from service.signing import complete_external
+
     row = await session.get(ExternalSigningSession, session_id)
     if row is None or row.user_id != principal.user_id:
         raise NotFoundError("no such signing session of yours")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +24,11 @@ from service.documents.blobs import BlobStore
 from service.documents.models import Attachment, Document, DocumentSignature
 from service.documents.reading import attachment_of
 from service.errors import ConflictError, PermissionDeniedError
-from service.signing import Placement
-from service.signing.runtime import SigningRuntime
 from service.units import Unit, User
+
+if TYPE_CHECKING:
+    from service.signing import Placement
+    from service.signing.runtime import SigningRuntime
 
 __all__ = [
     "PersonalRequest",
@@ -139,6 +141,8 @@ async def sign_attachment(session: AsyncSession, principal: Principal, doc_id: s
 
 
 def _placement(where: PersonalRequest) -> Placement:
+    from service.signing import Placement
+
     return Placement(page=where.page, box=where.box, field_name=where.field_name)
 
 

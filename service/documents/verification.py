@@ -3,7 +3,7 @@ arrival), on demand, and for any PDF an auditor brings."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,14 +17,17 @@ from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
 from service.documents.sending import send_document
 from service.routing import RecipientSelector, RoutingPolicy
-from service.signing import VerificationReport
-from service.signing.runtime import SigningRuntime
 from service.storage.db import Database
+
+if TYPE_CHECKING:
+    from service.signing import VerificationReport
+    from service.signing.runtime import SigningRuntime
+
+    Precomputed = tuple[str, VerificationReport]
 
 __all__ = ["document_verification", "record_verification", "send_verified", "verify_unlocked"]
 
 
-Precomputed = tuple[str, VerificationReport]
 
 
 async def _known(session: AsyncSession, doc_id: str, sha256: str) -> VerificationRecord | None:

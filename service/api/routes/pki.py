@@ -8,14 +8,17 @@ of any unit. With real trust roots (production) they answer 404.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.api.deps import Signing
 from service.errors import InvalidInputError, NotFoundError
-from service.signing import DevelopmentPki
-from service.signing.runtime import SigningRuntime
+
+if TYPE_CHECKING:
+    from service.signing import DevelopmentPki
+    from service.signing.runtime import SigningRuntime
 
 router = APIRouter(prefix="/pki", tags=["pki"])
 _MAX_REQUEST = 64 * 1024

@@ -18,7 +18,6 @@ from service.documents import external_signing as external
 from service.documents import signing as doc_signing
 from service.documents import verification
 from service.errors import InvalidInputError
-from service.signing import VerificationReport, render_html
 from service.text import to_vn_iso
 
 router = APIRouter(tags=["signatures"])
@@ -48,6 +47,8 @@ def _signature_view(s: docs.DocumentSignature) -> dict[str, Any]:
 
 def _report(record_or_report: dict[str, Any], fmt: str) -> Response:
     if fmt == "html":
+        from service.signing import VerificationReport, render_html
+
         return HTMLResponse(render_html(VerificationReport.from_dict(record_or_report)))
     return JSONResponse(record_or_report)
 
