@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from tests.signing.conftest import Env
 
 pytestmark = pytest.mark.asyncio
 BOX = (340.0, 115.0, 500.0, 210.0)
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 async def _sealed(env: Env) -> Path:
@@ -65,14 +66,16 @@ async def test_openssl_cms_verifies_each_signature(env: Env) -> None:
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils (pdftoppm) not installed")
 async def test_render_signed_pages_for_docs(env: Env) -> None:
+    # Renders into a temporary folder; DOCEX_RENDER_DOCS=1 refreshes the committed docs/img pictures.
+    img = DOCS_IMG if os.environ.get("DOCEX_RENDER_DOCS") == "1" else env.tmp / "img"
     sealed = await _sealed(env)
     attachment = env.tmp / "att-signed.pdf"
     await env.signer_for(env.organisation).sign_attachment(
         env.sample("att.pdf"), attachment, number_notation="Số 12-CV/VPTU", unit_name="Văn phòng Tỉnh ủy")
-    IMG.mkdir(parents=True, exist_ok=True)
+    img.mkdir(parents=True, exist_ok=True)
     for pdf, name in ((sealed, "signing-page1"), (attachment, "signing-attachment")):
         subprocess.run(
-            ["pdftoppm", "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(IMG / name)],
+            ["pdftoppm", "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile", str(pdf), str(img / name)],
             check=True,
         )
-        assert (IMG / f"{name}.png").stat().st_size > 5000
+        assert (img / f"{name}.png").stat().st_size > 5000
