@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7
+from typing import TYPE_CHECKING
 
 from .errors import MailConfigError
+
+if TYPE_CHECKING:
+    # S/MIME is optional: cryptography loads when a signer is configured, not with every process.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 __all__ = ["SmimeSigner"]
 
@@ -25,6 +26,10 @@ class SmimeSigner:
     @classmethod
     def from_files(cls, cert_path: Path, key_path: Path, passphrase: str) -> SmimeSigner:
         """Blocking (reads files): call in a thread. Raises MailConfigError."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         try:
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             key = serialization.load_pem_private_key(
@@ -38,6 +43,9 @@ class SmimeSigner:
 
     def sign(self, inner: bytes) -> bytes:
         """``inner`` (CRLF, 7-bit) → a ``multipart/signed`` entity starting with MIME-Version."""
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.serialization import pkcs7
+
         return (
             pkcs7.PKCS7SignatureBuilder()
             .set_data(inner)

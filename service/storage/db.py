@@ -47,7 +47,10 @@ class Database:
 def _make_engine(url: str, pool_size: int) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": 30})
+    # SQLite has one writer, and every transaction here starts as one (BEGIN IMMEDIATE).
+    # With one connection, waiters queue in the pool and get it the moment it is free;
+    # with several, they would poll SQLite's busy handler, which sleeps up to 100 ms a try.
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30})
     _configure_sqlite(engine)
     return engine
 
