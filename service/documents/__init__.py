@@ -14,7 +14,14 @@ from service.documents.models import (
     VerificationRecord,
 )
 from service.documents.numbering import NumberNotation, parse_number_notation
-from service.documents.reading import RecalledError, attachment_of, attachments_of, document_history, readable_content
+from service.documents.reading import (
+    RecalledError,
+    attachment_of,
+    attachments_of,
+    delivery_steps,
+    document_history,
+    readable_content,
+)
 from service.documents.registry import (
     DuplicateDocumentError,
     IdempotencyMismatchError,
@@ -76,6 +83,7 @@ __all__ = [
     "change_status",
     "check_pdf",
     "delivery_counts",
+    "delivery_steps",
     "delivery_view",
     "document_deliveries",
     "document_history",

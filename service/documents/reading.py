@@ -11,11 +11,12 @@ from sqlmodel import col
 from service import audit
 from service.auth import Principal
 from service.documents.access import DocumentNotFoundError, visible_document
-from service.documents.models import Attachment, Delivery, Document
+from service.documents.models import Attachment, Delivery, DeliveryEvent, Document
+from service.documents.statuses import STATUS_NAMES
 from service.errors import ServiceError
 from service.text import to_vn_iso
 
-__all__ = ["RecalledError", "attachment_of", "attachments_of", "document_history", "readable_content"]
+__all__ = ["RecalledError", "delivery_steps", "attachment_of", "attachments_of", "document_history", "readable_content"]
 
 
 class RecalledError(ServiceError):
@@ -63,3 +64,16 @@ async def document_history(session: AsyncSession, principal: Principal, doc_id: 
         entries = [e for e in entries if e.unit_id == principal.unit_id]
     return [{"seq": e.seq, "at": to_vn_iso(e.at), "action": e.action, "actor_id": e.actor_id,
              "unit_id": e.unit_id, "object_id": e.object_id, "data": e.data, "hash": e.hash} for e in entries]
+
+
+async def delivery_steps(session: AsyncSession, delivery: Delivery) -> list[dict[str, Any]]:
+    """Every status the delivery went through, with who, when and why; the arrival (01)
+    is the delivery's own creation by the sending (or forwarding) unit."""
+    stmt = select(DeliveryEvent).where(col(DeliveryEvent.delivery_id) == delivery.id).order_by(
+        col(DeliveryEvent.at))
+    steps = [{"status": "01", "status_name": STATUS_NAMES["01"], "at": to_vn_iso(delivery.created_at),
+              "by_unit_id": delivery.from_unit_id, "actor_id": None, "note": ""}]
+    for e in (await session.execute(stmt)).scalars():
+        steps.append({"status": e.status, "status_name": STATUS_NAMES.get(e.status, e.status), "at": to_vn_iso(e.at),
+                      "by_unit_id": None, "actor_id": e.actor_id, "note": e.note})
+    return steps

@@ -105,9 +105,10 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
     sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == principal.unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, **(notice or {}))
     deliveries: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
-    ids = iter(new_ids(3 * len(fresh)))
+    # The arrival (01) is the delivery row itself (created_at, from_unit_id; the actor is in
+    # the send's audit entry): later steps each add a delivery_event row.
+    ids = iter(new_ids(2 * len(fresh)))
     for r in fresh:
         did = next(ids)
         deliveries.append({"id": did, "document_id": doc.id, "recipient_unit_id": r.id,
@@ -115,11 +116,8 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
                            "hops": [*base_hops, r.id], "status": "01", "status_before_recall": None,
                            "urgency": doc.urgency, "incoming_number": None, "assignee": None, "note": "",
                            "created_at": now, "updated_at": now, "registered_at": None})
-        events.append({"id": next(ids), "delivery_id": did, "status": "01", "actor_id": principal.user_id,
-                       "at": now, "note": ""})
         outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now, next(ids)))
     await _bulk(session, Delivery, deliveries)
-    await _bulk(session, DeliveryEvent, events)
     await _bulk(session, OutboxEvent, outbox)
     return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])
 

@@ -79,6 +79,13 @@ async def test_document_life_from_upload_to_recall(client, world) -> None:
     assert gone.status_code == 410
     assert gone.headers["content-type"].startswith("application/problem+json")
 
+    # Each delivery shows its steps: who did what, when, and why.
+    steps = (await client.get(f"/api/v1/deliveries/{dong['id']}", headers=world.auth("tu"))).json()["steps"]
+    assert [st["status"] for st in steps] == ["01", "03", "13", "16"]
+    assert steps[-1]["note"] == "Đã triển khai thực hiện"
+    assert steps[1]["actor_id"] is not None
+    assert steps[0]["at"].endswith("+07:00")
+
     final = (await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))).json()
     assert final["status_counts"] == {"13": 1, "15": 1, "16": 1, "02": 1}
 

@@ -125,10 +125,11 @@ async def outbox(tx: Tx, principal: CurrentPrincipal,
             "items": [docs.document_view(doc, counts=counts) for doc, counts in page.items]}
 
 
-@router.get("/deliveries/{delivery_id}", summary="One delivery")
+@router.get("/deliveries/{delivery_id}", summary="One delivery, with every status step (who, when, why)")
 async def get_delivery(delivery_id: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
     delivery, doc = await docs.visible_delivery(tx.session, principal, delivery_id, as_recipient=False)
-    return {**docs.delivery_view(delivery), "document": docs.document_view(doc)}
+    return {**docs.delivery_view(delivery), "document": docs.document_view(doc),
+            "steps": await docs.delivery_steps(tx.session, delivery)}
 
 
 @router.post("/deliveries/{delivery_id}/status", summary="Register (03), return (02), handle (04–06), "
