@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from asn1crypto import algos, cms
@@ -23,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePri
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pyhanko.sign import signers
-from pyhanko.sign.general import SigningError, as_signing_certificate_v2, get_pyca_cryptography_hash, simple_cms_attribute
+from pyhanko.sign.general import SigningError, as_signing_certificate_v2
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 __all__ = ["FastCmsSigner", "fast_signer"]
 
@@ -47,6 +49,15 @@ def _der(tag: int, content: bytes) -> bytes:
 def _set_of(encodings: list[bytes]) -> bytes:
     # DER SET OF: elements sorted by their encodings (what asn1crypto does too)
     return _der(0x31, b"".join(sorted(encodings)))
+
+
+def _digest_algorithm(name: str) -> bytes:
+    return _dump(algos.DigestAlgorithm({"algorithm": name}))
+
+
+def _dump(value: Any) -> bytes:
+    der: bytes = value.dump()
+    return der
 
 
 def _retag(encoding: bytes, tag: int) -> bytes:
@@ -90,7 +101,7 @@ class FastCmsSigner(signers.Signer):
         return result
 
     # -- signed attributes ----------------------------------------------------------
-    async def signed_attrs(  # type: ignore[override]
+    async def signed_attrs(
         self,
         data_digest: bytes,
         digest_algorithm: str,
@@ -104,8 +115,14 @@ class FastCmsSigner(signers.Signer):
         plain = attr_settings is None or getattr(attr_settings, "cades_signed_attrs", None) is None
         if not (use_pades and is_pdf_sig and plain and content_type == "data" and self.signed_attr_prov_spec is None):
             return await super().signed_attrs(
-                data_digest, digest_algorithm, attr_settings=attr_settings, content_type=content_type,
-                use_pades=use_pades, timestamper=timestamper, dry_run=dry_run, is_pdf_sig=is_pdf_sig,
+                data_digest,
+                digest_algorithm,
+                attr_settings=attr_settings,
+                content_type=content_type,
+                use_pades=use_pades,
+                timestamper=timestamper,
+                dry_run=dry_run,
+                is_pdf_sig=is_pdf_sig,
             )
         # PAdES baseline: content-type, message-digest, signing-certificate-v2 only
         attrs = [
@@ -116,37 +133,61 @@ class FastCmsSigner(signers.Signer):
         return cms.CMSAttributes.load(_set_of(attrs))
 
     # -- packaging ------------------------------------------------------------------
-    def _package_signature(  # type: ignore[no-untyped-def]
-        self, *, digest_algorithm, cms_version, signed_attrs, signature, unsigned_attrs, encap_content_info
+    def _package_signature(
+        self,
+        *,
+        digest_algorithm: str,
+        cms_version: str,
+        signed_attrs: cms.CMSAttributes,
+        signature: bytes,
+        unsigned_attrs: cms.CMSAttributes | None,
+        encap_content_info: Any,
     ) -> cms.ContentInfo:
         detached_data = encap_content_info in (None, {"content_type": "data"})
-        if not detached_data or digest_algorithm not in _SHA2 or cms_version not in _CMS_VERSIONS or list(self.attribute_certs):
+        plain = detached_data and digest_algorithm in _SHA2 and cms_version in _CMS_VERSIONS
+        if not plain or list(self.attribute_certs):
             return super()._package_signature(
-                digest_algorithm=digest_algorithm, cms_version=cms_version, signed_attrs=signed_attrs,
-                signature=signature, unsigned_attrs=unsigned_attrs, encap_content_info=encap_content_info,
+                digest_algorithm=digest_algorithm,
+                cms_version=cms_version,
+                signed_attrs=signed_attrs,
+                signature=signature,
+                unsigned_attrs=unsigned_attrs,
+                encap_content_info=encap_content_info,
             )
-        digest_alg = self._part(f"digest:{digest_algorithm}", lambda: algos.DigestAlgorithm({"algorithm": digest_algorithm}).dump())
-        mechanism = self._part(f"mech:{digest_algorithm}", lambda: self.get_signature_mechanism_for_digest(digest_algorithm).dump())
-        signer_info = _der(0x30, b"".join((
-            b"\x02\x01\x01",  # version v1 (issuerAndSerialNumber)
-            self._part("sid", self._issuer_and_serial),
-            digest_alg,
-            _retag(signed_attrs.dump(), 0xA0),
-            mechanism,
-            _der(0x04, signature),
-            _retag(unsigned_attrs.dump(), 0xA1) if unsigned_attrs is not None else b"",
-        )))
-        signed_data = _der(0x30, b"".join((
-            _der(0x02, bytes((_CMS_VERSIONS[cms_version],))),
-            _der(0x31, digest_alg),
-            _der(0x30, _OID_DATA),
-            self._part("certificates", self._certificates),
-            _der(0x31, signer_info),
-        )))
+        digest_alg = self._part(f"digest:{digest_algorithm}", lambda: _digest_algorithm(digest_algorithm))
+        mechanism = self._part(
+            f"mech:{digest_algorithm}", lambda: _dump(self.get_signature_mechanism_for_digest(digest_algorithm))
+        )
+        signer_info = _der(
+            0x30,
+            b"".join(
+                (
+                    b"\x02\x01\x01",  # version v1 (issuerAndSerialNumber)
+                    self._part("sid", self._issuer_and_serial),
+                    digest_alg,
+                    _retag(signed_attrs.dump(), 0xA0),
+                    mechanism,
+                    _der(0x04, signature),
+                    _retag(unsigned_attrs.dump(), 0xA1) if unsigned_attrs is not None else b"",
+                )
+            ),
+        )
+        signed_data = _der(
+            0x30,
+            b"".join(
+                (
+                    _der(0x02, bytes((_CMS_VERSIONS[cms_version],))),
+                    _der(0x31, digest_alg),
+                    _der(0x30, _OID_DATA),
+                    self._part("certificates", self._certificates),
+                    _der(0x31, signer_info),
+                )
+            ),
+        )
         return cms.ContentInfo.load(_der(0x30, _OID_SIGNED_DATA + _der(0xA0, signed_data)))
 
     # -- cached DER parts ---------------------------------------------------------------
-    def _part(self, name: str, build: Any) -> bytes:
+    def _part(self, name: str, build: Callable[[], bytes]) -> bytes:
         part = self._parts.get(name)
         if part is None:
             with self._lock:
@@ -154,11 +195,12 @@ class FastCmsSigner(signers.Signer):
         return part
 
     def _signing_certificate_v2(self) -> bytes:
-        return simple_cms_attribute("signing_certificate_v2", as_signing_certificate_v2(self._cert())).dump()
+        value = as_signing_certificate_v2(self._cert())
+        return _dump(cms.CMSAttribute({"type": "signing_certificate_v2", "values": (value,)}))
 
     def _issuer_and_serial(self) -> bytes:
         cert = self._cert()
-        return cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number}).dump()
+        return _dump(cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number}))
 
     def _certificates(self) -> bytes:
         # same selection as pyHanko's Signer._package_signature
@@ -182,9 +224,22 @@ _CACHE: weakref.WeakKeyDictionary[signers.Signer, FastCmsSigner] = weakref.WeakK
 _CACHE_LOCK = threading.Lock()
 
 
+#: Signer methods whose override in a subclass means "this signer builds its CMS its own way".
+_CMS_METHODS = (
+    "async_sign",
+    "async_sign_prescribed_attributes",
+    "signed_attrs",
+    "unsigned_attrs",
+    "_package_signature",
+)
+
+
 def fast_signer(inner: signers.Signer) -> signers.Signer:
-    """The cached :class:`FastCmsSigner` for ``inner`` (one per signer object)."""
+    """The cached :class:`FastCmsSigner` for ``inner`` (one per signer object); ``inner``
+    itself when its class customises how the CMS is built."""
     if isinstance(inner, FastCmsSigner):
+        return inner
+    if any(getattr(type(inner), name) is not getattr(signers.Signer, name) for name in _CMS_METHODS):
         return inner
     with _CACHE_LOCK:
         wrapped = _CACHE.get(inner)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import core
+from asn1crypto import core, crl, ocsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
@@ -21,6 +21,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from service.signing._count import count_signatures
 from service.signing.report import (
@@ -43,19 +44,26 @@ _CERT_INFO: dict[bytes, CertInfo] = {}
 
 
 class _Trust:
-    """Parsed trust material, kept per worker process and reused for every file."""
+    """Parsed trust material, kept per worker process and reused for every file:
+    the roots' trust manager and the CRL/OCSP objects are shared by all
+    contexts (they are read-only; asn1crypto caches what it parses in them)."""
 
     def __init__(self, trust: TrustConfig) -> None:
         self.config = trust
         self.roots = trust.roots()
         self.others = trust.intermediates()
+        self.trust_manager = SimpleTrustManager.build(trust_roots=self.roots)
+        self.crls: list[Any] = [_parsed(crl.CertificateList, der) for der in trust.crls_der]
+        self.ocsps: list[Any] = [_parsed(ocsp.OCSPResponse, der) for der in trust.ocsps_der]
 
-    def context(self, extra_crls: list[Any], extra_ocsps: list[Any], extra_certs: list[Any], moment: datetime | None) -> ValidationContext:
+    def context(
+        self, extra_crls: list[Any], extra_ocsps: list[Any], extra_certs: list[Any], moment: datetime | None
+    ) -> ValidationContext:
         return ValidationContext(
-            trust_roots=self.roots,
+            trust_manager=self.trust_manager,
             other_certs=self.others + extra_certs,
-            crls=list(self.config.crls_der) + extra_crls,
-            ocsps=list(self.config.ocsps_der) + extra_ocsps,
+            crls=self.crls + extra_crls,
+            ocsps=self.ocsps + extra_ocsps,
             allow_fetching=False,
             revocation_mode=self.config.revocation_mode,
             moment=moment,
@@ -63,10 +71,24 @@ class _Trust:
         )
 
 
+def _parsed(kind: Any, der: bytes) -> Any:
+    # malformed data stays bytes, so it fails where it always did (per file, reported)
+    try:
+        return kind.load(der)
+    except ValueError:
+        return der
+
+
 async def validate_file(path: Path, trust: _Trust) -> VerificationReport:
     checked = datetime.now(UTC).isoformat()
     digest, counts = _sha256(path), count_signatures(path)
-    base = {"file": path.name, "sha256": digest, "fields_counted": counts.byte_ranges, "sig_fields_counted": counts.sig_fields, "checked_at": checked}
+    base = {
+        "file": path.name,
+        "sha256": digest,
+        "fields_counted": counts.byte_ranges,
+        "sig_fields_counted": counts.sig_fields,
+        "checked_at": checked,
+    }
     findings: list[Finding] = []
     try:
         with open(path, "rb") as fh:
@@ -75,8 +97,20 @@ async def validate_file(path: Path, trust: _Trust) -> VerificationReport:
             reports = await _validate_all(reader, sigs, trust)
     except _HOSTILE as exc:
         findings.append(finding("UNREADABLE", f"{type(exc).__name__}: {exc}"))
-        return VerificationReport(**base, verdict=Verdict.FAILED if counts.byte_ranges else Verdict.INDETERMINATE, signatures=[], fields_enumerated=0, findings=findings)
-    return VerificationReport(**base, verdict=_verdict(reports, counts.byte_ranges, findings), signatures=reports, fields_enumerated=len(sigs), findings=findings)
+        return VerificationReport(
+            **base,
+            verdict=Verdict.FAILED if counts.byte_ranges else Verdict.INDETERMINATE,
+            signatures=[],
+            fields_enumerated=0,
+            findings=findings,
+        )
+    return VerificationReport(
+        **base,
+        verdict=_verdict(reports, counts.byte_ranges, findings),
+        signatures=reports,
+        fields_enumerated=len(sigs),
+        findings=findings,
+    )
 
 
 def _open_reader(fh: Any, findings: list[Finding]) -> PdfFileReader:
@@ -104,7 +138,9 @@ def _verdict(reports: list[SignatureReport], raw_count: int, findings: list[Find
     return Verdict.PASSED
 
 
-async def _validate_all(reader: PdfFileReader, sigs: list[EmbeddedPdfSignature], trust: _Trust) -> list[SignatureReport]:
+async def _validate_all(
+    reader: PdfFileReader, sigs: list[EmbeddedPdfSignature], trust: _Trust
+) -> list[SignatureReport]:
     dss = _dss_material(reader)
     doc_ts_revisions = [s.signed_revision for s in sigs if s.sig_object_type == "/DocTimeStamp"]
     reports = []
@@ -125,10 +161,18 @@ def _dss_material(reader: PdfFileReader) -> tuple[list[Any], list[Any], list[Any
     return list(dss.crls), list(dss.ocsps), list(dss.certs.values())
 
 
-async def _validate_one(sig: EmbeddedPdfSignature, trust: _Trust, dss: tuple[list[Any], list[Any], list[Any]], later: set[str], doc_ts: list[int]) -> SignatureReport:
+async def _validate_one(
+    sig: EmbeddedPdfSignature,
+    trust: _Trust,
+    dss: tuple[list[Any], list[Any], list[Any]],
+    later: set[str],
+    doc_ts: list[int],
+) -> SignatureReport:
     crls, ocsps, certs = dss
     if sig.sig_object_type == "/DocTimeStamp":
-        status = await async_validate_pdf_timestamp(sig, validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY)
+        status = await async_validate_pdf_timestamp(
+            sig, validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY
+        )
         return _report(sig, status, "DOC-TS", None, later)
     proven = _tst_time(sig)
     status = await async_validate_pdf_signature(
@@ -140,7 +184,9 @@ async def _validate_one(sig: EmbeddedPdfSignature, trust: _Trust, dss: tuple[lis
     tst = getattr(status, "timestamp_validity", None)
     if proven is not None and not (tst and tst.intact and tst.valid and tst.trusted):
         # the timestamp is not usable: judge the certificate at validation time instead
-        status = await async_validate_pdf_signature(sig, signer_validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY)
+        status = await async_validate_pdf_signature(
+            sig, signer_validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY
+        )
     level = _level(proven, bool(crls or ocsps), any(rev > sig.signed_revision for rev in doc_ts))
     return _report(sig, status, level, proven, later)
 
@@ -167,18 +213,30 @@ def _level(proven: datetime | None, has_revinfo: bool, has_doc_ts: bool) -> str:
     return "B-LTA" if has_doc_ts else "B-LT"
 
 
-def _report(sig: EmbeddedPdfSignature, status: Any, level: str, proven: datetime | None, later: set[str]) -> SignatureReport:
+def _report(
+    sig: EmbeddedPdfSignature, status: Any, level: str, proven: datetime | None, later: set[str]
+) -> SignatureReport:
     modification, changed = _modification(status, later)
     indication, sub, findings = _judge(status, modification)
     cert = status.signing_cert
     return SignatureReport(
-        field_name=str(sig.field_name), kind="document_timestamp" if level == "DOC-TS" else "signature",
-        signer_cn=_cn(cert), signer_serial=str(cert.serial_number), chain=_chain(status),
+        field_name=str(sig.field_name),
+        kind="document_timestamp" if level == "DOC-TS" else "signature",
+        signer_cn=_cn(cert),
+        signer_serial=str(cert.serial_number),
+        chain=_chain(status),
         claimed_time=_iso(getattr(status, "signer_reported_dt", None) or sig.self_reported_timestamp),
-        proven_time=_iso(proven or getattr(status, "timestamp", None)), level=level,
-        indication=indication, sub_indication=sub, intact=bool(status.intact), crypto_valid=bool(status.valid),
-        trusted=bool(status.trusted), coverage=_coverage(status.coverage), modification=modification,
-        changed_fields=changed, findings=findings,
+        proven_time=_iso(proven or getattr(status, "timestamp", None)),
+        level=level,
+        indication=indication,
+        sub_indication=sub,
+        intact=bool(status.intact),
+        crypto_valid=bool(status.valid),
+        trusted=bool(status.trusted),
+        coverage=_coverage(status.coverage),
+        modification=modification,
+        changed_fields=changed,
+        findings=findings,
     )
 
 
@@ -188,7 +246,11 @@ def _modification(status: Any, later: set[str]) -> tuple[Modification, list[str]
     diff = status.diff_result
     changed = sorted(str(f) for f in (getattr(diff, "changed_form_fields", None) or ()))
     level = status.modification_level
-    if status.coverage != SignatureCoverageLevel.ENTIRE_REVISION or level in (None, ModificationLevel.OTHER) or not status.docmdp_ok:
+    if (
+        status.coverage != SignatureCoverageLevel.ENTIRE_REVISION
+        or level in (None, ModificationLevel.OTHER)
+        or not status.docmdp_ok
+    ):
         return Modification.TAMPERED, changed
     if level == ModificationLevel.LTA_UPDATES:
         return Modification.PERMITTED, changed
@@ -219,7 +281,11 @@ def _judge(status: Any, modification: Modification) -> tuple[Indication, str | N
 
 
 def _modification_findings(modification: Modification) -> list[Finding]:
-    codes = {Modification.TAMPERED: "MODIFIED_TAMPERED", Modification.REJECTED_BY_POLICY: "MODIFIED_POLICY", Modification.PERMITTED: "MODIFIED_PERMITTED"}
+    codes = {
+        Modification.TAMPERED: "MODIFIED_TAMPERED",
+        Modification.REJECTED_BY_POLICY: "MODIFIED_POLICY",
+        Modification.PERMITTED: "MODIFIED_PERMITTED",
+    }
     return [finding(codes[modification])] if modification in codes else []
 
 
@@ -232,10 +298,23 @@ def _broken(sig: EmbeddedPdfSignature, exc: BaseException) -> SignatureReport:
     name = getattr(sig, "field_name", "?")
     detail = f"{type(exc).__name__}: {exc}"
     return SignatureReport(
-        field_name=str(name), kind="signature", signer_cn="", signer_serial="", chain=[], claimed_time=None,
-        proven_time=None, level="?", indication=Indication.INDETERMINATE, sub_indication="FORMAT_FAILURE",
-        intact=False, crypto_valid=False, trusted=False, coverage="unknown", modification=Modification.TAMPERED,
-        changed_fields=[], findings=[finding("UNREADABLE", detail)],
+        field_name=str(name),
+        kind="signature",
+        signer_cn="",
+        signer_serial="",
+        chain=[],
+        claimed_time=None,
+        proven_time=None,
+        level="?",
+        indication=Indication.INDETERMINATE,
+        sub_indication="FORMAT_FAILURE",
+        intact=False,
+        crypto_valid=False,
+        trusted=False,
+        coverage="unknown",
+        modification=Modification.TAMPERED,
+        changed_fields=[],
+        findings=[finding("UNREADABLE", detail)],
     )
 
 
@@ -259,8 +338,12 @@ def _cert_info(cert: asn1_x509.Certificate) -> CertInfo:
 
 def _new_cert_info(cert: asn1_x509.Certificate) -> CertInfo:
     return CertInfo(
-        subject=cert.subject.human_friendly, issuer=cert.issuer.human_friendly, serial=str(cert.serial_number),
-        not_before=_iso(cert.not_valid_before) or "", not_after=_iso(cert.not_valid_after) or "", sha256=cert.sha256.hex(),
+        subject=cert.subject.human_friendly,
+        issuer=cert.issuer.human_friendly,
+        serial=str(cert.serial_number),
+        not_before=_iso(cert.not_valid_before) or "",
+        not_after=_iso(cert.not_valid_after) or "",
+        sha256=cert.sha256.hex(),
     )
 
 
@@ -269,7 +352,10 @@ def _cn(cert: asn1_x509.Certificate) -> str:
 
 
 def _coverage(cov: Any) -> str:
-    names = {SignatureCoverageLevel.ENTIRE_FILE: "entire_file", SignatureCoverageLevel.ENTIRE_REVISION: "entire_revision"}
+    names = {
+        SignatureCoverageLevel.ENTIRE_FILE: "entire_file",
+        SignatureCoverageLevel.ENTIRE_REVISION: "entire_revision",
+    }
     return names.get(cov, "partial" if cov is not None else "unknown")
 
 

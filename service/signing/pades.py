@@ -4,6 +4,11 @@ Every function streams: the input is read through pyHanko's incremental
 writer and the output goes straight to a file, never to an in-memory copy.
 The pyHanko coroutine runs in a worker thread (hashing a 300 MB file must not
 block the event loop).
+
+Speed: the placeholder size is fixed (``bytes_reserved``: no dry-run signature),
+and the CMS is assembled by :func:`service.signing._fastcms.fast_signer` from DER
+parts encoded once per signer, with the private key kept loaded (pyHanko's
+``SimpleSigner`` re-parses it for every signature). See docs/signing.md, Performance.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ T = TypeVar("T")
 #: DER bytes reserved for the CMS: 3-cert RSA chain + signature + TSA token with
 #: its own chain, with margin (PKCS#11 + TSA + stamp needs generous room).
 DEFAULT_BYTES_RESERVED = 16 * 1024
+#: Read/hash a big input in 1 MiB steps rather than pyHanko's 4 KiB (memory stays flat).
+_IO_CHUNK = 1 << 20
 
 
 class SignatureLevel(StrEnum):
@@ -106,9 +113,11 @@ def build_timestamper(trust: TrustConfig, answer: TsaFunction | None = None) -> 
     """The TSA client to reuse for every signature: HTTP when ``trust.tsa_url`` is
     set, else in-process via ``answer`` (e.g. ``DevelopmentPki.timestamp_response``)."""
     if trust.tsa_url:
-        from pyhanko.sign.timestamps.aiohttp_client import AIOHttpTimeStamper
+        from pyhanko.sign.timestamps import HTTPTimeStamper
+        from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 
-        return AIOHttpTimeStamper(trust.tsa_url)  # type: ignore[no-untyped-call]
+        # The HTTP session opens on the first request, inside the running event loop.
+        return HTTPTimeStamper(trust.tsa_url, session=LazySession(), timeout=30)
     return InProcessTimeStamper(answer) if answer else None
 
 
@@ -156,7 +165,9 @@ def validation_context(trust: TrustConfig) -> ValidationContext:
     )
 
 
-def metadata(field_name: str, options: SigningOptions, trust: TrustConfig | None, **extra: Any) -> signers.PdfSignatureMetadata:
+def metadata(
+    field_name: str, options: SigningOptions, trust: TrustConfig | None, **extra: Any
+) -> signers.PdfSignatureMetadata:
     long_term = options.level in (SignatureLevel.B_LT, SignatureLevel.B_LTA)
     if long_term and trust is None:
         raise SigningError(f"level {options.level} needs a trust configuration for revocation data")
@@ -195,15 +206,23 @@ async def offload(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
     pdf_signer = _TimedPdfSigner(
-        job.meta, fast_signer(job.signer), timestamper=job.timestamper, stamp_style=job.style,
-        new_field_spec=job.field_spec, signed_at=job.signed_at,
+        job.meta,
+        fast_signer(job.signer),
+        timestamper=job.timestamper,
+        stamp_style=job.style,
+        new_field_spec=job.field_spec,
+        signed_at=job.signed_at,
     )
     try:
         with _open_input(src) as inf, open(dst, "w+b") as outf:
             writer = IncrementalPdfFileWriter(inf, strict=False)
+            writer.IO_CHUNK_SIZE = _IO_CHUNK  # copying the input (pyHanko's default: 4 KiB)
             await pdf_signer.async_sign_pdf(
-                writer, output=outf, bytes_reserved=job.options.bytes_reserved,
+                writer,
+                output=outf,
+                bytes_reserved=job.options.bytes_reserved,
                 appearance_text_params=job.text_params or None,
+                chunk_size=_IO_CHUNK,
             )
     except (PdfError, PyhankoSigningError, OSError, ValueError, KeyError) as exc:
         dst.unlink(missing_ok=True)
@@ -237,7 +256,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> tuple[list[str], tuple[int, Box] | None, Box]:
+def read_layout(
+    src: Path | BinaryIO, field_name: str | None, page: int
+) -> tuple[list[str], tuple[int, Box] | None, Box]:
     """Existing signature fields, geometry of ``field_name`` and size of ``page``."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 

@@ -97,7 +97,8 @@ class Verifier:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self._options.workers, initializer=_init_worker,
+                max_workers=self._options.workers,
+                initializer=_init_worker,
                 initargs=(self._options.memory_mb, self._trust),
             )
         return self._pool
@@ -147,7 +148,9 @@ class Verifier:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def verify_pdf(path: Path, trust: TrustConfig, *, timeout_s: float = 60.0, memory_mb: int = 1536) -> VerificationReport:
+async def verify_pdf(
+    path: Path, trust: TrustConfig, *, timeout_s: float = 60.0, memory_mb: int = 1536
+) -> VerificationReport:
     """Verify one file in a bounded worker process (one-off; prefer a shared Verifier)."""
     async with Verifier(trust, VerifierOptions(timeout_s=timeout_s, memory_mb=memory_mb, workers=1)) as verifier:
         return await verifier.verify(path)
@@ -155,7 +158,13 @@ async def verify_pdf(path: Path, trust: TrustConfig, *, timeout_s: float = 60.0,
 
 def _failure(path: Path, code: str, detail: str) -> VerificationReport:
     return VerificationReport(
-        file=path.name, sha256="", verdict=Verdict.INDETERMINATE, signatures=[], fields_counted=0,
-        sig_fields_counted=0, fields_enumerated=0, findings=[finding(code, detail)],
+        file=path.name,
+        sha256="",
+        verdict=Verdict.INDETERMINATE,
+        signatures=[],
+        fields_counted=0,
+        sig_fields_counted=0,
+        fields_enumerated=0,
+        findings=[finding(code, detail)],
         checked_at=datetime.now(UTC).isoformat(),
     )
