@@ -4,7 +4,6 @@ accepted by two independent verifiers (poppler's pdfsig and OpenSSL)."""
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.factories.pdf import make_pdf, metadata, upload_form
+from tests.factories.signatures import byte_range_signatures
 
 BOX = [330, 120, 500, 200]
 
@@ -30,16 +30,6 @@ async def _sign_and_seal(client, world, doc_id: str) -> None:
     r = await client.post(f"/api/v1/documents/{doc_id}/signatures/organisation", headers=world.auth("xa1"), json={})
     assert r.status_code == 201, r.text
 
-
-def _byte_range_signatures(pdf: bytes) -> list[tuple[bytes, bytes]]:
-    """(CMS signature, signed bytes) of each signature, found without any PDF library."""
-    out = []
-    for m in re.finditer(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]", pdf):
-        a, b, c, d = (int(x) for x in m.groups())
-        hex_sig = pdf[a + b + 1: c - 1].rstrip(b"0")
-        hex_sig += b"0" * (len(hex_sig) % 2)
-        out.append((bytes.fromhex(hex_sig.decode()), pdf[a:a + b] + pdf[c:c + d]))
-    return out
 
 
 async def test_signed_and_sealed_document_passes_here_and_elsewhere(client, world, tmp_path: Path,
@@ -66,7 +56,7 @@ async def test_signed_and_sealed_document_passes_here_and_elsewhere(client, worl
         assert out.count("Signature is Valid.") == 2, out
         assert "Digest Mismatch" not in out, out
     if shutil.which("openssl"):
-        for i, (sig, content) in enumerate(_byte_range_signatures(pdf)):
+        for i, (sig, content) in enumerate(byte_range_signatures(pdf)):
             (tmp_path / f"s{i}.der").write_bytes(sig)
             (tmp_path / f"c{i}.bin").write_bytes(content)
             done = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", str(tmp_path / f"s{i}.der"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from service.signing import Placement
+from tests.factories.signatures import byte_range_signatures
 from tests.signing.conftest import Env
 
 pytestmark = pytest.mark.asyncio
@@ -34,22 +34,13 @@ async def test_pdfsig_reports_every_signature_valid(env: Env) -> None:
     assert "Digest Mismatch" not in out
 
 
-def _signatures(pdf: bytes) -> list[tuple[bytes, bytes]]:
-    result = []
-    for m in re.finditer(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]", pdf):
-        a, b, c, d = (int(x) for x in m.groups())
-        hex_sig = pdf[a + b + 1 : c - 1].rstrip(b"0")
-        hex_sig += b"0" * (len(hex_sig) % 2)
-        result.append((bytes.fromhex(hex_sig.decode()), pdf[a : a + b] + pdf[c : c + d]))
-    return result
-
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 async def test_openssl_cms_verifies_each_signature(env: Env) -> None:
     sealed = await _sealed(env)
     root = env.tmp / "root.pem"
     root.write_bytes(env.pki.root_cert.public_bytes(Encoding.PEM))
-    sigs = _signatures(sealed.read_bytes())
+    sigs = byte_range_signatures(sealed.read_bytes())
     assert len(sigs) == 2
     for i, (sig, content) in enumerate(sigs):
         (env.tmp / f"sig{i}.der").write_bytes(sig)
