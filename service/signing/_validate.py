@@ -82,7 +82,7 @@ def _parsed(kind: Any, der: bytes) -> Any:
 async def validate_file(path: Path, trust: _Trust) -> VerificationReport:
     checked = datetime.now(UTC).isoformat()
     digest, counts = _sha256(path), count_signatures(path)
-    base = {
+    base: dict[str, Any] = {
         "file": path.name,
         "sha256": digest,
         "fields_counted": counts.byte_ranges,
@@ -170,10 +170,10 @@ async def _validate_one(
 ) -> SignatureReport:
     crls, ocsps, certs = dss
     if sig.sig_object_type == "/DocTimeStamp":
-        status = await async_validate_pdf_timestamp(
+        ts_status = await async_validate_pdf_timestamp(
             sig, validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY
         )
-        return _report(sig, status, "DOC-TS", None, later)
+        return _report(sig, ts_status, "DOC-TS", None, later)
     proven = _tst_time(sig)
     status = await async_validate_pdf_signature(
         sig,

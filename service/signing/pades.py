@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from asn1crypto import tsp
@@ -102,7 +102,7 @@ class InProcessTimeStamper(TimeStamper):
     """RFC 3161 client that calls a TSA function directly (no HTTP)."""
 
     def __init__(self, answer: TsaFunction) -> None:
-        super().__init__(include_nonce=True)
+        super().__init__(include_nonce=True)  # type: ignore[no-untyped-call]  # pyHanko leaves it unannotated
         self._answer = answer
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
@@ -199,7 +199,7 @@ async def run_signing(src: Path | BinaryIO, dst: Path, job: SignJob) -> SignResu
     )
 
 
-async def offload(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+async def offload(fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
     """Run a pyHanko coroutine on a private loop in a worker thread."""
     return await asyncio.to_thread(lambda: asyncio.run(fn(*args)))
 
@@ -232,7 +232,7 @@ async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
 def _open_input(src: Path | BinaryIO) -> BinaryIO:
     if isinstance(src, Path):
         return open(src, "rb")
-    return _NoClose(src)
+    return cast(BinaryIO, _NoClose(src))  # a file-like proxy that ignores close()
 
 
 class _NoClose:
