@@ -8,6 +8,7 @@ import io
 from PIL import Image, UnidentifiedImageError
 from starlette.requests import Request
 
+from service.api.multipart import receive_body
 from service.documents import BlobStore
 from service.errors import InvalidInputError
 
@@ -30,14 +31,11 @@ def _check_png(data: bytes) -> None:
 
 async def receive_png(request: Request, blobs: BlobStore) -> str:
     """Store the request body as a PNG blob; returns its SHA-256. Raises InvalidInputError, TooLargeError."""
-    writer = blobs.writer(MAX_IMAGE_BYTES)
+    writer = await receive_body(request, blobs, MAX_IMAGE_BYTES)
     try:
-        async for chunk in request.stream():
-            await writer.write(chunk)
-        sha = await writer.finish()
         await asyncio.to_thread(_check_png, writer.tmp_path.read_bytes())
-        await writer.commit(sha)
+        await writer.commit(writer.sha256)
     except BaseException:
         writer.discard()
         raise
-    return sha
+    return writer.sha256

@@ -20,7 +20,7 @@ from service.errors import InvalidInputError, ServiceError
 if TYPE_CHECKING:  # the TypedDict exists only for type checkers
     from python_multipart.multipart import MultipartCallbacks
 
-__all__ = ["ReceivedFile", "ReceivedForm", "receive_form"]
+__all__ = ["ReceivedFile", "ReceivedForm", "receive_body", "receive_form"]
 
 MAX_FIELD_BYTES = 1024 * 1024
 
@@ -166,3 +166,20 @@ def _decode_field(name: str, raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"the form field {name!r} is not UTF-8 text") from exc
+
+
+async def receive_body(request: Request, store: BlobStore, limit: int) -> BlobWriter:
+    """Stream a raw request body (a PDF, a PNG) into the store's scratch area.
+
+    Returns the finished writer (``tmp_path``, ``size``, ``sha256``); the caller
+    commits or discards it. Raises TooLargeError; on error nothing is left behind.
+    """
+    writer = store.writer(limit)
+    try:
+        async for chunk in request.stream():
+            await writer.write(chunk)
+        writer.sha256 = await writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    return writer

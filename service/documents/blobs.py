@@ -65,6 +65,7 @@ class BlobWriter:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.size = 0
+        self.sha256 = ""
         self.head = b""
         self.tail = b""
 

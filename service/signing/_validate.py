@@ -7,7 +7,6 @@ each one must become INDETERMINATE/FAILED with the reason, never "passed".
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from service.signing._count import count_signatures
+from service.signing.pades import file_sha256
 from service.signing.report import (
     CertInfo,
     Finding,
@@ -81,7 +81,7 @@ def _parsed(kind: Any, der: bytes) -> Any:
 
 async def validate_file(path: Path, trust: _Trust) -> VerificationReport:
     checked = datetime.now(UTC).isoformat()
-    digest, counts = _sha256(path), count_signatures(path)
+    digest, counts = file_sha256(path), count_signatures(path)
     base: dict[str, Any] = {
         "file": path.name,
         "sha256": digest,
@@ -361,11 +361,3 @@ def _coverage(cov: Any) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -50,6 +50,7 @@ from service.signing.pades import (
     SignatureLevel,
     SigningOptions,
     SignResult,
+    TimedPdfSigner,
     file_sha256,
     metadata,
     now_vn,
@@ -95,19 +96,6 @@ class PreparedSignature:
             "field_name": self.field_name,
             "signed_at": self.signed_at.isoformat(),
         }
-
-
-class _TimedSigner(signers.PdfSigner):
-    """PdfSigner with a chosen signing time (the /M entry and the appearance agree)."""
-
-    def __init__(self, *args: Any, signed_at: datetime, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._signed_at = signed_at
-
-    def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> Any:
-        session = super().init_signing_session(pdf_out, existing_fields_only)
-        session.system_time = self._signed_at
-        return session
 
 
 # -- step 1 -----------------------------------------------------------------------------
@@ -184,7 +172,7 @@ class _PrepareJob:
 
 async def _prepare(job: _PrepareJob) -> tuple[PreparedByteRangeDigest, bytes]:
     ext = _external_signer(job.cert, job.chain, None)
-    pdf_signer = _TimedSigner(
+    pdf_signer = TimedPdfSigner(
         job.meta, ext, stamp_style=image_style(job.png), new_field_spec=job.spec, signed_at=job.signed_at
     )
     try:

@@ -45,6 +45,7 @@ __all__ = [
     "SignatureLevel",
     "SigningOptions",
     "build_timestamper",
+    "TimedPdfSigner",
     "file_sha256",
     "run_signing",
 ]
@@ -121,7 +122,7 @@ def build_timestamper(trust: TrustConfig, answer: TsaFunction | None = None) -> 
     return InProcessTimeStamper(answer) if answer else None
 
 
-class _TimedPdfSigner(signers.PdfSigner):
+class TimedPdfSigner(signers.PdfSigner):
     """PdfSigner whose signing time we choose, so the appearance text and the
     CMS signing-time attribute agree to the second and are shown in +07:00."""
 
@@ -205,7 +206,7 @@ async def offload(fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
 
 
 async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
-    pdf_signer = _TimedPdfSigner(
+    pdf_signer = TimedPdfSigner(
         job.meta,
         fast_signer(job.signer),
         timestamper=job.timestamper,

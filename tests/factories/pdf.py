@@ -17,6 +17,11 @@ def make_pdf(text: str = "Ke hoach so 35-KH/DU", pages: int = 1, padding: int = 
                        f"/Resources << /Font << /F1 {3 + pages * 2} 0 R >> >> >>".encode())
         objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman >>")
+    return assemble_pdf(objects)
+
+
+def assemble_pdf(objects: list[bytes]) -> bytes:
+    """A PDF of ``objects`` (object 1 is the catalog) with a correct xref table."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for n, body in enumerate(objects, start=1):

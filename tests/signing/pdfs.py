@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.factories.pdf import assemble_pdf
+
 __all__ = ["write_sample_pdf", "write_big_pdf"]
 
 _LINES = [
@@ -22,19 +24,6 @@ def _content(lines: list[tuple[int, int, int, str]]) -> bytes:
     return "\n".join(ops).encode("latin-1")
 
 
-def _assemble(objects: list[bytes]) -> bytes:
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
-
-
 def _stream(data: bytes, extra: str = "") -> bytes:
     return f"<< /Length {len(data)} {extra}>>\nstream\n".encode() + data + b"\nendstream"
 
@@ -49,7 +38,7 @@ def write_sample_pdf(path: Path, *, title: str = "") -> Path:
         _stream(_content(lines)),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman >>",
     ]
-    path.write_bytes(_assemble(objects))
+    path.write_bytes(assemble_pdf(objects))
     return path
 
 

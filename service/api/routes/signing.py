@@ -12,7 +12,7 @@ from starlette.background import BackgroundTask
 from service import documents as docs
 from service.api.deps import DB, Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
 from service.api.images import receive_png
-from service.api.multipart import receive_form
+from service.api.multipart import receive_body, receive_form
 from service.documents import evidence as evidence_export
 from service.documents import external_signing as external
 from service.documents import signing as doc_signing
@@ -119,15 +119,7 @@ async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> Any:
             form.discard()
             raise InvalidInputError("send the PDF in the form field 'file'")
         return files[0].writer.tmp_path
-    writer = blobs.writer(limit)
-    try:
-        async for chunk in request.stream():
-            await writer.write(chunk)
-        await writer.finish()
-    except BaseException:
-        writer.discard()
-        raise
-    return writer.tmp_path
+    return (await receive_body(request, blobs, limit)).tmp_path
 
 
 @router.put("/me/signature-image", status_code=204, summary="Signer: upload the blue signature image (PNG)")
