@@ -7,13 +7,13 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["JsonFormatter", "configure_logging", "install_observability"]
+__all__ = ["JsonFormatter", "ObservabilityMiddleware", "configure_logging", "install_observability"]
 
 REQUESTS = Counter("docexchange_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("docexchange_http_request_seconds", "HTTP request latency", ["method", "route"])
@@ -48,19 +48,52 @@ def configure_logging(level: str) -> None:
 
 
 def install_observability(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        request.state.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
+    app.add_middleware(ObservabilityMiddleware)
+
+
+class ObservabilityMiddleware:
+    """Request id, access log line and metrics for every HTTP request.
+
+    Plain ASGI rather than ``@app.middleware("http")``: that wrapper runs each request
+    in a task group of its own and copies the body through a stream, which costs more
+    than the rest of a small request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
         started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(elapsed)
-        response.headers["X-Request-ID"] = request.state.request_id
-        log.info("request", extra={"request_id": request.state.request_id, "method": request.method,
-                                   "path": request.url.path, "status": response.status_code,
-                                   "duration_ms": round(elapsed * 1000, 1),
-                                   "user_id": getattr(request.state, "user_id", None)})
-        return response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            LATENCY.labels(scope["method"], route).observe(elapsed)
+            log.info("request", extra={"request_id": request_id, "method": scope["method"], "path": scope["path"],
+                                       "status": status, "duration_ms": round(elapsed * 1000, 1),
+                                       "user_id": state.get("user_id")})
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
