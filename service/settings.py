@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     routing_rules: str = "parent,children,siblings,descendants"
     public_base_url: str = "http://127.0.0.1:8000"
     token_default_days: int = Field(default=365, ge=1)
+    auth_cache_s: float = Field(default=10.0, ge=0)
     key_passphrase: str = PLACEHOLDER_SECRET
     keys_dir: Path = Path("keys")
     log_level: str = "INFO"

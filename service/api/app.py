@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
 from service.api.routes import audit, documents, health, pki, signing, units, users
+from service.auth import PrincipalCache
 from service.documents import BlobStore
 from service.plugins import import_optional
 from service.routing import RoutingPolicy
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=_lifespan, openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
     app.state.settings = settings
     app.state.policy = RoutingPolicy.parse(settings.routing_rules)
+    app.state.principals = PrincipalCache(settings.auth_cache_s)
     install_problem_handlers(app)
     install_observability(app)
     app.include_router(health.router)

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.auth import AuthenticationError, Principal, authenticate
+from service.auth import AuthenticationError, Principal, PrincipalCache, authenticate_until, token_hash
 from service.documents import BlobStore
 from service.errors import ConflictError
 from service.routing import RoutingPolicy
@@ -25,11 +25,13 @@ __all__ = [
     "CurrentPrincipal",
     "Policy",
     "Principal",
+    "Principals",
     "SettingsDep",
     "Signing",
     "Transaction",
     "Tx",
     "current_principal",
+    "principal_cache",
     "require_roles",
     "signing_runtime",
 ]
@@ -105,19 +107,31 @@ async def current_principal(request: Request) -> Principal:
     """The caller behind ``Authorization: Bearer …``. Raises AuthenticationError.
 
     Looked up in a short session of its own: the request's transaction (on SQLite,
-    the database's write lock) must not start before the body has streamed in.
+    the database's write lock) must not start before the body has streamed in. A
+    token seen in the last few seconds is answered from memory (service.auth.cache).
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("send 'Authorization: Bearer <token>'; ask your unit administrator for a token")
-    async with _database(request).session() as session:
-        principal = await authenticate(session, token.strip())
+    cache = principal_cache(request)
+    key = token_hash(token.strip())
+    principal = cache.get(key)
+    if principal is None:
+        async with _database(request).session() as session:
+            principal, expires_at = await authenticate_until(session, token.strip())
+        cache.put(key, principal, expires_at)
     request.state.user_id = principal.user_id
     return principal
 
 
+def principal_cache(request: Request) -> PrincipalCache:
+    cache: PrincipalCache = request.app.state.principals
+    return cache
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Principals = Annotated[PrincipalCache, Depends(principal_cache)]
 
 
 def require_roles(*roles: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

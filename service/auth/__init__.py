@@ -1,14 +1,17 @@
 """Who is calling: users, bearer tokens, principals."""
 
+from service.auth.cache import PrincipalCache
 from service.auth.service import (
     ROLES,
     AuthenticationError,
     IssuedToken,
     Principal,
     authenticate,
+    authenticate_until,
     create_user,
     issue_token,
     revoke_token,
+    token_hash,
 )
 
 __all__ = [
@@ -16,8 +19,11 @@ __all__ = [
     "AuthenticationError",
     "IssuedToken",
     "Principal",
+    "PrincipalCache",
     "authenticate",
+    "authenticate_until",
     "create_user",
     "issue_token",
     "revoke_token",
+    "token_hash",
 ]

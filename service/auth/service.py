@@ -23,9 +23,11 @@ __all__ = [
     "IssuedToken",
     "Principal",
     "authenticate",
+    "authenticate_until",
     "create_user",
     "issue_token",
     "revoke_token",
+    "token_hash",
 ]
 
 ROLES = frozenset({"clerk", "signer", "auditor", "admin"})
@@ -65,7 +67,8 @@ class IssuedToken:
     expires_at: datetime
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """How a token is stored and looked up: never the token itself."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -96,7 +99,7 @@ async def create_user(
 async def issue_token(session: AsyncSession, user: User, *, days: int, label: str = "") -> IssuedToken:
     """A new random bearer token for ``user``, valid ``days`` days."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, token_hash=_hash(token), label=nfc(label),
+    row = ApiToken(user_id=user.id, token_hash=token_hash(token), label=nfc(label),
                    expires_at=utcnow() + timedelta(days=days))
     session.add(row)
     await session.flush()
@@ -117,11 +120,16 @@ async def revoke_token(session: AsyncSession, token_id: str, *, unit_id: str | N
 
 async def authenticate(session: AsyncSession, token: str) -> Principal:
     """The principal behind a bearer token. Raises AuthenticationError."""
+    return (await authenticate_until(session, token))[0]
+
+
+async def authenticate_until(session: AsyncSession, token: str) -> tuple[Principal, datetime]:
+    """The principal behind a bearer token and when the token expires. Raises AuthenticationError."""
     stmt = (
         select(ApiToken, User, Unit)
         .join(User, col(User.id) == col(ApiToken.user_id))
         .join(Unit, col(Unit.id) == col(User.unit_id))
-        .where(col(ApiToken.token_hash) == _hash(token))
+        .where(col(ApiToken.token_hash) == token_hash(token))
     )
     row = (await session.execute(stmt)).first()
     if row is None:
@@ -133,7 +141,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         user_id=user.id, unit_id=unit.id, unit_path=unit.path, roles=frozenset(user.roles),
         audit_root_path=await _audit_root_path(session, user, unit), full_name=user.full_name,
         is_service=user.is_service,
-    )
+    ), tok.expires_at
 
 
 async def _audit_root_path(session: AsyncSession, user: User, unit: Unit) -> str:

@@ -3,11 +3,18 @@ whether an id exists: a foreign id and a made-up one get the same answer."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
+import httpx
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
+from service.auth import token_hash
+from service.storage.types import utcnow
+from service.units.models import ApiToken
 from tests.factories.pdf import make_pdf, metadata, upload_form
 
 BODIES = {  # a valid body per route, so the lookup (not validation) decides the answer
@@ -111,6 +118,29 @@ async def test_revoked_and_unknown_tokens_are_refused(client, world) -> None:
     assert "revoked" in revoked.json()["detail"]
     unknown = await client.get("/api/v1/inbox", headers={"Authorization": "Bearer dx_nope"})
     assert unknown.status_code == 401
+
+
+async def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(settings) -> None:
+    # Tokens checked a moment ago are answered from memory (DOCEX_AUTH_CACHE_S); a revocation
+    # that does not go through this process (the CLI, another API process) must still win.
+    from service.api.app import create_app
+    from tests.conftest import build_world
+
+    app = create_app(settings.model_copy(update={"auth_cache_s": 0.5}))
+    async with app.router.lifespan_context(app):
+        world = await build_world(app.state.db)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://docexchange.test") as client:
+            assert (await client.get("/api/v1/me", headers=world.auth("cb_tay"))).status_code == 200
+            async with app.state.db.session() as s:
+                await s.execute(update(ApiToken).values(revoked_at=utcnow()).where(
+                    col(ApiToken.token_hash) == token_hash(world.tokens["cb_tay"])))
+                await s.commit()
+            await asyncio.sleep(0.6)
+            refused = await client.get("/api/v1/me", headers=world.auth("cb_tay"))
+            assert refused.status_code == 401
+            assert "revoked" in refused.json()["detail"]
+            assert (await client.get("/api/v1/me", headers=world.auth("cb_dong"))).status_code == 200
 
 
 @pytest.mark.parametrize("who", ["cb_dong", "xa1_signer"])

@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import units
-from service.api.deps import CurrentPrincipal, Tx, require_roles
+from service.api.deps import CurrentPrincipal, Principals, Tx, require_roles
 from service.auth import Principal
 from service.documents import unit_brief
 from service.errors import InvalidInputError
@@ -64,7 +64,8 @@ async def export(tx: Tx, principal: Principal = Admin,
 
 
 @router.post("/import", summary="Create or update units from a JSON or CSV body (admins)")
-async def import_units(request: Request, tx: Tx, principal: Principal = Admin) -> dict[str, int]:
+async def import_units(request: Request, tx: Tx, principals: Principals,
+                       principal: Principal = Admin) -> dict[str, int]:
     ctype = request.headers.get("content-type", "")
     data = await request.body()
     specs = units.parse_tree(data, "upload.csv" if "csv" in ctype else "upload.json")
@@ -74,6 +75,7 @@ async def import_units(request: Request, tx: Tx, principal: Principal = Admin) -
             raise InvalidInputError(f"unit {spec.code} has no parent; imported units go under your unit")
     result = await units.import_tree(tx.session, specs)
     await tx.commit()
+    principals.clear()  # units may have moved: cached principals hold their paths
     return {"created": result.created, "updated": result.updated}
 
 
@@ -83,11 +85,13 @@ async def get_unit(key: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, A
 
 
 @router.patch("/{key}", summary="Rename, recode or move a unit; its documents stay with it (admins)")
-async def patch_unit(key: str, patch: UnitPatch, tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
+async def patch_unit(key: str, patch: UnitPatch, tx: Tx, principals: Principals,
+                     principal: Principal = Admin) -> dict[str, Any]:
     unit = await _in_scope(tx, principal, key)
     await units.update_unit(tx.session, unit, name=patch.name, level=patch.level, code=patch.code,
                             mailboxes=patch.mailboxes, has_seal=patch.has_seal)
     if patch.parent is not None:
         await units.move_unit(tx.session, unit, await _in_scope(tx, principal, patch.parent))
     await tx.commit()
+    principals.clear()  # cached principals hold unit paths
     return _view(unit)

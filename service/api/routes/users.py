@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from service import auth, units
-from service.api.deps import CurrentPrincipal, SettingsDep, Tx, require_roles
+from service.api.deps import CurrentPrincipal, Principals, SettingsDep, Tx, require_roles
 from service.auth import Principal
 from service.errors import NotFoundError
 from service.text import to_vn_iso
@@ -95,7 +95,7 @@ async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsD
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token")
-async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal) -> None:
+async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal, principals: Principals) -> None:
     # Admins revoke tokens of their subtree; anyone may revoke their own.
     if principal.has("admin"):
         stmt = select(col(units.ApiToken.id)).join(units.User, col(units.User.id) == col(units.ApiToken.user_id)).join(
@@ -108,3 +108,4 @@ async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal) -> None:
         raise NotFoundError("no such token")
     await auth.revoke_token(tx.session, token_id, unit_id=None)
     await tx.commit()
+    principals.clear()
