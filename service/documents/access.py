@@ -15,7 +15,7 @@ from service.documents.models import Delivery, Document
 from service.errors import NotFoundError, PermissionDeniedError
 from service.units import Unit
 
-__all__ = ["DocumentNotFoundError", "require_role", "visible_delivery", "visible_document"]
+__all__ = ["DocumentNotFoundError", "document_visibility", "require_role", "visible_delivery", "visible_document"]
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -40,17 +40,22 @@ def _auditor_can_see(principal: Principal, doc_id: str) -> ColumnElement[bool]:
     return sender_in_scope | recipient_in_scope
 
 
-async def visible_document(session: AsyncSession, principal: Principal, doc_id: str) -> Document:
-    """The document if the caller's unit sent or received it (or audits it).
-
-    Raises DocumentNotFoundError otherwise.
-    """
+def document_visibility(principal: Principal, doc_id: str) -> ColumnElement[bool]:
+    """True for the document ``doc_id`` if the caller's unit sent or received it (or audits it)."""
     condition = (col(Document.sender_unit_id) == principal.unit_id) | exists().where(
         col(Delivery.document_id) == doc_id, col(Delivery.recipient_unit_id) == principal.unit_id
     )
     if principal.has("auditor"):
         condition = condition | _auditor_can_see(principal, doc_id)
-    stmt = select(Document).where(col(Document.id) == doc_id, condition)
+    return condition
+
+
+async def visible_document(session: AsyncSession, principal: Principal, doc_id: str) -> Document:
+    """The document if the caller's unit sent or received it (or audits it).
+
+    Raises DocumentNotFoundError otherwise.
+    """
+    stmt = select(Document).where(col(Document.id) == doc_id, document_visibility(principal, doc_id))
     doc = (await session.execute(stmt)).scalars().first()
     if doc is None:
         raise DocumentNotFoundError("no such document in your unit")

@@ -45,23 +45,24 @@ def notification_payload(doc: Document, sender_name: str, **extra: Any) -> dict[
     }
 
 
-async def send_document(session: AsyncSession, principal: Principal, doc_id: str,
+async def send_document(session: AsyncSession, principal: Principal, doc: Document,
                         selectors: list[RecipientSelector], policy: RoutingPolicy,
                         notice: dict[str, Any] | None = None) -> SendResult:
     """One delivery per recipient unit, checked against the routing policy.
 
+    ``doc`` is as ``visible_document`` returned it to this caller, in this session;
     ``notice`` adds to what arrival notifications show (e.g. the signature verdict).
 
-    Raises DocumentNotFoundError, PermissionDeniedError, UnknownUnitsError, RoutingRefusedError.
+    Raises PermissionDeniedError, InvalidInputError, UnknownUnitsError, RoutingRefusedError.
     """
     require_role(principal, "clerk")
-    doc = await visible_document(session, principal, doc_id)
     if doc.sender_unit_id != principal.unit_id:
         raise InvalidInputError("only the sending unit sends a document; use forward for a received one")
     sender = await _ref(session, principal.unit_id)
     recipients = await expand_recipients(session, selectors)
     policy.check(sender, recipients)
-    result = await _deliver(session, principal, doc, recipients, parent=None, base_hops=[sender.id], notice=notice)
+    result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
+                            base_hops=[sender.id], notice=notice)
     doc.sent_at = doc.sent_at or utcnow()
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
                        document_id=doc.id, data=_recipient_digest(recipients, result))
@@ -81,7 +82,8 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
     me = await _ref(session, principal.unit_id)
     recipients = await expand_recipients(session, selectors)
     FORWARD_POLICY.check(me, recipients)
-    result = await _deliver(session, principal, doc, recipients, parent=parent, base_hops=list(parent.hops))
+    result = await _deliver(session, principal, doc, recipients, sender_name=me.name, parent=parent,
+                            base_hops=list(parent.hops))
     await audit.append(session, action="delivery.forwarded", actor_id=principal.user_id,
                        unit_id=principal.unit_id, document_id=doc.id, object_id=parent.id,
                        data=_recipient_digest(recipients, result))
@@ -96,13 +98,14 @@ async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
 
 
 async def _deliver(session: AsyncSession, principal: Principal, doc: Document, recipients: list[UnitRef],
-                   *, parent: Delivery | None, base_hops: list[str],
+                   *, sender_name: str, parent: Delivery | None, base_hops: list[str],
                    notice: dict[str, Any] | None = None) -> SendResult:
-    existing = set((await session.execute(
-        select(col(Delivery.recipient_unit_id)).where(col(Delivery.document_id) == doc.id))).scalars())
+    existing: set[str] = set()
+    if doc.sent_at is not None:  # deliveries exist only once the document was sent
+        existing.update((await session.execute(
+            select(col(Delivery.recipient_unit_id)).where(col(Delivery.document_id) == doc.id))).scalars())
     fresh = [r for r in recipients if r.id not in existing and r.id != doc.sender_unit_id]
     now = utcnow()
-    sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == principal.unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, **(notice or {}))
     deliveries: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
-from service.documents.access import visible_document
+from service.documents.access import DocumentNotFoundError, document_visibility, visible_document
 from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
@@ -43,10 +43,16 @@ async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runti
 
     None when a report of that version exists already. Raises DocumentNotFoundError.
     """
+    reported = exists().where(col(VerificationRecord.document_id) == col(Document.id),
+                              col(VerificationRecord.sha256) == col(Document.sha256))
+    stmt = select(col(Document.sha256), reported).where(col(Document.id) == doc_id,
+                                                        document_visibility(principal, doc_id))
     async with db.session() as session:
-        doc = await visible_document(session, principal, doc_id)
-        sha, known = doc.sha256, await _known(session, doc.id, doc.sha256)
-    if known is not None:
+        row = (await session.execute(stmt)).first()
+    if row is None:
+        raise DocumentNotFoundError("no such document in your unit")
+    sha, known = row
+    if known:
         return None
     return sha, await runtime.verify(blobs.path(sha))
 
@@ -92,11 +98,11 @@ async def send_verified(session: AsyncSession, db: Database, principal: Principa
 
     async def run() -> dict[str, Any]:
         notice: dict[str, Any] = {}
+        doc = await visible_document(session, principal, doc_id)
         if runtime is not None:
-            doc = await visible_document(session, principal, doc_id)
             record = await record_verification(session, doc, runtime, blobs, precomputed)
             notice = {"verdict": record.verdict}
-        result = await send_document(session, principal, doc_id, selectors, policy, notice)
+        result = await send_document(session, principal, doc, selectors, policy, notice)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 
     return await replay_or_run(session, principal, idempotency_key, fingerprint, run)
