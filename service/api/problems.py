@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import ServiceError
@@ -56,6 +57,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, status, code, title, detail)
 
 
+async def _race_lost(request: Request, exc: Exception) -> JSONResponse:
+    # A uniqueness race with a concurrent request (e.g. the same document sent twice at
+    # once): the transaction was rolled back, so nothing of this request is kept.
+    return problem(request, 409, "conflict", "Conflict",
+                   "another request changed the same data at the same moment; nothing was changed, retry")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the request id for operators; the client sees no internals.
     log.exception("unexpected error", extra={"request_id": getattr(request.state, "request_id", None)})
@@ -68,4 +76,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _race_lost)
     app.add_exception_handler(Exception, _unexpected)

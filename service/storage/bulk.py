@@ -9,11 +9,13 @@ converted exactly as the columns' types would store them.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Table
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage.types import UTCDateTime
@@ -77,12 +79,30 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     driver = (await conn.get_raw_connection()).driver_connection
     if driver is None:
         raise RuntimeError("the database connection is closed")
-    if dialect == "postgresql":
-        await driver.copy_records_to_table(table.name, records=records, columns=names)
-    elif dialect == "sqlite":
-        marks = ", ".join("?" for _ in names)
-        await driver.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", records)
+    if dialect in ("postgresql", "sqlite"):
+        try:
+            await _driver_insert(driver, dialect, table.name, names, records)
+        except Exception as exc:
+            if _is_integrity_error(exc):  # as SQLAlchemy would have said it: callers know that one
+                raise IntegrityError(f"bulk insert into {table.name}", None, exc) from exc
+            raise
     else:
         from sqlalchemy import insert
 
         await session.execute(insert(table), list(rows))
+
+
+async def _driver_insert(driver: Any, dialect: str, name: str, columns: list[str],
+                         records: list[tuple[Any, ...]]) -> None:
+    if dialect == "postgresql":
+        await driver.copy_records_to_table(name, records=records, columns=columns)
+    else:
+        marks = ", ".join("?" for _ in columns)
+        await driver.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", records)
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    # asyncpg's constraint violations (unique, foreign key, not null) share this base.
+    return any(cls.__name__ == "IntegrityConstraintViolationError" for cls in type(exc).__mro__)

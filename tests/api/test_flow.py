@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.factories.pdf import metadata, upload_form
 
 XA1 = "000.00.01.H99"
@@ -152,3 +154,21 @@ async def test_invalid_transitions_are_refused_with_the_allowed_steps(client, wo
     r = await client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"), json={"status": "03"})
     assert r.status_code == 422
     assert r.json()["field"] == "incoming_number"
+
+
+async def test_the_same_send_twice_at_once_delivers_once(client, world) -> None:
+    # An integration that retries without an Idempotency-Key, both attempts in flight together.
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("31-CV/TU")))
+    doc_id = up.json()["id"]
+    body = {"recipients": ["000.00.01.H99", {"under": "000.00.01.H99"}]}
+    answers = await asyncio.gather(*[
+        client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"), json=body) for _ in range(4)])
+    assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+    assert any(a.status_code == 200 and a.json()["created"] == 4 for a in answers), [a.text for a in answers]
+    for a in answers:
+        if a.status_code == 409:
+            assert a.headers["content-type"].startswith("application/problem+json")
+            assert "retry" in a.json()["detail"]
+    listing = await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))
+    assert sorted(d["recipient"]["code"] for d in listing.json()["items"]) == [
+        "000.00.01.H99", "000.01.01.H99", "000.02.01.H99", "000.03.01.H99"]
