@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+
+from service.storage import sqlite_driver
 
 __all__ = ["Database", "ServiceSession", "is_sqlite"]
 
@@ -50,7 +52,9 @@ def _make_engine(url: str, pool_size: int) -> AsyncEngine:
     # SQLite has one writer, and every transaction here starts as one (BEGIN IMMEDIATE).
     # With one connection, waiters queue in the pool and get it the moment it is free;
     # with several, they would poll SQLite's busy handler, which sleeps up to 100 ms a try.
-    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30})
+    path = make_url(url).database or ""
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60,
+                                 async_creator=lambda: sqlite_driver.connect(path, timeout=30))
     _configure_sqlite(engine)
     return engine
 

@@ -1,0 +1,116 @@
+"""aiosqlite connections whose cursors make one trip to the database thread per statement.
+
+aiosqlite runs every call on its connection's thread and hands the result back to the
+event loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor,
+execute, fetch all rows, close) and three for a BEGIN. Each trip costs a thread wake-up,
+a future and a turn of the loop, which together cost more than the statement itself.
+Here a cursor executes, fetches and closes in one trip and then answers from memory:
+the rows SQLAlchemy would have fetched at once anyway.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Generator, Iterable, Sequence
+from threading import Thread
+from typing import Any
+
+import aiosqlite
+
+__all__ = ["connect"]
+
+_Outcome = tuple[list[Any], Any, int, int | None]
+
+
+def _run(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> _Outcome:
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return rows, cursor.description, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _Cursor:
+    """What SQLAlchemy's adapter uses of an aiosqlite cursor, fetched up front."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self._rows: list[Any] = []
+        self._description: Any = None
+        self._rowcount: int = -1
+        self._lastrowid: int | None = None
+
+    def __await__(self) -> Generator[Any, None, _Cursor]:
+        return self._itself().__await__()
+
+    async def _itself(self) -> _Cursor:
+        return self
+
+    async def __aenter__(self) -> _Cursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._rows = []
+
+    async def _go(self, sql: str, parameters: Any, many: bool) -> _Cursor:
+        outcome: _Outcome = await self._conn._execute(  # type: ignore[no-untyped-call]
+            _run, self._conn._conn, sql, parameters, many)
+        self._rows, self._description, self._rowcount, self._lastrowid = outcome
+        return self
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Cursor:
+        return await self._go(sql, () if parameters is None else parameters, False)
+
+    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _Cursor:
+        return await self._go(sql, parameters, True)
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> Sequence[Any]:
+        size = size or 1
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    async def fetchall(self) -> Sequence[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def close(self) -> None:
+        self._rows = []
+
+    async def nextset(self) -> None:
+        self._rows, self._description = [], None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._lastrowid
+
+
+class _Connection(aiosqlite.Connection):
+    def cursor(self) -> _Cursor:  # type: ignore[override]
+        # aiosqlite's cursor() is awaited or entered (``async with``); this one is both,
+        # and needs no trip: the sqlite3 cursor lives only inside each statement's trip.
+        return _Cursor(self)
+
+
+async def connect(path: str, timeout: float) -> aiosqlite.Connection:
+    """An open connection to the SQLite file at ``path`` (for ``async_creator``)."""
+    conn = _Connection(lambda: sqlite3.connect(path, timeout=timeout), 64)
+    # The thread must not keep a finished process alive (aiosqlite < 0.22: the connection is the thread).
+    thread = conn if isinstance(conn, Thread) else conn._thread
+    thread.daemon = True
+    return await conn
