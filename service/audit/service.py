@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -16,12 +17,24 @@ from service.audit.models import AuditEntry, AuditHead
 from service.storage.db import ServiceSession
 from service.storage.types import utcnow
 
-__all__ = ["ChainReport", "append", "entry_hash", "history", "verify_chain"]
+__all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "verify_chain"]
 
 GENESIS = "0" * 64
 
 
-def entry_hash(entry: AuditEntry) -> str:
+class _Entry(Protocol):
+    seq: int
+    at: datetime
+    actor_id: str | None
+    unit_id: str | None
+    action: str
+    document_id: str | None
+    object_id: str | None
+    data: dict[str, Any]
+    prev_hash: str
+
+
+def entry_hash(entry: _Entry) -> str:
     """SHA-256 over the previous hash and every field of the entry."""
     content = {
         "seq": entry.seq,
@@ -38,6 +51,27 @@ def entry_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass
+class PendingEntry:
+    """An action recorded in a transaction, chained when the transaction commits."""
+
+    at: datetime
+    actor_id: str | None
+    unit_id: str | None
+    action: str
+    document_id: str | None
+    object_id: str | None
+    data: dict[str, Any]
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "actor_id": self.actor_id, "unit_id": self.unit_id,
+                "action": self.action, "document_id": self.document_id, "object_id": self.object_id,
+                "data": self.data, "prev_hash": self.prev_hash, "hash": self.hash}
+
+
 _PENDING = "audit_pending"
 
 
@@ -50,41 +84,43 @@ async def append(
     document_id: str | None = None,
     object_id: str | None = None,
     data: dict[str, Any] | None = None,
-) -> AuditEntry:
+) -> PendingEntry:
     """Record one action in the caller's transaction.
 
     The entry is chained (sequence number, previous hash, own hash) when the
     transaction commits: the chain's head is locked only for that moment, not for
     the whole request, and a rolled-back transaction leaves no entry.
     """
-    entry = AuditEntry(seq=0, at=utcnow(), actor_id=actor_id, unit_id=unit_id, action=action,
-                       document_id=document_id, object_id=object_id, data=data or {}, prev_hash="", hash="")
+    entry = PendingEntry(utcnow(), actor_id, unit_id, action, document_id, object_id, data or {})
     session.sync_session.info.setdefault(_PENDING, []).append(entry)
     return entry
 
 
-def _lock_head(session: Session) -> AuditHead:
-    stmt = select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()
-    head = session.execute(stmt).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
-    return head
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_ADD_ENTRIES = insert(AuditEntry.__table__)  # type: ignore[attr-defined]
 
 
 @event.listens_for(ServiceSession, "before_commit")
 def _chain_pending(session: Session) -> None:
-    pending: list[AuditEntry] = session.info.pop(_PENDING, [])
+    # Core statements built once: this runs in every writing transaction.
+    pending: list[PendingEntry] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    head = _lock_head(session)
+    conn = session.connection()
+    head = conn.execute(_LOCK_HEAD).first()
+    if head is None:
+        conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = head
     for entry in pending:
-        entry.seq, entry.prev_hash = head.seq + 1, head.hash
-        entry.hash = entry_hash(entry)
-        head.seq, head.hash = entry.seq, entry.hash
-        session.add(entry)
-    session.flush()
+        seq += 1
+        entry.seq, entry.prev_hash = seq, prev
+        entry.hash = prev = entry_hash(entry)
+    conn.execute(_ADD_ENTRIES, [entry.row() for entry in pending])
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
 
 
 @event.listens_for(ServiceSession, "after_rollback")
