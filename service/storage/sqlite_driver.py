@@ -1,11 +1,16 @@
-"""aiosqlite connections whose cursors make one trip to the database thread per statement.
+"""aiosqlite connections that leave the event loop only for what can wait.
 
 aiosqlite runs every call on its connection's thread and hands the result back to the
 event loop; SQLAlchemy's adapter makes four such calls per statement (open a cursor,
-execute, fetch all rows, close) and three for a BEGIN. Each trip costs a thread wake-up,
-a future and a turn of the loop, which together cost more than the statement itself.
-Here a cursor executes, fetches and closes in one trip and then answers from memory:
-the rows SQLAlchemy would have fetched at once anyway.
+execute, fetch all rows, close). Each trip costs a thread wake-up, a future, a turn of
+the loop and, while the loop is busy with other requests, a wait for the GIL, which
+together cost far more than the statement itself.
+
+Only two things in SQLite can wait on another process: taking the write lock (every
+transaction here starts with ``BEGIN IMMEDIATE``, see ``db.py``) and changing the
+journal mode. Those still go to the thread. Inside a transaction that holds the write
+lock, in WAL mode, nothing waits: statements, COMMIT and ROLLBACK run on the loop
+directly, and a cursor answers the fetches from the rows it read with the statement.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def _run(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> _Ou
         cursor.close()
 
 
+def _may_wait(sql: str) -> bool:
+    head = sql.lstrip()[:6].upper()
+    return head.startswith(("BEGIN", "PRAGMA"))
+
+
 class _Cursor:
     """What SQLAlchemy's adapter uses of an aiosqlite cursor, fetched up front."""
 
@@ -58,8 +68,11 @@ class _Cursor:
         self._rows = []
 
     async def _go(self, sql: str, parameters: Any, many: bool) -> _Cursor:
-        outcome: _Outcome = await self._conn._execute(  # type: ignore[no-untyped-call]
-            _run, self._conn._conn, sql, parameters, many)
+        if _may_wait(sql):
+            outcome: _Outcome = await self._conn._execute(  # type: ignore[no-untyped-call]
+                _run, self._conn._conn, sql, parameters, many)
+        else:
+            outcome = _run(self._conn._conn, sql, parameters, many)
         self._rows, self._description, self._rowcount, self._lastrowid = outcome
         return self
 
@@ -101,6 +114,12 @@ class _Cursor:
 
 
 class _Connection(aiosqlite.Connection):
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
     def cursor(self) -> _Cursor:  # type: ignore[override]
         # aiosqlite's cursor() is awaited or entered (``async with``); this one is both,
         # and needs no trip: the sqlite3 cursor lives only inside each statement's trip.
@@ -109,7 +128,9 @@ class _Connection(aiosqlite.Connection):
 
 async def connect(path: str, timeout: float) -> aiosqlite.Connection:
     """An open connection to the SQLite file at ``path`` (for ``async_creator``)."""
-    conn = _Connection(lambda: sqlite3.connect(path, timeout=timeout), 64)
+    # Opened on the thread, used from the loop too: one user at a time (the pool's
+    # checkout), never both at once (the loop awaits every trip it hands over).
+    conn = _Connection(lambda: sqlite3.connect(path, timeout=timeout, check_same_thread=False), 64)
     # The thread must not keep a finished process alive (aiosqlite < 0.22: the connection is the thread).
     thread = conn if isinstance(conn, Thread) else conn._thread
     thread.daemon = True

@@ -1,0 +1,44 @@
+"""SQLite statements run on the event loop; only taking the write lock may wait, and it
+waits off the loop: another process holding the database delays writes, not the service."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from tests.factories.pdf import metadata, upload_form
+
+
+@pytest.fixture
+def db_url(tmp_path, sqlite_template) -> str:  # SQLite only: this is about its driver
+    import shutil
+
+    path = tmp_path / "docexchange.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+async def test_a_write_waits_for_another_process_lock_while_the_service_keeps_answering(
+        app, client: httpx.AsyncClient, world, db_url) -> None:
+    other = sqlite3.connect(db_url.removeprefix("sqlite+aiosqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # e.g. `docexchange units import` in another process
+    try:
+        upload = asyncio.create_task(client.post("/api/v1/documents", headers=world.auth("tu"),
+                                                 **upload_form(metadata("41-CV/TU"))))
+        await asyncio.sleep(0.3)
+        assert not upload.done(), "the upload should wait for the other process's write lock"
+        started = time.perf_counter()
+        health = await client.get("/healthz")
+        assert health.status_code == 200
+        assert time.perf_counter() - started < 0.5, "the event loop must not be blocked by the wait"
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    answer = await asyncio.wait_for(upload, 10)
+    assert answer.status_code == 201, answer.text
+    listing = await client.get("/api/v1/outbox", headers=world.auth("tu"))
+    assert [d["number_notation"] for d in listing.json()["items"]] == ["41-CV/TU"]
