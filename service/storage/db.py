@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -48,7 +50,9 @@ class Database:
 
 def _make_engine(url: str, pool_size: int) -> AsyncEngine:
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        _ping_when_idle(engine)
+        return engine
     # SQLite has one writer, and every transaction here starts as one (BEGIN IMMEDIATE).
     # With one connection, waiters queue in the pool and get it the moment it is free;
     # with several, they would poll SQLite's busy handler, which sleeps up to 100 ms a try.
@@ -57,6 +61,28 @@ def _make_engine(url: str, pool_size: int) -> AsyncEngine:
                                  async_creator=lambda: sqlite_driver.connect(path, timeout=30))
     _configure_sqlite(engine)
     return engine
+
+
+# A pooled connection unused this long is checked before it is handed out.
+IDLE_PING_S = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection only when it sat idle (PostgreSQL restarted, a firewall
+    dropped it); ``pool_pre_ping`` would add a round trip to every checkout."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _handed_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("returned_at", 0.0) < IDLE_PING_S:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:  # the pool replaces the connection and tries again
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
