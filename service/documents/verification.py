@@ -17,7 +17,7 @@ from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
 from service.documents.sending import send_document
 from service.routing import RecipientSelector, RoutingPolicy
-from service.storage.db import Database
+from service.storage.db import Database, is_sqlite
 
 if TYPE_CHECKING:
     from service.signing import VerificationReport
@@ -37,9 +37,13 @@ async def _known(session: AsyncSession, doc_id: str, sha256: str) -> Verificatio
 
 
 async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runtime: SigningRuntime,
-                          blobs: BlobStore) -> Precomputed | None:
-    """Verify the document's current file outside any transaction (verification takes
+                          blobs: BlobStore, session: AsyncSession | None = None) -> Precomputed | None:
+    """Verify the document's current file before any lock is taken (verification takes
     long; SQLite's write lock and PostgreSQL's row locks must not wait for it).
+
+    On PostgreSQL the caller's ``session`` may do the read, before it writes anything: a
+    SELECT takes no lock there. On SQLite the first statement of a transaction takes
+    the write lock, so the read has a short session of its own.
 
     None when a report of that version exists already. Raises DocumentNotFoundError.
     """
@@ -47,8 +51,11 @@ async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runti
                               col(VerificationRecord.sha256) == col(Document.sha256))
     stmt = select(col(Document.sha256), reported).where(col(Document.id) == doc_id,
                                                         document_visibility(principal, doc_id))
-    async with db.session() as session:
+    if session is not None and not is_sqlite(db.url):
         row = (await session.execute(stmt)).first()
+    else:
+        async with db.session() as own:
+            row = (await own.execute(stmt)).first()
     if row is None:
         raise DocumentNotFoundError("no such document in your unit")
     sha, known = row
@@ -80,7 +87,7 @@ async def record_verification(session: AsyncSession, doc: Document, runtime: Sig
 async def document_verification(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                                 runtime: SigningRuntime, blobs: BlobStore) -> VerificationRecord:
     """Raises DocumentNotFoundError."""
-    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs)
+    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs, session)
     doc = await visible_document(session, principal, doc_id)
     return await record_verification(session, doc, runtime, blobs, precomputed)
 
@@ -94,7 +101,7 @@ async def send_verified(session: AsyncSession, db: Database, principal: Principa
 
     Returns the answer and whether it is a replay. Raises what send_document raises.
     """
-    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs) if runtime else None
+    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs, session) if runtime else None
 
     async def run() -> dict[str, Any]:
         notice: dict[str, Any] = {}
