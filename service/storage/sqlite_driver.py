@@ -8,9 +8,11 @@ together cost far more than the statement itself.
 
 Only two things in SQLite can wait on another process: taking the write lock (every
 transaction here starts with ``BEGIN IMMEDIATE``, see ``db.py``) and changing the
-journal mode. Those still go to the thread. Inside a transaction that holds the write
-lock, in WAL mode, nothing waits: statements, COMMIT and ROLLBACK run on the loop
-directly, and a cursor answers the fetches from the rows it read with the statement.
+journal mode. A BEGIN is tried on the loop without waiting and, if another process
+holds the lock, goes to the thread to wait there; PRAGMAs always go to the thread.
+Inside a transaction that holds the write lock, in WAL mode, nothing waits:
+statements, COMMIT and ROLLBACK run on the loop directly, and a cursor answers the
+fetches from the rows it read with the statement.
 """
 
 from __future__ import annotations
@@ -40,9 +42,17 @@ def _run(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> _Ou
         cursor.close()
 
 
-def _may_wait(sql: str) -> bool:
-    head = sql.lstrip()[:6].upper()
-    return head.startswith(("BEGIN", "PRAGMA"))
+def _without_waiting(conn: sqlite3.Connection, busy_timeout_ms: int, sql: str, parameters: Any) -> _Outcome | None:
+    """``sql`` run at once, or None when another process holds the lock it needs."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        return _run(conn, sql, parameters, False)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return None
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
 
 
 class _Cursor:
@@ -68,11 +78,16 @@ class _Cursor:
         self._rows = []
 
     async def _go(self, sql: str, parameters: Any, many: bool) -> _Cursor:
-        if _may_wait(sql):
-            outcome: _Outcome = await self._conn._execute(  # type: ignore[no-untyped-call]
-                _run, self._conn._conn, sql, parameters, many)
-        else:
-            outcome = _run(self._conn._conn, sql, parameters, many)
+        conn = self._conn._conn
+        head = sql.lstrip()[:6].upper()
+        outcome: _Outcome | None = None
+        if head.startswith("BEGIN"):
+            outcome = _without_waiting(conn, self._conn.busy_timeout_ms, sql, parameters)
+        elif not head.startswith("PRAGMA"):
+            outcome = _run(conn, sql, parameters, many)
+        if outcome is None:  # it may wait: on the connection's thread
+            outcome = await self._conn._execute(  # type: ignore[no-untyped-call]
+                _run, conn, sql, parameters, many)
         self._rows, self._description, self._rowcount, self._lastrowid = outcome
         return self
 
@@ -114,6 +129,8 @@ class _Cursor:
 
 
 class _Connection(aiosqlite.Connection):
+    busy_timeout_ms = 30_000
+
     async def commit(self) -> None:
         self._conn.commit()
 
@@ -131,6 +148,7 @@ async def connect(path: str, timeout: float) -> aiosqlite.Connection:
     # Opened on the thread, used from the loop too: one user at a time (the pool's
     # checkout), never both at once (the loop awaits every trip it hands over).
     conn = _Connection(lambda: sqlite3.connect(path, timeout=timeout, check_same_thread=False), 64)
+    conn.busy_timeout_ms = int(timeout * 1000)
     # The thread must not keep a finished process alive (aiosqlite < 0.22: the connection is the thread).
     thread = conn if isinstance(conn, Thread) else conn._thread
     thread.daemon = True
