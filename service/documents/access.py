@@ -6,7 +6,9 @@ not, so that ids of other units cannot be probed.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,7 +17,7 @@ from service.documents.models import Delivery, Document
 from service.errors import NotFoundError, PermissionDeniedError
 from service.units import Unit
 
-__all__ = ["DocumentNotFoundError", "document_visibility", "require_role", "visible_delivery", "visible_document"]
+__all__ = ["DocumentNotFoundError", "require_role", "visible_delivery", "visible_document", "visible_select"]
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -40,14 +42,24 @@ def _auditor_can_see(principal: Principal, doc_id: str) -> ColumnElement[bool]:
     return sender_in_scope | recipient_in_scope
 
 
-def document_visibility(principal: Principal, doc_id: str) -> ColumnElement[bool]:
-    """True for the document ``doc_id`` if the caller's unit sent or received it (or audits it)."""
-    condition = (col(Document.sender_unit_id) == principal.unit_id) | exists().where(
-        col(Delivery.document_id) == doc_id, col(Delivery.recipient_unit_id) == principal.unit_id
-    )
+# Sent or received by the unit :unit_id. Statements are built once with parameters
+# (:doc_id, :unit_id): building and keying a statement costs as much as running it.
+_SEEN_BY_UNIT = (col(Document.sender_unit_id) == bindparam("unit_id")) | exists().where(
+    col(Delivery.document_id) == bindparam("doc_id"), col(Delivery.recipient_unit_id) == bindparam("unit_id"))
+_BUILT: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def visible_select(principal: Principal, doc_id: str, *columns: Any) -> tuple[Select[Any], dict[str, str]]:
+    """SELECT ``columns`` of the document ``doc_id`` if the caller's unit sent or received
+    it (or audits it), and the parameters to run it with."""
+    params = {"doc_id": doc_id, "unit_id": principal.unit_id}
     if principal.has("auditor"):
-        condition = condition | _auditor_can_see(principal, doc_id)
-    return condition
+        condition = _SEEN_BY_UNIT | _auditor_can_see(principal, doc_id)
+        return select(*columns).where(col(Document.id) == bindparam("doc_id"), condition), params
+    stmt = _BUILT.get(columns)
+    if stmt is None:
+        stmt = _BUILT[columns] = select(*columns).where(col(Document.id) == bindparam("doc_id"), _SEEN_BY_UNIT)
+    return stmt, params
 
 
 async def visible_document(session: AsyncSession, principal: Principal, doc_id: str) -> Document:
@@ -55,8 +67,8 @@ async def visible_document(session: AsyncSession, principal: Principal, doc_id: 
 
     Raises DocumentNotFoundError otherwise.
     """
-    stmt = select(Document).where(col(Document.id) == doc_id, document_visibility(principal, doc_id))
-    doc = (await session.execute(stmt)).scalars().first()
+    stmt, params = visible_select(principal, doc_id, Document)
+    doc: Document | None = (await session.execute(stmt, params)).scalars().first()
     if doc is None:
         raise DocumentNotFoundError("no such document in your unit")
     return doc

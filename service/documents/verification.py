@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
-from service.documents.access import DocumentNotFoundError, document_visibility, visible_document
+from service.documents.access import DocumentNotFoundError, visible_document, visible_select
 from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
@@ -30,10 +30,14 @@ __all__ = ["document_verification", "record_verification", "send_verified", "ver
 
 
 
+_KNOWN = select(VerificationRecord).where(col(VerificationRecord.document_id) == bindparam("doc_id"),
+                                          col(VerificationRecord.sha256) == bindparam("sha256"))
+_REPORTED = exists().where(col(VerificationRecord.document_id) == col(Document.id),
+                           col(VerificationRecord.sha256) == col(Document.sha256))
+
+
 async def _known(session: AsyncSession, doc_id: str, sha256: str) -> VerificationRecord | None:
-    stmt = select(VerificationRecord).where(col(VerificationRecord.document_id) == doc_id,
-                                            col(VerificationRecord.sha256) == sha256)
-    return (await session.execute(stmt)).scalars().first()
+    return (await session.execute(_KNOWN, {"doc_id": doc_id, "sha256": sha256})).scalars().first()
 
 
 async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runtime: SigningRuntime,
@@ -47,15 +51,12 @@ async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runti
 
     None when a report of that version exists already. Raises DocumentNotFoundError.
     """
-    reported = exists().where(col(VerificationRecord.document_id) == col(Document.id),
-                              col(VerificationRecord.sha256) == col(Document.sha256))
-    stmt = select(col(Document.sha256), reported).where(col(Document.id) == doc_id,
-                                                        document_visibility(principal, doc_id))
+    stmt, params = visible_select(principal, doc_id, col(Document.sha256), _REPORTED)
     if session is not None and not is_sqlite(db.url):
-        row = (await session.execute(stmt)).first()
+        row = (await session.execute(stmt, params)).first()
     else:
         async with db.session() as own:
-            row = (await own.execute(stmt)).first()
+            row = (await own.execute(stmt, params)).first()
     if row is None:
         raise DocumentNotFoundError("no such document in your unit")
     sha, known = row
