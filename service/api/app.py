@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -66,6 +67,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.blobs = BlobStore(settings.blob_dir)
     app.state.signing, app.state.signing_lock = None, asyncio.Lock()
     worker = await _start_worker(app) if settings.embedded_worker else None
+    # What exists now (modules, the app, pools) lives as long as the process: keep the
+    # cyclic collector from walking it again after every few thousand allocations.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
