@@ -52,11 +52,19 @@ class Transaction:
             raise ConflictError("another request changed the same data at the same moment; retry") from exc
 
 
+# Dependencies are coroutines even when they only read app state: FastAPI runs a plain
+# function dependency on a worker thread, a hand-off that costs more than the lookup.
+
+
 def _database(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-DB = Annotated[Database, Depends(_database)]
+async def _database_dep(request: Request) -> Database:
+    return _database(request)
+
+
+DB = Annotated[Database, Depends(_database_dep)]
 
 
 async def _transaction(request: Request) -> AsyncIterator[Transaction]:
@@ -67,17 +75,17 @@ async def _transaction(request: Request) -> AsyncIterator[Transaction]:
 Tx = Annotated[Transaction, Depends(_transaction)]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _blobs(request: Request) -> BlobStore:
+async def _blobs(request: Request) -> BlobStore:
     blobs: BlobStore = request.app.state.blobs
     return blobs
 
 
-def _policy(request: Request) -> RoutingPolicy:
+async def _policy(request: Request) -> RoutingPolicy:
     policy: RoutingPolicy = request.app.state.policy
     return policy
 
@@ -131,7 +139,11 @@ def principal_cache(request: Request) -> PrincipalCache:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-Principals = Annotated[PrincipalCache, Depends(principal_cache)]
+async def _principals(request: Request) -> PrincipalCache:
+    return principal_cache(request)
+
+
+Principals = Annotated[PrincipalCache, Depends(_principals)]
 
 
 def require_roles(*roles: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

@@ -26,7 +26,7 @@ class RecallRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def filters(status: str | None = Query(None, pattern=r"^\d{2}$"), urgency: int | None = Query(None, ge=0, le=3),
+async def filters(status: str | None = Query(None, pattern=r"^\d{2}$"), urgency: int | None = Query(None, ge=0, le=3),
             since: date | None = None, until: date | None = None,
             q: str | None = Query(None, max_length=200, description="Text in number or subject; diacritics optional"),
             limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> docs.ListFilters:
