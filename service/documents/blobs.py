@@ -99,9 +99,15 @@ class BlobWriter:
 
     async def finish(self) -> str:
         """Flush everything to disk; returns the SHA-256 (the file is still temporary)."""
-        await self._flush()
-        await asyncio.to_thread(self._sync_close)
+        data = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        await asyncio.to_thread(self._finish_sync, data)  # one hand-off: the rest and the sync
         return self._hash.hexdigest()
+
+    def _finish_sync(self, data: bytes) -> None:
+        if data:
+            self._write_sync(data)
+        self._sync_close()
 
     def _sync_close(self) -> None:
         self._file.flush()
