@@ -18,6 +18,7 @@ from service.documents.models import Attachment, Document, IdempotencyRecord
 from service.documents.numbering import parse_number_notation
 from service.documents.schemas import DocumentMetadata
 from service.errors import ConflictError, InvalidInputError
+from service.storage.rows import insert_rows
 from service.text import fold, search_key
 
 __all__ = [
@@ -94,10 +95,8 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     doc = _new_document(principal, meta, number, key, main)
     rows = [Attachment(document_id=doc.id, filename=a.filename, content_type=a.content_type,
                        sha256=a.sha256, size=a.size) for a in attachments]
-    session.add(doc)
-    await session.flush()
-    session.add_all(rows)
-    await session.flush()
+    await insert_rows(session, [doc])
+    await insert_rows(session, rows)
     await audit.append(session, action="document.registered", actor_id=principal.user_id,
                        unit_id=principal.unit_id, document_id=doc.id,
                        data={"number_notation": doc.number_notation, "sha256": doc.sha256, "size": doc.size})

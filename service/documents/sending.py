@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from service import audit
@@ -63,10 +65,20 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Docume
     policy.check(sender, recipients)
     result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
                             base_hops=[sender.id], notice=notice)
-    doc.sent_at = doc.sent_at or utcnow()
+    if doc.sent_at is None:
+        await _mark_sent(session, doc, utcnow())
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
                        document_id=doc.id, data=_recipient_digest(recipients, result))
     return result
+
+
+_MARK_SENT = update(Document).where(col(Document.id) == bindparam("doc_id")).values(sent_at=bindparam("at"))
+
+
+async def _mark_sent(session: AsyncSession, doc: Document, at: datetime) -> None:
+    # A Core UPDATE now, the loaded object told it is already so: nothing left to flush.
+    await session.execute(_MARK_SENT, {"doc_id": doc.id, "at": at})
+    set_committed_value(doc, "sent_at", at)
 
 
 async def forward_delivery(session: AsyncSession, principal: Principal, delivery_id: str,

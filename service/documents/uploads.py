@@ -79,7 +79,8 @@ async def accept_upload(session: AsyncSession, principal: Principal, fields: dic
     """
     meta = parse_metadata(fields.get("metadata"))
     main, attachments = _split(files)
-    print_ = fingerprint(meta.model_dump(mode="json"), main.sha256, [a.sha256 for a in attachments])
+    print_ = fingerprint(meta.model_dump(mode="json"), main.sha256, [a.sha256 for a in attachments]) \
+        if idempotency_key else ""
     record = await find_idempotent(session, principal, idempotency_key, print_)
     if record is not None:
         return UploadOutcome(record.status_code, record.body, True)
@@ -90,7 +91,8 @@ async def accept_upload(session: AsyncSession, principal: Principal, fields: dic
             check_pdf(_stored(att), f"the attachment {att.filename}")
     doc, rows = await register_document(session, principal, meta, _stored(main), [_stored(a) for a in attachments])
     body = document_view(doc, rows)
-    await remember_idempotent(session, principal, idempotency_key, print_, 201, json.loads(json.dumps(body)))
+    if idempotency_key:
+        await remember_idempotent(session, principal, idempotency_key, print_, 201, json.loads(json.dumps(body)))
     for f in files:
         await f.writer.commit(f.sha256)
     return UploadOutcome(201, body, False)

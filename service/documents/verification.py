@@ -18,6 +18,7 @@ from service.documents.registry import replay_or_run
 from service.documents.sending import send_document
 from service.routing import RecipientSelector, RoutingPolicy
 from service.storage.db import Database, is_sqlite
+from service.storage.rows import insert_rows
 
 if TYPE_CHECKING:
     from service.signing import VerificationReport
@@ -77,8 +78,7 @@ async def record_verification(session: AsyncSession, doc: Document, runtime: Sig
         report = await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = VerificationRecord(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict), report=data)
-    session.add(record)
-    await session.flush()
+    await insert_rows(session, [record])
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,
                        object_id=record.id, data={"sha256": doc.sha256, "verdict": record.verdict,
                                                   "signatures": len(data.get("signatures", []))})

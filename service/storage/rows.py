@@ -1,0 +1,30 @@
+"""New rows written with one Core INSERT, without the ORM's unit of work.
+
+For objects that the request creates and only reads back: the INSERT goes out at
+once, and the object stays outside the session (nothing to flush, track or expire).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Insert, Table, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["insert_rows"]
+
+_INSERTS: dict[str, Insert] = {}
+
+
+async def insert_rows(session: AsyncSession, objects: Sequence[Any]) -> None:
+    """INSERT ``objects`` (instances of one table model, every column set) in the session's transaction."""
+    if not objects:
+        return
+    table: Table = type(objects[0]).__table__
+    stmt = _INSERTS.get(table.name)
+    if stmt is None:
+        stmt = _INSERTS[table.name] = insert(table)
+    names = [(c.name, c.key) for c in table.columns]
+    rows = [{name: getattr(obj, key) for name, key in names} for obj in objects]
+    await session.execute(stmt, rows if len(rows) > 1 else rows[0])
