@@ -102,10 +102,12 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
     return result
 
 
+_UNIT_REF = select(col(Unit.id), col(Unit.code), col(Unit.name), col(Unit.path), col(Unit.parent_id)).where(
+    col(Unit.id) == bindparam("unit_id"))
+
+
 async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
-    stmt = select(col(Unit.id), col(Unit.code), col(Unit.name), col(Unit.path), col(Unit.parent_id)).where(
-        col(Unit.id) == unit_id)
-    row = (await session.execute(stmt)).one()
+    row = (await session.execute(_UNIT_REF, {"unit_id": unit_id})).one()
     return UnitRef(*row)
 
 

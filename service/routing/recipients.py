@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -56,10 +56,14 @@ async def expand_recipients(session: AsyncSession, selectors: list[RecipientSele
     return list(seen.values())
 
 
+_BY_ID_OR_CODE = select(*_COLUMNS).where(col(Unit.id).in_(bindparam("ids", expanding=True))
+                                         | col(Unit.code).in_(bindparam("codes", expanding=True)))
+
+
 async def _anchors(session: AsyncSession, keys: list[str]) -> dict[str, UnitRef]:
     wanted = {nfc(k) for k in keys}
-    stmt = select(*_COLUMNS).where(col(Unit.id).in_(wanted) | col(Unit.code).in_({k.upper() for k in wanted}))
-    rows = [UnitRef(*row) for row in (await session.execute(stmt)).all()]
+    params = {"ids": list(wanted), "codes": list({k.upper() for k in wanted})}
+    rows = [UnitRef(*row) for row in (await session.execute(_BY_ID_OR_CODE, params)).all()]
     by_key = {r.id: r for r in rows} | {r.code: r for r in rows}
     found = {k: by_key.get(k) or by_key.get(k.upper()) for k in wanted}
     unknown = sorted(k for k, v in found.items() if v is None)

@@ -96,9 +96,10 @@ async def _driver_insert(driver: Any, dialect: str, name: str, columns: list[str
                          records: list[tuple[Any, ...]]) -> None:
     if dialect == "postgresql":
         await driver.copy_records_to_table(name, records=records, columns=columns)
-    else:
+    else:  # through a cursor: the service's SQLite connections run it without a thread hand-off
         marks = ", ".join("?" for _ in columns)
-        await driver.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", records)
+        async with driver.cursor() as cursor:
+            await cursor.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", records)
 
 
 def _is_integrity_error(exc: BaseException) -> bool:
