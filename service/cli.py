@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from service import audit, auth, units
 from service.errors import ServiceError
 from service.plugins import import_optional
 from service.settings import Settings
-from service.storage.db import Database
+from service.storage.db import Database, is_sqlite
 from service.storage.migrate import upgrade
 
 __all__ = ["main"]
@@ -58,6 +59,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token_file = settings.data_dir / "demo-tokens.env"
         count = asyncio.run(_with_session(lambda s: load_demo(s, token_file)))
         print(f"demo data loaded; tokens in {token_file}" if count else f"demo data already present ({token_file})")
+    if args.workers > 1:
+        if is_sqlite(settings.effective_database_url):
+            print("SQLite is served by one process: run one worker, or point DOCEX_DATABASE_URL at PostgreSQL "
+                  "to run several", file=sys.stderr)
+            return 2
+        # Each worker process builds its own app from the same DOCEX_* environment.
+        os.environ["DOCEX_AUTO_MIGRATE"] = "false"  # done above, once
+        uvicorn.run("service.api.app:create_app", factory=True, workers=args.workers, host=args.host,
+                    port=args.port, log_level="warning", access_log=False)
+        return 0
     app = create_app(settings.model_copy(update={"auto_migrate": False}))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
@@ -138,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--demo", action="store_true", help="load demo data and write demo tokens")
+    p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
+                   help="API processes (PostgreSQL only; one per core is usual)")
     p.set_defaults(func=cmd_serve)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_cmd", required=True)
     db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
