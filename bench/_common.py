@@ -136,12 +136,20 @@ class CpuMonitor:
 # --------------------------------------------------------------------------- servers
 
 
-def serve(app: Any, port: int) -> None:
-    """Run ``app`` the way every benchmarked server runs (called in the subprocess)."""
+def serve(app: Any, port: int, workers: int = 1) -> None:
+    """Run ``app`` the way every benchmarked server runs (called in the subprocess).
+
+    With several workers ``app`` is an import string of an app factory: each worker
+    process builds its own app, as ``docexchange serve --workers N`` does."""
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=port, loop=LOOP, http=HTTP, workers=1,
+    uvicorn.run(app, host="127.0.0.1", port=port, loop=LOOP, http=HTTP, workers=workers, factory=workers > 1,
                 log_level="warning", access_log=False, lifespan="on")
+
+
+def bare_app_from_env() -> FastAPI:
+    """The baseline app for worker processes (``BENCH_BARE_STORE`` names its directory)."""
+    return create_bare_app(Path(os.environ["BENCH_BARE_STORE"]))
 
 
 def create_bare_app(store: Path) -> FastAPI:

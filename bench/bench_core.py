@@ -69,6 +69,7 @@ class Plan:
     districts: int = 10           # each district: 40 communes x 24 branches = 1,000 descendants
     reps: int = 3
     big_upload: int = 300 * MiB
+    pg_workers: int = 2           # also measure PostgreSQL with this many API processes (1: not)
 
     @classmethod
     def make(cls, args: argparse.Namespace) -> Plan:
@@ -77,6 +78,7 @@ class Plan:
             plan.warmup, plan.window, plan.rounds, plan.districts, plan.reps = 0.5, 2.5, 1, 1, 2
             plan.big_upload = 50 * MiB
         plan.concurrency = args.concurrency or plan.concurrency
+        plan.pg_workers = args.pg_workers
         return plan
 
     @property
@@ -384,20 +386,22 @@ def report(res: Results, command: str, info: dict[str, str], backends: list[str]
     plan, when, box = res.plan, info["date"], info["label"]
     ok = {True: "yes", False: "**NO**"}
     rows_a = []
+    pairs = [(backend, f"docex-{backend}", "bare", 1) for backend in backends]
+    if plan.pg_workers > 1:
+        pairs.append(("postgres", f"docex-postgres-w{plan.pg_workers}", f"bare-w{plan.pg_workers}", plan.pg_workers))
     for size in plan.sizes:
-        bare = res.load.get(("bare", size))
-        for backend in backends:
-            r = res.load.get((f"docex-{backend}", size))
+        for backend, docex_name, bare_name, workers in pairs:
+            r, bare = res.load.get((docex_name, size)), res.load.get((bare_name, size))
             if r is None or bare is None:
                 continue
             ratio = r.throughput / bare.throughput if bare.throughput else float("nan")
             cpu_ratio = bare.cpu_per_op / r.cpu_per_op if r.cpu_per_op else float("nan")
-            rows_a.append([when, box, backend, f"{size // 1024:,d} KB",
+            rows_a.append([when, box, backend, str(workers), f"{size // 1024:,d} KB",
                            f"{r.throughput:.1f}", ms(r.pct(0.5)), ms(r.pct(0.99)), ms(r.cpu_per_op),
                            f"{bare.throughput:.1f}", ms(bare.pct(0.5)), ms(bare.pct(0.99)), ms(bare.cpu_per_op),
                            f"**{ratio:.0%}**", f"{cpu_ratio:.0%}", f"≥ {TARGET_RATIO:.0%}", ok[ratio >= TARGET_RATIO]
                            + (f" ({len(r.errors)} errors)" if r.errors else "")])
-    table_a = md_table(["Date", "Machine", "Backend", "PDF", "docex ops/s", "p50", "p99", "CPU/op",
+    table_a = md_table(["Date", "Machine", "Backend", "API processes", "PDF", "docex ops/s", "p50", "p99", "CPU/op",
                         "bare ops/s", "p50", "p99", "CPU/op", "Ratio vs bare (ops/s)", "Ratio (bare CPU/op ÷ docex)",
                         "Target", "Met"], rows_a)
     rows_b = []
@@ -436,10 +440,13 @@ def report(res: Results, command: str, info: dict[str, str], backends: list[str]
 Python {info['python']}; code at `{info['git']}`. {res.cpu}.
 
 Service settings in effect: {settings_note()}{"; extra: " + ", ".join(f"`{k}={v}`" for k, v in
-res.extra_env.items()) if res.extra_env else ""}. Every server is one uvicorn process (`loop={LOOP}`,
-`http={HTTP}`, access log off) on 127.0.0.1; the load generator (httpx, {plan.concurrency} concurrent
-connections, closed loop) runs on the same machine. The service runs with `DOCEX_EMBEDDED_WORKER=false`
-(the mail relay worker would otherwise compete for the CPU), its default log level (one JSON access line
+res.extra_env.items()) if res.extra_env else ""}. Every server is uvicorn (`loop={LOOP}`,
+`http={HTTP}`, access log off) on 127.0.0.1, one process unless the table says otherwise; a row with
+{plan.pg_workers} API processes compares PostgreSQL served by `{plan.pg_workers}` uvicorn workers (as
+`docexchange serve --workers {plan.pg_workers}` runs it) with a bare server run with the same workers;
+the load generator (httpx, {plan.concurrency} concurrent connections, closed loop) runs on the same machine.
+The service runs with `DOCEX_EMBEDDED_WORKER=false` (the mail relay worker would otherwise compete for
+the CPU), its default log level (one JSON access line
 per request) and a fresh data directory; SQLite is the default file database in `DOCEX_DATA_DIR`,
 PostgreSQL is a database `docex_bench_<random>` created for the run and dropped after it.
 
@@ -507,9 +514,16 @@ async def main(args: argparse.Namespace) -> int:
                 pg_name = f"docex_bench_{uuid.uuid4().hex[:8]}"
                 await pg_admin(pg_url, f'CREATE DATABASE "{pg_name}"')
                 try:
-                    pg_token, pg_server = await prepare_backend(
-                        "postgres", pg_url.rsplit("/", 1)[0] + "/" + pg_name, tmp, plan, res)
+                    pg_db = pg_url.rsplit("/", 1)[0] + "/" + pg_name
+                    pg_token, pg_server = await prepare_backend("postgres", pg_db, tmp, plan, res)
                     pending.append(("docex-postgres", pg_server, pg_token))
+                    if plan.pg_workers > 1:
+                        w = ["--workers", str(plan.pg_workers)]
+                        pending.append((f"bare-w{plan.pg_workers}", Server(
+                            "bare", {}, tmp / "bare-w.log", ["--store", str(tmp / "bare-store"), *w]), ""))
+                        pending.append((f"docex-postgres-w{plan.pg_workers}", Server(
+                            "docex", docex_env(tmp / "data-postgres-w", pg_db, 512 * MiB), tmp / "docex-pg-w.log",
+                            w), pg_token))
                 except Exception as exc:  # noqa: BLE001 - the SQLite figures are still worth reporting
                     print(f"PostgreSQL part failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             targets: list[Target] = []
@@ -520,7 +534,7 @@ async def main(args: argparse.Namespace) -> int:
                 print("(a) upload + send, interleaved windows: " + ", ".join(t.name for t in targets), flush=True)
                 await throughput(targets, plan, res)
                 for t in targets:
-                    if isinstance(t.api, Docex):
+                    if isinstance(t.api, Docex) and t.name in ("docex-sqlite", "docex-postgres"):
                         await fanout(t.name.split("-", 1)[1], t, plan, res)
             finally:
                 await stop(targets)
@@ -564,13 +578,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--serve", choices=["docex", "bare"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--pg-workers", type=int, default=2, metavar="N",
+                   help="in (a), also run PostgreSQL and a bare server with N API processes each "
+                   "(`docexchange serve --workers N`; default 2; 1 leaves it out)")
     return p.parse_args(argv)
 
 
 def serve_main(args: argparse.Namespace) -> int:
     from _common import create_bare_app, serve
 
-    if args.serve == "bare":
+    if args.workers > 1:  # each worker builds its app from the environment
+        os.environ["BENCH_BARE_STORE"] = str(args.store or "")
+        serve("bench._common:bare_app_from_env" if args.serve == "bare" else "service.api.app:create_app",
+              args.port, args.workers)
+    elif args.serve == "bare":
         serve(create_bare_app(args.store), args.port)
     else:
         from service.api.app import create_app
