@@ -24,6 +24,9 @@ __all__ = ["bulk_insert"]
 
 Convert = Callable[[Any], Any]
 
+# From this many rows on, PostgreSQL gets them through COPY.
+COPY_FROM = 100
+
 
 def _naive_utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
@@ -94,8 +97,11 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
 
 async def _driver_insert(driver: Any, dialect: str, name: str, columns: list[str],
                          records: list[tuple[Any, ...]]) -> None:
-    if dialect == "postgresql":
+    if dialect == "postgresql" and len(records) >= COPY_FROM:
         await driver.copy_records_to_table(name, records=records, columns=columns)
+    elif dialect == "postgresql":  # COPY looks the table's columns up first: not worth it for a few rows
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        await driver.executemany(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", records)
     else:  # through a cursor: the service's SQLite connections run it without a thread hand-off
         marks = ", ".join("?" for _ in columns)
         async with driver.cursor() as cursor:
