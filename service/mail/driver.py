@@ -43,7 +43,7 @@ class _Plan:
     compiled: SQLCompiler
     binds: Mapping[str, Processor]
     defaults: Mapping[str, Any]  # values the construct carries itself (literals, constants)
-    columns: tuple[Processor | None, ...]
+    columns: tuple[tuple[int, Processor], ...]  # result columns that need converting, by position
 
 
 _plans: dict[tuple[int, str], _Plan] = {}
@@ -64,7 +64,8 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
             if not bind.required:
                 defaults[name] = bind.effective_value
         selected = getattr(statement, "exported_columns", ())
-        columns = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
+        processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
+        columns = tuple((at, f) for at, f in enumerate(processors) if f is not None)
         plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns)
     return plan
 
@@ -80,22 +81,28 @@ async def _sqlite(session: AsyncSession) -> tuple[AsyncConnection, Any]:
     return conn, driver
 
 
-async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Execute a statement that returns rows (SELECT, or DML … RETURNING); rows as converted tuples.
+async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+    """Execute a statement that returns rows (SELECT, or DML … RETURNING); rows of converted values.
 
     ``expanding`` parameters (``IN`` lists) are allowed here.
     """
     conn, driver = await _sqlite(session)
     if driver is None:
-        return [tuple(row) for row in await conn.execute(statement, dict(params))]
+        return list(await conn.execute(statement, dict(params)))
     plan = _plan(statement, conn.dialect)
     state = plan.compiled.construct_expanded_state(dict(params))
     processors = {**plan.binds, **state.processors}
     names = state.positiontup or []
     args = [_convert(processors.get(n), v) for n, v in zip(names, state.positional_parameters, strict=True)]
     rows = await driver.execute_fetchall(state.statement, args)
-    columns = plan.columns
-    return [tuple(v if f is None else f(v) for f, v in zip(columns, row, strict=True)) for row in rows]
+    return [_converted(row, plan.columns) for row in rows]
+
+
+def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -> list[Any]:
+    values = list(row)
+    for at, convert in columns:
+        values[at] = convert(values[at])
+    return values
 
 
 async def execute_many(session: AsyncSession, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -112,9 +119,14 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         return
     plan = _plan(statement, conn.dialect)
     names = plan.compiled.positiontup or []
-    defaults = plan.defaults
-    steps = [(n, _memo(plan.binds[n]) if n in plan.binds else None) for n in names]
-    args = [tuple(_convert(f, row[n] if n in row else defaults[n]) for n, f in steps) for row in rows]
+    fixed = {n: plan.defaults[n] for n in names if n not in rows[0] and n in plan.defaults}
+    convert = [(at, _memo(plan.binds[n])) for at, n in enumerate(names) if n in plan.binds]
+    args = []
+    for row in rows:
+        values = [row[n] if n in row else fixed[n] for n in names]
+        for at, f in convert:
+            values[at] = f(values[at])
+        args.append(values)
     await driver.executemany(plan.compiled.string, args)
 
 

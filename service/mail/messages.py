@@ -12,6 +12,7 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -44,8 +45,7 @@ class Attachment:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
+class OutgoingMessage(NamedTuple):
     """What to build for one (event, address)."""
 
     event_id: str

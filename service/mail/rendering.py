@@ -8,6 +8,7 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import MailConfigError
 
@@ -24,8 +25,7 @@ class _Blank(dict[str, str]):
         return ""
 
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
+class Rendered(NamedTuple):
     subject: str
     text: str
     html: str

@@ -136,7 +136,7 @@ async def event_contexts(session: AsyncSession, events: Sequence[ClaimedEvent]) 
     return [_context(event, found.get(event.id)) for event in events]
 
 
-def _context(event: ClaimedEvent, row: tuple[Any, ...] | None) -> EventContext:
+def _context(event: ClaimedEvent, row: Sequence[Any] | None) -> EventContext:
     if row is None:  # the event row itself is gone (deleted meanwhile)
         return EventContext(event)
     (_, unit_name, mailboxes, doc_id, sender_unit_id, number_notation, subject, urgency, deadline, filename, sha256,
@@ -203,12 +203,12 @@ _RECIPIENTS = (select(*_RECIPIENT_COLUMNS).where(_RC.c.event_id.in_(bindparam("i
                .order_by(_RC.c.address))
 
 
-async def recipient_rows(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+async def recipient_rows(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, list[Sequence[Any]]]:
     """The events' recipients, by event, as rows of: id, address, message_id, state, attempts,
     next_attempt_at, last_code, last_reply, without_attachment, sent_at, created_at."""
     if not event_ids:
         return {}
-    grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    grouped: dict[str, list[Sequence[Any]]] = defaultdict(list)
     for row in await driver.fetch(session, _RECIPIENTS, {"ids": list(event_ids)}):
         grouped[row[0]].append(row[1:])
     return grouped

@@ -8,7 +8,6 @@ senders' replies waiting for more than a few hundred microseconds.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import random
@@ -16,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,8 +36,7 @@ _OPEN = ("pending", "deferred")
 _YIELD_EVERY = 10  # events planned or recorded between two turns of the event loop
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
+class Due(NamedTuple):
     """A recipient to send to in this round."""
 
     id: str
@@ -67,6 +66,11 @@ class Recipient:
     created_at: datetime
     new: bool = False  # first seen in this round: inserted when its outcome is recorded
 
+    def copy(self) -> Recipient:
+        return Recipient(self.id, self.address, self.message_id, self.state, self.attempts, self.next_attempt_at,
+                         self.last_code, self.last_reply, self.without_attachment, self.sent_at, self.created_at,
+                         self.new)
+
 
 @dataclass(slots=True)
 class Job:
@@ -79,8 +83,7 @@ class Job:
     recipients: list[Recipient] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The server's last word about one recipient in this round."""
 
     recipient_id: str
@@ -197,7 +200,7 @@ async def apply_outcomes(
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)  # a turn of the event loop for the senders (see the module doc)
         event = job.ctx.event
-        rows = [dataclasses.replace(r) for r in job.recipients]
+        rows = [r.copy() for r in job.recipients]
         failed = []
         for r in rows:
             outcome = by_recipient.get(r.id)

@@ -14,7 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from service.settings import Settings
 from service.storage.db import Database
@@ -215,8 +215,7 @@ class Worker:
         await self._pool.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Result:
+class _Result(NamedTuple):
     code: int
     reply: str
     stage: str
