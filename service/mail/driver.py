@@ -1,7 +1,7 @@
 """The worker's few hot statements, sent to the SQLite driver in one trip each.
 
 Through SQLAlchemy, a statement on aiosqlite is four trips to the connection's thread
-(cursor, execute, fetch, close); each trip costs about 0.1 ms of CPU in thread switches,
+(cursor, execute, fetch, close), each some tens of microseconds of CPU in thread switches,
 and every row's parameters pass through SQLAlchemy's per-row processing. The worker runs
 a handful of statements per batch on rows it already holds as plain values, so here they
 go to the driver directly, inside the session's transaction (SQLAlchemy still begins and
