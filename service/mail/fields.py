@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from service.documents.models import Delivery, Document
-from service.outbox.models import OutboxEvent
-from service.units.models import Unit
-
 from .messages import URGENCY_WORDS
+from .rows import EventContext
 
 __all__ = ["EventContext", "template_fields"]
 
@@ -24,19 +20,6 @@ VERDICT_WORDS = {
     "failed": "Không hợp lệ",
     "indeterminate": "Chưa xác định được",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class EventContext:
-    """What the database knows about an event, loaded in bulk for a batch."""
-
-    event: OutboxEvent
-    unit: Unit | None
-    document: Document | None = None
-    sender_unit: Unit | None = None
-    delivery: Delivery | None = None
-    delivery_unit: Unit | None = None
-    verdict: str | None = None
 
 
 def _text(value: Any) -> str:
@@ -70,15 +53,15 @@ def template_fields(ctx: EventContext, base_url: str) -> dict[str, str]:
     return {
         "number_notation": _text(p.get("number_notation") or (doc.number_notation if doc else "")),
         "subject": _text(p.get("subject") or (doc.subject if doc else "")),
-        "sender_unit": _text(p.get("sender_unit_name") or (ctx.sender_unit.name if ctx.sender_unit else "")),
-        "recipient_unit": _text(ctx.unit.name if ctx.unit else ""),
+        "sender_unit": _text(p.get("sender_unit_name") or ctx.sender_unit_name),
+        "recipient_unit": _text(ctx.unit_name),
         "urgency": _urgency(p.get("urgency", doc.urgency if doc else 0)),
         "deadline": _day(p.get("deadline") or (doc.deadline if doc else None)) or "Không",
         "verdict": VERDICT_WORDS.get(str(p.get("verdict") or ctx.verdict), "Chưa kiểm tra"),
         "document_url": _text(url),
         "reason": _text(p.get("reason")),
-        "received_at": _day(ctx.delivery.created_at if ctx.delivery else p.get("received_at")),
-        "overdue_unit": _text(p.get("overdue_unit_name") or (ctx.delivery_unit.name if ctx.delivery_unit else "")),
+        "received_at": _day(ctx.delivery_created_at or p.get("received_at")),
+        "overdue_unit": _text(p.get("overdue_unit_name") or ctx.delivery_unit_name),
         "failed_unit": _text(p.get("failed_unit_name")),
         "failed_addresses": _text(p.get("failed_addresses")),
         "failed_reply": _text(p.get("failed_reply")),

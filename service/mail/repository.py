@@ -1,47 +1,54 @@
-"""Queries of the mail package (flush only; the caller owns the transaction)."""
+"""Queries of the mail package (flush only; the caller owns the transaction).
+
+The worker's per-batch statements are module constants with named parameters, run by
+:mod:`service.mail.driver` (one trip to the SQLite driver each; SQLAlchemy elsewhere)
+and read as plain rows: they are the hot path. The rest are ordinary ORM queries.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import RowMapping, and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Select, Update, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import SQLModel
 
 from service.documents.models import Delivery, Document, VerificationRecord
 from service.outbox.models import OutboxEvent
 from service.units.models import Unit
 
+from . import driver
 from .models import MailAttempt, MailRecipient
+from .rows import ClaimedEvent, DocumentInfo, EventContext
 
 __all__ = [
     "claim_due",
-    "deliveries_by_id",
-    "documents_by_id",
-    "documents_with_verdicts",
-    "events_by_id",
-    "insert_rows",
+    "event_contexts",
+    "insert_attempts",
     "recipient_rows",
     "recipients_by_event",
     "release_events",
+    "release_sent",
     "renew_leases",
-    "units_by_id",
     "unlease_events",
     "update_recipients",
     "upsert_recipients",
-    "verdicts_by_document",
 ]
 
 _EV = OutboxEvent.__table__  # type: ignore[attr-defined]
 _RC = MailRecipient.__table__  # type: ignore[attr-defined]
+_AT = MailAttempt.__table__  # type: ignore[attr-defined]
+_UNIT = Unit.__table__  # type: ignore[attr-defined]
+_DOC = Document.__table__  # type: ignore[attr-defined]
+_DELIVERY = Delivery.__table__  # type: ignore[attr-defined]
+_VERIFICATION = VerificationRecord.__table__  # type: ignore[attr-defined]
 _OPEN = ("pending", "deferred")
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
+def _due(now: ColumnElement[Any]) -> ColumnElement[bool]:
     # 'sending' with an expired lease: its worker died; take it again.
     return and_(
         _EV.c.next_attempt_at <= now,
@@ -52,48 +59,118 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
+_CLAIMED = (_EV.c.id, _EV.c.kind, _EV.c.unit_id, _EV.c.document_id, _EV.c.delivery_id, _EV.c.priority,
+            _EV.c.payload, _EV.c.attempts, _EV.c.next_attempt_at)
+
+
+def _claim(lock: bool) -> Update:
+    chosen = (
+        select(_EV.c.id)
+        .where(_due(bindparam("now")))
+        .order_by(_EV.c.priority.desc(), _EV.c.next_attempt_at)
+        .limit(bindparam("limit"))
+    )
+    if lock:  # PostgreSQL: rows another claimer holds are skipped, not waited for
+        chosen = chosen.with_for_update(skip_locked=True)
+    return (
+        update(_EV)
+        .where(_EV.c.id.in_(chosen.scalar_subquery()))
+        .values(state="sending", lease_owner=bindparam("owner"), lease_until=bindparam("until"),
+                updated_at=bindparam("now"))
+        .returning(*_CLAIMED)
+    )
+
+
+_CLAIM, _CLAIM_SKIP_LOCKED = _claim(lock=False), _claim(lock=True)
+
+
 async def claim_due(
     session: AsyncSession, *, owner: str, now: datetime, lease_s: float, limit: int
-) -> list[OutboxEvent]:
+) -> list[ClaimedEvent]:
     """Lease up to ``limit`` due events, urgent first, in one statement (UPDATE … RETURNING).
 
     PostgreSQL: the chosen rows are locked with SKIP LOCKED (a concurrent claimer takes
     others); SQLite: the transaction holds the write lock from its start (BEGIN IMMEDIATE).
     """
-    chosen = (
-        select(_EV.c.id)
-        .where(_due(now))
-        .order_by(_EV.c.priority.desc(), _EV.c.next_attempt_at)
-        .limit(limit)
-    )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        chosen = chosen.with_for_update(skip_locked=True)
-    claimed = (
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_(chosen.scalar_subquery()))  # type: ignore[attr-defined]
-        .values(state="sending", lease_owner=owner, lease_until=now + timedelta(seconds=lease_s), updated_at=now)
-        .returning(OutboxEvent)
-        .execution_options(synchronize_session=False)
-    )
-    events = list((await session.execute(claimed)).scalars())
+    statement = _CLAIM_SKIP_LOCKED if _dialect(session) == "postgresql" else _CLAIM
+    rows = await driver.fetch(session, statement, {"now": now, "owner": owner, "limit": limit,
+                                                   "until": now + timedelta(seconds=lease_s)})
+    events = [ClaimedEvent(*row) for row in rows]
     return sorted(events, key=lambda e: (-e.priority, e.next_attempt_at))
 
 
-async def release_events(session: AsyncSession, owner: str, outcomes: list[dict[str, object]]) -> None:
-    """Write each event's outcome and drop its lease, where this worker still holds it (one executemany).
-
-    Each dict has: eid, state, attempts, next_attempt_at, last_error, updated_at.
-    """
-    if not outcomes:
-        return
-    statement = (
-        update(_EV)
-        .where(_EV.c.id == bindparam("eid"), _EV.c.lease_owner == owner, _EV.c.state == "sending")
-        .values(state=bindparam("state"), attempts=bindparam("attempts"), next_attempt_at=bindparam("next_at"),
-                last_error=bindparam("last_error"), updated_at=bindparam("updated"), lease_owner=None,
-                lease_until=None)
+def _contexts_query() -> Select[Any]:
+    unit, sender, delivery_unit = _UNIT.alias("eu"), _UNIT.alias("su"), _UNIT.alias("du")
+    verdict = (
+        select(_VERIFICATION.c.verdict)
+        .where(_VERIFICATION.c.document_id == _DOC.c.id)
+        .order_by(_VERIFICATION.c.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    await (await session.connection()).execute(statement, outcomes)
+    joined = (
+        _EV.outerjoin(unit, unit.c.id == _EV.c.unit_id)
+        .outerjoin(_DOC, _DOC.c.id == _EV.c.document_id)
+        .outerjoin(sender, sender.c.id == _DOC.c.sender_unit_id)
+        .outerjoin(_DELIVERY, _DELIVERY.c.id == _EV.c.delivery_id)
+        .outerjoin(delivery_unit, delivery_unit.c.id == _DELIVERY.c.recipient_unit_id)
+    )
+    return (
+        select(_EV.c.id, unit.c.name, unit.c.mailboxes, _DOC.c.id, _DOC.c.sender_unit_id, _DOC.c.number_notation,
+               _DOC.c.subject, _DOC.c.urgency, _DOC.c.deadline, _DOC.c.filename, _DOC.c.sha256, _DOC.c.size,
+               sender.c.name, _DELIVERY.c.created_at, delivery_unit.c.name, verdict.label("verdict"))
+        .select_from(joined)
+        .where(_EV.c.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+_CONTEXTS = _contexts_query()
+
+
+async def event_contexts(session: AsyncSession, events: Sequence[ClaimedEvent]) -> list[EventContext]:
+    """Each event with its unit, document (and latest verdict), delivery: one query, plain rows."""
+    if not events:
+        return []
+    rows = await driver.fetch(session, _CONTEXTS, {"ids": [e.id for e in events]})
+    found = {row[0]: row for row in rows}
+    return [_context(event, found.get(event.id)) for event in events]
+
+
+def _context(event: ClaimedEvent, row: Sequence[Any] | None) -> EventContext:
+    if row is None:  # the event row itself is gone (deleted meanwhile)
+        return EventContext(event)
+    (_, unit_name, mailboxes, doc_id, sender_unit_id, number_notation, subject, urgency, deadline, filename, sha256,
+     size, sender_name, delivered_at, delivery_unit_name, verdict) = row
+    document = None
+    if doc_id is not None:
+        document = DocumentInfo(doc_id, sender_unit_id, number_notation, subject, urgency, deadline, filename,
+                                sha256, size)
+    return EventContext(event, unit_name, tuple(mailboxes or ()), document, sender_name, delivered_at,
+                        delivery_unit_name, verdict)
+
+
+_HELD = and_(_EV.c.id == bindparam("eid"), _EV.c.lease_owner == bindparam("owner"), _EV.c.state == "sending")
+_RELEASE_SENT = update(_EV).where(_HELD).values(
+    state="sent", attempts=_EV.c.attempts + 1, last_error="", updated_at=bindparam("now"), lease_owner=None,
+    lease_until=None,
+)
+_RELEASE = update(_EV).where(_HELD).values(
+    state=bindparam("state"), attempts=bindparam("attempts"), next_attempt_at=bindparam("next_at"),
+    last_error=bindparam("last_error"), updated_at=bindparam("updated"), lease_owner=None, lease_until=None,
+)
+
+
+async def release_sent(session: AsyncSession, owner: str, ids: list[str], now: datetime) -> None:
+    """Mark events all of whose recipients were sent, and drop the leases this worker still holds."""
+    await driver.execute_many(session, _RELEASE_SENT, [{"eid": i, "owner": owner, "now": now} for i in ids])
+
+
+async def release_events(session: AsyncSession, owner: str, outcomes: list[dict[str, object]]) -> None:
+    """Write each event's outcome and drop its lease, where this worker still holds it.
+
+    Each dict has: eid, state, attempts, next_at, last_error, updated.
+    """
+    await driver.execute_many(session, _RELEASE, [{**o, "owner": owner} for o in outcomes])
 
 
 async def renew_leases(
@@ -119,130 +196,74 @@ async def unlease_events(session: AsyncSession, *, owner: str, ids: Sequence[str
     )
 
 
-async def recipient_rows(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, list[RowMapping]]:
-    """Plain rows (no ORM objects: this is the hot path) of the events' recipients, by event."""
+_RECIPIENT_COLUMNS = (_RC.c.event_id, _RC.c.id, _RC.c.address, _RC.c.message_id, _RC.c.state, _RC.c.attempts,
+                      _RC.c.next_attempt_at, _RC.c.last_code, _RC.c.last_reply, _RC.c.without_attachment,
+                      _RC.c.sent_at, _RC.c.created_at)
+_RECIPIENTS = (select(*_RECIPIENT_COLUMNS).where(_RC.c.event_id.in_(bindparam("ids", expanding=True)))
+               .order_by(_RC.c.address))
+
+
+async def recipient_rows(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, list[Sequence[Any]]]:
+    """The events' recipients, by event, as rows of: id, address, message_id, state, attempts,
+    next_attempt_at, last_code, last_reply, without_attachment, sent_at, created_at."""
     if not event_ids:
         return {}
-    rows = await session.execute(
-        select(_RC.c.id, _RC.c.event_id, _RC.c.address, _RC.c.message_id, _RC.c.state, _RC.c.attempts,
-               _RC.c.next_attempt_at, _RC.c.last_code, _RC.c.last_reply, _RC.c.without_attachment,
-               _RC.c.sent_at, _RC.c.created_at)
-        .where(_RC.c.event_id.in_(event_ids))
-        .order_by(_RC.c.address)
-    )
-    grouped: dict[str, list[RowMapping]] = defaultdict(list)
-    for row in rows.mappings():
-        grouped[row["event_id"]].append(row)
+    grouped: dict[str, list[Sequence[Any]]] = defaultdict(list)
+    for row in await driver.fetch(session, _RECIPIENTS, {"ids": list(event_ids)}):
+        grouped[row[0]].append(row[1:])
     return grouped
 
 
+_UPDATE_RECIPIENT = update(_RC).where(_RC.c.id == bindparam("rid")).values(
+    state=bindparam("state"), attempts=bindparam("attempts"), next_attempt_at=bindparam("next_at"),
+    last_code=bindparam("code"), last_reply=bindparam("reply"), without_attachment=bindparam("without"),
+    sent_at=bindparam("sent_at"), updated_at=bindparam("updated"),
+)
+
+
 async def update_recipients(session: AsyncSession, values: list[dict[str, object]]) -> None:
-    """Write recipients' new state (one executemany). Each dict has: rid, state, attempts, next_at,
-    code, reply, without, sent_at, updated."""
-    if not values:
-        return
-    statement = (
-        update(_RC)
-        .where(_RC.c.id == bindparam("rid"))
-        .values(state=bindparam("state"), attempts=bindparam("attempts"), next_attempt_at=bindparam("next_at"),
-                last_code=bindparam("code"), last_reply=bindparam("reply"),
-                without_attachment=bindparam("without"), sent_at=bindparam("sent_at"),
-                updated_at=bindparam("updated"))
-    )
-    await (await session.connection()).execute(statement, values)
+    """Write recipients' new state. Each dict has: rid, state, attempts, next_at, code, reply,
+    without, sent_at, updated."""
+    await driver.execute_many(session, _UPDATE_RECIPIENT, values)
 
 
-async def upsert_recipients(session: AsyncSession, rows: list[dict[str, object]]) -> None:
-    """Insert recipients first seen in this round, with their outcome (one executemany).
-
-    Rows are written when the first attempt is recorded (the Message-ID is derived from
-    (event, address), so nothing needs storing before the send). A row already there (a
-    worker that took over an expired lease recorded first) gets this outcome on top.
-    """
-    if not rows:
-        return
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    if dialect not in ("postgresql", "sqlite"):  # no ON CONFLICT: a plain insert (the unique constraint guards)
-        await session.execute(insert(_RC), rows)
-        return
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_RC)
+def _upsert(insert_for: Any) -> Insert:
+    statement = insert_for(_RC)
     new = statement.excluded
-    upsert = statement.on_conflict_do_update(
+    upsert: Insert = statement.on_conflict_do_update(
         index_elements=[_RC.c.event_id, _RC.c.address],
         set_={"state": new.state, "attempts": _RC.c.attempts + new.attempts, "next_attempt_at": new.next_attempt_at,
               "last_code": new.last_code, "last_reply": new.last_reply, "sent_at": new.sent_at,
               "without_attachment": or_(_RC.c.without_attachment, new.without_attachment),
               "updated_at": new.updated_at},
     )
-    await session.execute(upsert, rows)
+    return upsert
 
 
-async def insert_rows(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, object]]) -> None:
-    """Bulk insert plain rows (no per-object validation: this is the hot path)."""
-    if rows:
-        await session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+# No ON CONFLICT elsewhere: a plain insert (the unique constraint guards).
+_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
 
 
-async def events_by_id(session: AsyncSession, ids: Iterable[str]) -> dict[str, OutboxEvent]:
-    rows = await session.execute(
-        select(OutboxEvent).where(OutboxEvent.id.in_(list(ids))).execution_options(populate_existing=True)  # type: ignore[attr-defined]
-    )
-    return {e.id: e for e in rows.scalars()}
+async def upsert_recipients(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Insert recipients first seen in this round, with their outcome (rows with every column).
+
+    Rows are written when the first attempt is recorded (the Message-ID is derived from
+    (event, address), so nothing needs storing before the send). A row already there (a
+    worker that took over an expired lease recorded first) gets this outcome on top.
+    """
+    await driver.execute_many(session, _UPSERT.get(_dialect(session), _INSERT_RECIPIENT), rows)
 
 
-async def units_by_id(session: AsyncSession, ids: Iterable[str | None]) -> dict[str, Unit]:
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Unit).where(Unit.id.in_(wanted)))  # type: ignore[attr-defined]
-    return {u.id: u for u in rows.scalars()}
+_INSERT_RECIPIENT, _INSERT_ATTEMPT = insert(_RC), insert(_AT)
 
 
-async def documents_by_id(session: AsyncSession, ids: Iterable[str | None]) -> dict[str, Document]:
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Document).where(Document.id.in_(wanted)))  # type: ignore[attr-defined]
-    return {d.id: d for d in rows.scalars()}
+async def insert_attempts(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Append server answers to the attempt log (rows with every column)."""
+    await driver.execute_many(session, _INSERT_ATTEMPT, rows)
 
 
-async def documents_with_verdicts(
-    session: AsyncSession, ids: Iterable[str | None]
-) -> dict[str, tuple[Document, str | None]]:
-    """Documents with the verdict of their latest verification, in one query."""
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    latest = (
-        select(VerificationRecord.verdict)  # type: ignore[call-overload]
-        .where(VerificationRecord.document_id == Document.id)
-        .order_by(VerificationRecord.created_at.desc())  # type: ignore[attr-defined]
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = await session.execute(select(Document, latest).where(Document.id.in_(wanted)))  # type: ignore[attr-defined]
-    return {doc.id: (doc, verdict) for doc, verdict in rows.all()}
-
-
-async def deliveries_by_id(session: AsyncSession, ids: Iterable[str | None]) -> dict[str, Delivery]:
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    rows = await session.execute(select(Delivery).where(Delivery.id.in_(wanted)))  # type: ignore[attr-defined]
-    return {d.id: d for d in rows.scalars()}
-
-
-async def verdicts_by_document(session: AsyncSession, ids: Iterable[str | None]) -> dict[str, str]:
-    """The latest verification verdict of each document."""
-    wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(VerificationRecord.document_id, VerificationRecord.verdict)  # type: ignore[call-overload]
-        .where(VerificationRecord.document_id.in_(wanted))  # type: ignore[union-attr]
-        .order_by(VerificationRecord.created_at)
-    )
-    return {doc_id: verdict for doc_id, verdict in rows.all() if doc_id}
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else ""
 
 
 async def recipients_by_event(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, list[MailRecipient]]:

@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiosmtplib
 
@@ -32,8 +33,7 @@ class Reply:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class RecipientResult:
+class RecipientResult(NamedTuple):
     """What the server said about one recipient of one transaction."""
 
     address: str

@@ -14,7 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from service.settings import Settings
 from service.storage.db import Database
@@ -25,7 +25,7 @@ from .config import MailConfig
 from .errors import MailConfigError, SmtpError
 from .messages import OutgoingMessage, build_message
 from .overdue import sweep_overdue
-from .pipeline import Item, Pipeline, wait_for_stop
+from .pipeline import Item, Pipeline, wait_first, wait_for_stop
 from .rendering import TemplateSet
 from .service import Job, Outcome, apply_outcomes, plan_batch
 from .smime import SmimeSigner
@@ -79,9 +79,10 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """The pipeline plus the overdue sweep, until ``stop`` is set."""
-        sweeper = asyncio.create_task(self._sweeper(stop))
+        pipeline = Pipeline(self)
+        sweeper = asyncio.create_task(self._sweeper(stop, pipeline.first_claim))
         try:
-            await Pipeline(self).run(stop)
+            await pipeline.run(stop)
         finally:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
@@ -184,7 +185,10 @@ class Worker:
             except Exception:  # logged; the next renewal tries again before the lease runs out
                 log.exception("lease renewal failed")
 
-    async def _sweeper(self, stop: asyncio.Event) -> None:
+    async def _sweeper(self, stop: asyncio.Event, first_claim: asyncio.Event) -> None:
+        # Mail already due goes first: the first sweep waits for the pipeline's first claim
+        # (on SQLite both need the one connection).
+        await wait_first(first_claim, stop)
         while not stop.is_set():
             try:
                 created = await sweep_overdue(self.db, self.config, utcnow())
@@ -215,8 +219,7 @@ class Worker:
         await self._pool.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Result:
+class _Result(NamedTuple):
     code: int
     reply: str
     stage: str
