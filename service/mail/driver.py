@@ -11,7 +11,8 @@ commits it):
 * values are converted by the columns' own types (``bind_processor`` /
   ``result_processor``), so what is stored and read back is exactly what SQLAlchemy
   would store and read;
-* one ``execute_fetchall`` or ``executemany`` of aiosqlite: one trip.
+* one execute (and fetch) or executemany on a cursor of the connection: with the service's
+  SQLite connections (``storage/sqlite_driver.py``) that runs on the event loop, no trip.
 
 Other dialects (PostgreSQL: asyncpg has no thread) execute the same construct through
 SQLAlchemy unchanged.
@@ -97,7 +98,9 @@ async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str
     processors = {**plan.binds, **state.processors}
     names = state.positiontup or []
     args = [_convert(processors.get(n), v) for n, v in zip(names, state.positional_parameters, strict=True)]
-    rows = await driver.execute_fetchall(state.statement, args)
+    async with driver.cursor() as cursor:  # the service's SQLite cursors run it on the loop, in one step
+        await cursor.execute(state.statement, args)
+        rows = await cursor.fetchall()
     out: list[Sequence[Any]] = []
     for n, row in enumerate(rows, 1):
         out.append(_converted(row, plan.columns))
@@ -137,7 +140,8 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         args.append(values)
         if count % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-    await driver.executemany(plan.compiled.string, args)
+    async with driver.cursor() as cursor:
+        await cursor.executemany(plan.compiled.string, args)
 
 
 def _convert(processor: Processor | None, value: Any) -> Any:
