@@ -81,7 +81,8 @@ class CpuMonitor:
         self.started = self.wall = 0.0
 
     def _category(self, proc: psutil.Process) -> str:
-        if proc.pid == self.own or proc.ppid() == self.own:
+        # Servers are children; their uvicorn workers and verification pools, grandchildren.
+        if proc.pid == self.own or any(p.pid == self.own for p in proc.parents()):
             return "benchmark"
         name = proc.name()
         return "postgres" if name.startswith("postgres") else f"other:{name}"
