@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,19 +22,7 @@ __all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "ve
 GENESIS = "0" * 64
 
 
-class _Entry(Protocol):
-    seq: int
-    at: datetime
-    actor_id: str | None
-    unit_id: str | None
-    action: str
-    document_id: str | None
-    object_id: str | None
-    data: dict[str, Any]
-    prev_hash: str
-
-
-def entry_hash(entry: _Entry) -> str:
+def entry_hash(entry: AuditEntry | PendingEntry) -> str:
     """SHA-256 over the previous hash and every field of the entry."""
     content = {
         "seq": entry.seq,
