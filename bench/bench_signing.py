@@ -153,7 +153,7 @@ def bench_signing(setup: Setup, plan: Plan) -> list[Row]:
     from pyhanko.sign import signers
 
     from service.signing import DocumentSigner, Placement, SignatureLevel, SigningOptions, make_signature_png
-    from service.signing.pades import SignJob, metadata, now_vn, run_signing
+    from service.signing.pades import SignJob, run_signing
 
     stock_signer = setup.stock_signer()
     signer = asyncio.run(setup.person_keys.signer())
@@ -175,16 +175,7 @@ def bench_signing(setup: Setup, plan: Plan) -> list[Row]:
         tsa = setup.timestamper if level is SignatureLevel.B_T else None
 
         def op() -> Any:
-            job = SignJob(
-                meta=metadata("Sig1", options, setup.trust),
-                signer=signer,
-                timestamper=tsa,
-                style=None,
-                field_spec=None,
-                text_params={},
-                options=options,
-                signed_at=now_vn(),
-            )
+            job = SignJob.invisible("Sig1", signer, options, setup.trust, tsa)
             return asyncio.run(run_signing(setup.src, out, job))
 
         return op
@@ -418,20 +409,11 @@ def child_sign(kind: str, pdf: Path, key: Path, cert: Path, chain: list[Path]) -
         size = len(out.getbuffer())
     else:
         from service.signing import FileKeyProvider, SignatureLevel, SigningOptions
-        from service.signing.pades import SignJob, metadata, now_vn, run_signing
+        from service.signing.pades import SignJob, run_signing
 
         loaded = asyncio.run(FileKeyProvider(key, cert, PASSPHRASE, tuple(chain)).signer())
         options = SigningOptions(level=SignatureLevel.B_B)
-        job = SignJob(
-            meta=metadata("Sig1", options, None),
-            signer=loaded,
-            timestamper=None,
-            style=None,
-            field_spec=None,
-            text_params={},
-            options=options,
-            signed_at=now_vn(),
-        )
+        job = SignJob.invisible("Sig1", loaded, options)
         dst = pdf.with_name("big-signed.pdf")
         before, start = _proc_status("VmRSS"), time.perf_counter()
         size = asyncio.run(run_signing(pdf, dst, job)).output.stat().st_size

@@ -149,6 +149,13 @@ class SignJob:
     options: SigningOptions
     signed_at: datetime
 
+    @classmethod
+    def invisible(cls, field_name: str, signer: signers.Signer, options: SigningOptions,
+                  trust: TrustConfig | None = None, timestamper: TimeStamper | None = None) -> SignJob:
+        """A signature with no appearance in a new field, signed now."""
+        return cls(meta=metadata(field_name, options, trust), signer=signer, timestamper=timestamper, style=None,
+                   field_spec=None, text_params={}, options=options, signed_at=now_vn())
+
 
 def now_vn() -> datetime:
     return datetime.now(VN_TZ).replace(microsecond=0)

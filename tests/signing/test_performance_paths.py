@@ -24,7 +24,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from service.signing import FileKeyProvider, Placement, SignatureLevel, SigningOptions, Verdict, Verifier, _speedups
 from service.signing._fastcms import FastCmsSigner, fast_signer
 from service.signing._validate import _Trust, validate_file
-from service.signing.pades import SignJob, metadata, now_vn, run_signing
+from service.signing.pades import SignJob, run_signing
 from tests.signing.conftest import PASSPHRASE, Env
 from tests.signing.pdfs import write_big_pdf
 
@@ -189,16 +189,7 @@ async def test_big_file_is_signed_by_streaming(env: Env, tmp_path: Path) -> None
     cert = env.personal
     signer = await FileKeyProvider(cert.key_path, cert.cert_path, PASSPHRASE, cert.chain_paths).signer()
     options = SigningOptions(level=SignatureLevel.B_B)
-    job = SignJob(
-        meta=metadata("Sig-Big", options, None),
-        signer=signer,
-        timestamper=None,
-        style=None,
-        field_spec=None,
-        text_params={},
-        options=options,
-        signed_at=now_vn(),
-    )
+    job = SignJob.invisible("Sig-Big", signer, options)
     await run_signing(src, dst, job)  # warm-up: imports and caches are not what we measure
     if not _reset_peak_rss():
         pytest.skip("cannot reset the peak RSS counter here")
