@@ -1,7 +1,7 @@
 """Queries of the mail package (flush only; the caller owns the transaction).
 
 The worker's per-batch statements are module constants with named parameters, run by
-:mod:`service.mail.driver` (one trip to the SQLite driver each; SQLAlchemy elsewhere)
+:mod:`service.storage.driver` (straight to the SQLite driver; SQLAlchemy elsewhere)
 and read as plain rows: they are the hot path. The rest are ordinary ORM queries.
 """
 
@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.documents.models import Delivery, Document, VerificationRecord
 from service.outbox.models import OutboxEvent
+from service.storage import driver
 from service.units.models import Unit
 
-from . import driver
 from .models import MailAttempt, MailRecipient
 from .rows import ClaimedEvent, DocumentInfo, EventContext
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import bindparam, insert, select, text
 
 from service.mail import MailAttempt
-from service.mail.driver import execute_many, fetch
 from service.storage.db import Database
+from service.storage.driver import execute_many, fetch
 
 from .conftest import add_document, add_events, add_unit
 

@@ -1,11 +1,10 @@
-"""The worker's few hot statements, sent to the SQLite driver in one trip each.
+"""Hot statements sent straight to the SQLite driver, SQLAlchemy's SQL and types kept.
 
-Through SQLAlchemy, a statement on aiosqlite is four trips to the connection's thread
-(cursor, execute, fetch, close), each some tens of microseconds of CPU in thread switches,
-and every row's parameters pass through SQLAlchemy's per-row processing. The worker runs
-a handful of statements per batch on rows it already holds as plain values, so here they
-go to the driver directly, inside the session's transaction (SQLAlchemy still begins and
-commits it):
+Through SQLAlchemy's execution, every statement pays for its result machinery and every
+row's parameters pass through per-row processing in Python. A caller that runs a handful
+of statements over many rows it already holds as plain values (the mail worker, per batch)
+sends them to the driver directly, inside the session's transaction (SQLAlchemy still
+begins and commits it):
 
 * the SQL text is SQLAlchemy's own, compiled once per statement from the Core construct;
 * values are converted by the columns' own types (``bind_processor`` /
@@ -35,7 +34,7 @@ __all__ = ["execute_many", "fetch"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[Any] | UpdateBase  # a module constant: plans are kept per statement object
-# Rows converted between two turns of the event loop (~50 µs): the SMTP senders share it.
+# Rows converted between two turns of the event loop (~50 µs): callers share it (SMTP senders).
 _YIELD_EVERY = 16
 
 
