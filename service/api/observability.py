@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["JsonFormatter", "ObservabilityMiddleware", "configure_logging", "install_observability"]
@@ -66,7 +67,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = Headers(scope=scope).get("x-request-id", "")
         request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -91,9 +92,3 @@ class ObservabilityMiddleware:
                                        "status": status, "duration_ms": round(elapsed * 1000, 1),
                                        "user_id": state.get("user_id")})
 
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""

@@ -11,3 +11,13 @@ async def test_upload_then_read_back(client, world) -> None:
     got = await client.get(f"/api/v1/documents/{doc['id']}", headers=world.auth("xa1"))
     assert got.status_code == 200
     assert got.json()["sha256"] == doc["sha256"]
+
+
+async def test_a_request_id_is_kept_or_made_and_named_in_errors(client, world) -> None:
+    # An integrator's own id comes back; without one the service makes one and quotes it in errors.
+    mine = await client.get("/api/v1/me", headers={**world.auth("xa1"), "X-Request-ID": "qlvb20261122a"})
+    assert mine.headers["x-request-id"] == "qlvb20261122a"
+    refused = await client.get("/api/v1/me")
+    made = refused.headers["x-request-id"]
+    assert len(made) == 16
+    assert refused.json()["request_id"] == made
