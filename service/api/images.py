@@ -34,7 +34,7 @@ async def receive_png(request: Request, blobs: BlobStore) -> str:
     writer = await receive_body(request, blobs, MAX_IMAGE_BYTES)
     try:
         await asyncio.to_thread(_check_png, writer.tmp_path.read_bytes())
-        await writer.commit(writer.sha256)
+        writer.commit(writer.sha256)
     except BaseException:
         writer.discard()
         raise

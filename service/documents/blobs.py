@@ -1,18 +1,25 @@
-"""Content-addressed file store: SHA-256 computed on the way in, atomic rename."""
+"""Content-addressed file store: SHA-256 computed on the way in, atomic rename.
+
+The pass that hashes an upload also counts its signature markers (``signing.Scan``);
+the store remembers the scans of the files it took in lately, so that verifying a
+document just uploaded needs no second read of its bytes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import secrets
+from collections import OrderedDict
 from pathlib import Path
 
 from service.errors import ServiceError
+from service.signing import Scan, Scanner
 
 __all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path"]
 
 _FLUSH_AT = 1024 * 1024
+_SCANS_KEPT = 4096  # recent uploads: a document is usually sent soon after it is uploaded
 
 
 class TooLargeError(ServiceError):
@@ -34,9 +41,20 @@ class BlobStore:
         # Absolute: paths handed out must not depend on the working directory.
         self.root = root.resolve()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+        self._scans: OrderedDict[str, Scan] = OrderedDict()
 
     def path(self, sha256: str) -> Path:
         return blob_path(self.root, sha256)
+
+    def scan_of(self, sha256: str) -> Scan | None:
+        """The scan of a file this process stored lately, if it still remembers it."""
+        return self._scans.get(sha256)
+
+    def _remember(self, scan: Scan) -> None:
+        self._scans[scan.sha256] = scan
+        self._scans.move_to_end(scan.sha256)
+        if len(self._scans) > _SCANS_KEPT:
+            self._scans.popitem(last=False)
 
     def writer(self, limit: int) -> BlobWriter:
         return BlobWriter(self, limit)
@@ -61,11 +79,12 @@ class BlobWriter:
         self._store, self._limit = store, limit
         self._tmp = store.root / "tmp" / secrets.token_hex(16)
         self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/discard
-        self._hash = hashlib.sha256()
+        self._scanner = Scanner()
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.size = 0
         self.sha256 = ""
+        self.scan: Scan | None = None
         self.head = b""
         self.tail = b""
 
@@ -94,7 +113,7 @@ class BlobWriter:
             await asyncio.to_thread(self._write_sync, data)
 
     def _write_sync(self, data: bytes) -> None:
-        self._hash.update(data)
+        self._scanner.update(data)
         self._file.write(data)
 
     async def finish(self) -> str:
@@ -102,7 +121,8 @@ class BlobWriter:
         data = b"".join(self._pending)
         self._pending, self._pending_size = [], 0
         await asyncio.to_thread(self._finish_sync, data)  # one hand-off: the rest and the sync
-        return self._hash.hexdigest()
+        self.scan = self._scanner.result()
+        return self.scan.sha256
 
     def _finish_sync(self, data: bytes) -> None:
         if data:
@@ -114,12 +134,14 @@ class BlobWriter:
         os.fsync(self._file.fileno())
         self._file.close()
 
-    async def commit(self, sha256: str) -> Path:
-        """Move the finished file to its content address (atomically)."""
-        return await asyncio.to_thread(self._commit_sync, sha256)
+    def commit(self, sha256: str) -> Path:
+        """Move the finished file to its content address (atomically).
 
-    def _commit_sync(self, sha256: str) -> Path:
-        return _move_into(self._tmp, self._store.path(sha256))
+        On the event loop: a rename and at most one mkdir, cheaper than a thread hand-off."""
+        final = _move_into(self._tmp, self._store.path(sha256))
+        if self.scan is not None and self.scan.sha256 == sha256:
+            self._store._remember(self.scan)
+        return final
 
     def discard(self) -> None:
         if not self._file.closed:

@@ -94,5 +94,5 @@ async def accept_upload(session: AsyncSession, principal: Principal, fields: dic
     if idempotency_key:
         await remember_idempotent(session, principal, idempotency_key, print_, 201, json.loads(json.dumps(body)))
     for f in files:
-        await f.writer.commit(f.sha256)
+        f.writer.commit(f.sha256)
     return UploadOutcome(201, body, False)

@@ -3,7 +3,7 @@ arrival), on demand, and for any PDF an auditor brings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +24,15 @@ if TYPE_CHECKING:
     from service.signing import VerificationReport
     from service.signing.runtime import SigningRuntime
 
-    Precomputed = tuple[str, VerificationReport]
-
-__all__ = ["document_verification", "record_verification", "send_verified", "verify_unlocked"]
+__all__ = ["Precomputed", "document_verification", "record_verification", "send_verified", "verify_unlocked"]
 
 
+class Precomputed(NamedTuple):
+    """A report computed before the document was loaded for writing."""
+
+    sha256: str
+    report: VerificationReport
+    unseen: bool  # no report of this version can exist: read and verified under a write lock still held
 
 
 _KNOWN = select(VerificationRecord).where(col(VerificationRecord.document_id) == bindparam("doc_id"),
@@ -41,41 +45,42 @@ async def _known(session: AsyncSession, doc_id: str, sha256: str) -> Verificatio
     return (await session.execute(_KNOWN, {"doc_id": doc_id, "sha256": sha256})).scalars().first()
 
 
-async def verify_unlocked(db: Database, principal: Principal, doc_id: str, runtime: SigningRuntime,
-                          blobs: BlobStore, session: AsyncSession | None = None) -> Precomputed | None:
-    """Verify the document's current file before any lock is taken (verification takes
-    long; SQLite's write lock and PostgreSQL's row locks must not wait for it).
+async def verify_unlocked(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
+                          runtime: SigningRuntime, blobs: BlobStore) -> Precomputed | None:
+    """Verify the document's current file, never holding a lock while a verification takes long.
 
-    On PostgreSQL the caller's ``session`` may do the read, before it writes anything: a
-    SELECT takes no lock there. On SQLite the first statement of a transaction takes
-    the write lock, so the read has a short session of its own.
+    The read runs in the caller's session. A file this process has just stored, with no
+    signature value in it, is reported at once from the scan its upload made. Any other
+    verification (the pool: up to seconds) runs unlocked: on SQLite, where the first
+    statement of a transaction takes the write lock, the session gives it back first and
+    the caller's next statement begins a new transaction; on PostgreSQL a SELECT takes no lock.
 
     None when a report of that version exists already. Raises DocumentNotFoundError.
     """
     stmt, params = visible_select(principal, doc_id, col(Document.sha256), _REPORTED)
-    if session is not None and not is_sqlite(db.url):
-        row = (await session.execute(stmt, params)).first()
-    else:
-        async with db.session() as own:
-            row = (await own.execute(stmt, params)).first()
+    row = (await session.execute(stmt, params)).first()
     if row is None:
         raise DocumentNotFoundError("no such document in your unit")
     sha, known = row
     if known:
         return None
-    return sha, await runtime.verify(blobs.path(sha))
+    scan = blobs.scan_of(sha)
+    held = is_sqlite(db.url)
+    if held and (scan is None or scan.byte_ranges):
+        await session.rollback()
+        held = False
+    return Precomputed(sha, await runtime.verify(blobs.path(sha), scan), held)
 
 
 async def record_verification(session: AsyncSession, doc: Document, runtime: SigningRuntime,
                               blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
     """The report of the document's current bytes, computed once per version."""
-    found = await _known(session, doc.id, doc.sha256)
-    if found is not None:
-        return found
-    if precomputed is not None and precomputed[0] == doc.sha256:
-        report = precomputed[1]
-    else:
-        report = await runtime.verify(blobs.path(doc.sha256))
+    ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
+    if ready is None or not ready.unseen:
+        found = await _known(session, doc.id, doc.sha256)
+        if found is not None:
+            return found
+    report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = VerificationRecord(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict), report=data)
     await insert_rows(session, [record])
@@ -88,7 +93,7 @@ async def record_verification(session: AsyncSession, doc: Document, runtime: Sig
 async def document_verification(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                                 runtime: SigningRuntime, blobs: BlobStore) -> VerificationRecord:
     """Raises DocumentNotFoundError."""
-    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs, session)
+    precomputed = await verify_unlocked(session, db, principal, doc_id, runtime, blobs)
     doc = await visible_document(session, principal, doc_id)
     return await record_verification(session, doc, runtime, blobs, precomputed)
 
@@ -102,7 +107,7 @@ async def send_verified(session: AsyncSession, db: Database, principal: Principa
 
     Returns the answer and whether it is a replay. Raises what send_document raises.
     """
-    precomputed = await verify_unlocked(db, principal, doc_id, runtime, blobs, session) if runtime else None
+    precomputed = await verify_unlocked(session, db, principal, doc_id, runtime, blobs) if runtime else None
 
     async def run() -> dict[str, Any]:
         notice: dict[str, Any] = {}

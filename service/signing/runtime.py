@@ -10,8 +10,6 @@ real certificates and encrypted keys in the same layout (``personal/<user id>.pe
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ from service.signing.keys import FileKeyProvider, KeyProvider, Pkcs11KeyProvider
 from service.signing.pades import SignatureLevel, SigningOptions, build_timestamper
 from service.signing.pki import DevelopmentPki
 from service.signing.report import Verdict, VerificationReport, finding
+from service.signing.scan import Scan, scan_file
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions
@@ -32,9 +31,6 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 __all__ = ["RuntimeConfig", "SigningRuntime"]
-
-_BYTERANGE = re.compile(rb"/ByteRange\b")
-_SIG_FIELD = re.compile(rb"/FT\s*/Sig\b")
 
 # Issues the certificate a key provider needs, on the development PKI.
 _Issue = Callable[[DevelopmentPki], object]
@@ -99,11 +95,12 @@ class SigningRuntime:
             self._timestamper = build_timestamper(self.trust, self.pki.timestamp_response if self.pki else None)
         return self._timestamper
 
-    async def verify(self, path: Path) -> VerificationReport:
+    async def verify(self, path: Path, scan: Scan | None = None) -> VerificationReport:
         """The report of one file. A file with no signature value at all (no literal
-        ``/ByteRange``: a signature's ``/Contents`` must lie uncompressed between its
-        byte ranges) is reported in-process; anything else goes to the bounded pool."""
-        scan = await asyncio.to_thread(_scan, path)
+        ``/ByteRange``, see ``signing.scan``) is reported in-process; anything else goes
+        to the bounded pool. ``scan``: the file's scan when its bytes were just seen."""
+        if scan is None:
+            scan = await asyncio.to_thread(scan_file, path)
         if scan.byte_ranges == 0:
             return _unsigned_report(path, scan)
         return await self.verifier().verify(path)
@@ -149,27 +146,7 @@ class SigningRuntime:
             self._verifier.close()
 
 
-@dataclass(frozen=True)
-class _Scan:
-    sha256: str
-    byte_ranges: int
-    sig_fields: int
-
-
-def _scan(path: Path, chunk: int = 1024 * 1024) -> _Scan:
-    digest, ranges, fields, tail = hashlib.sha256(), 0, 0, b""
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-            window = tail + block
-            # Count only matches that end in the new block: the overlap is never counted twice.
-            ranges += sum(1 for m in _BYTERANGE.finditer(window) if m.end() > len(tail))
-            fields += sum(1 for m in _SIG_FIELD.finditer(window) if m.end() > len(tail))
-            tail = window[-64:]
-    return _Scan(digest.hexdigest(), ranges, fields)
-
-
-def _unsigned_report(path: Path, scan: _Scan) -> VerificationReport:
+def _unsigned_report(path: Path, scan: Scan) -> VerificationReport:
     return VerificationReport(
         file=path.name, sha256=scan.sha256, verdict=Verdict.INDETERMINATE, signatures=[], fields_counted=0,
         sig_fields_counted=scan.sig_fields, fields_enumerated=0, findings=[finding("NO_SIGNATURE")],

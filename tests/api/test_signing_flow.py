@@ -89,6 +89,20 @@ async def test_order_roles_and_seal_rules(client, world) -> None:
                                                               "document.signed.organisation"]
 
 
+async def test_a_signed_file_uploaded_as_is_is_fully_verified_on_sending(client, world) -> None:
+    """The upload's quick scan sees the signatures: sending runs the full verification."""
+    first = await _upload(client, world)
+    await _sign_and_seal(client, world, first["id"])
+    pdf = (await client.get(f"/api/v1/documents/{first['id']}/content", headers=world.auth("xa1"))).content
+    again = await _upload(client, world, number="51-CV/ĐU", pdf=pdf)
+    sent = await client.post(f"/api/v1/documents/{again['id']}/send", headers=world.auth("xa1"),
+                             json={"recipients": ["000.01.01.H99"]})
+    assert sent.status_code == 200, sent.text
+    report = (await client.get(f"/api/v1/documents/{again['id']}/verification", headers=world.auth("cb_dong"))).json()
+    assert report["verdict"] == "passed", report
+    assert [s["indication"] for s in report["signatures"]] == ["TOTAL_PASSED", "TOTAL_PASSED"]
+
+
 async def test_attachment_gets_the_text_seal_and_verifies(client, world, tmp_path: Path) -> None:
     doc = await _upload(client, world, attachments=[("phu-luc.pdf", make_pdf("Phu luc 01"))])
     att = doc["attachments"][0]
