@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
+from service.storage import driver
 from service.storage.db import ServiceSession
 from service.storage.types import utcnow
 
@@ -92,23 +93,23 @@ _ADD_ENTRIES = insert(AuditEntry.__table__)  # type: ignore[attr-defined]
 
 @event.listens_for(ServiceSession, "before_commit")
 def _chain_pending(session: Session) -> None:
-    # Core statements built once: this runs in every writing transaction.
+    # Statements built once and sent to the driver: this runs in every writing transaction.
     pending: list[PendingEntry] = session.info.pop(_PENDING, [])
     if not pending:
         return
     conn = session.connection()
-    head = conn.execute(_LOCK_HEAD).first()
-    if head is None:
+    head = driver.fetch_now(conn, _LOCK_HEAD, {})
+    if not head:
         conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
         seq, prev = 0, GENESIS
     else:
-        seq, prev = head
+        seq, prev = head[0]
     for entry in pending:
         seq += 1
         entry.seq, entry.prev_hash = seq, prev
         entry.hash = prev = entry_hash(entry)
-    conn.execute(_ADD_ENTRIES, [entry.row() for entry in pending])
-    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    driver.execute_now(conn, _ADD_ENTRIES, [entry.row() for entry in pending])
+    driver.execute_now(conn, _MOVE_HEAD, [{"new_seq": seq, "new_hash": prev}])
 
 
 @event.listens_for(ServiceSession, "after_rollback")

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,6 +18,7 @@ from service.documents.models import Attachment, Document, IdempotencyRecord
 from service.documents.numbering import parse_number_notation
 from service.documents.schemas import DocumentMetadata
 from service.errors import ConflictError, InvalidInputError
+from service.storage import driver
 from service.storage.rows import insert_rows
 from service.text import fold, search_key
 
@@ -74,6 +75,10 @@ def check_pdf(f: StoredFile, what: str = "the document") -> None:
         raise NotPdfError(f"{what} ({f.filename}) is truncated: the end of the PDF (startxref, %%EOF) is missing")
 
 
+_SAME_NUMBER = select(col(Document.id), col(Document.number_notation)).where(
+    col(Document.sender_unit_id) == bindparam("unit_id"), col(Document.dedup_key) == bindparam("key")).limit(1)
+
+
 async def register_document(session: AsyncSession, principal: Principal, meta: DocumentMetadata,
                             main: StoredFile, attachments: list[StoredFile]) -> tuple[Document, list[Attachment]]:
     """Create the outgoing document of the caller's unit.
@@ -85,13 +90,12 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     check_pdf(main)
     number = parse_number_notation(meta.number_notation)
     key = f"{meta.issued_on.year}:{number.key}"
-    first = (await session.execute(select(col(Document.id), col(Document.number_notation)).where(
-        col(Document.sender_unit_id) == principal.unit_id, col(Document.dedup_key) == key))).first()
-    if first is not None:
+    for first_id, first_number in await driver.fetch(session, _SAME_NUMBER, {"unit_id": principal.unit_id,
+                                                                             "key": key}):
         raise DuplicateDocumentError(
-            f"your unit already registered {first.number_notation} in {meta.issued_on.year} "
-            f"as document {first.id}", existing_document_id=first.id,
-            existing_document=f"/api/v1/documents/{first.id}")
+            f"your unit already registered {first_number} in {meta.issued_on.year} "
+            f"as document {first_id}", existing_document_id=first_id,
+            existing_document=f"/api/v1/documents/{first_id}")
     doc = _new_document(principal, meta, number, key, main)
     rows = [Attachment(document_id=doc.id, filename=a.filename, content_type=a.content_type,
                        sha256=a.sha256, size=a.size) for a in attachments]

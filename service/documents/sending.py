@@ -20,6 +20,7 @@ from service.documents.statuses import RECALLABLE, InvalidTransitionError
 from service.errors import InvalidInputError
 from service.outbox.models import OutboxEvent
 from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, expand_recipients
+from service.storage import driver
 from service.storage.bulk import bulk_insert
 from service.storage.types import new_id, new_ids, utcnow
 from service.units import Unit
@@ -77,7 +78,7 @@ _MARK_SENT = update(Document).where(col(Document.id) == bindparam("doc_id")).val
 
 async def _mark_sent(session: AsyncSession, doc: Document, at: datetime) -> None:
     # A Core UPDATE now, the loaded object told it is already so: nothing left to flush.
-    await session.execute(_MARK_SENT, {"doc_id": doc.id, "at": at})
+    await driver.execute(session, _MARK_SENT, {"doc_id": doc.id, "at": at})
     set_committed_value(doc, "sent_at", at)
 
 
@@ -107,7 +108,7 @@ _UNIT_REF = select(col(Unit.id), col(Unit.code), col(Unit.name), col(Unit.path),
 
 
 async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
-    row = (await session.execute(_UNIT_REF, {"unit_id": unit_id})).one()
+    (row,) = await driver.fetch(session, _UNIT_REF, {"unit_id": unit_id})
     return UnitRef(*row)
 
 

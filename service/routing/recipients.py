@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from service.errors import InvalidInputError
 from service.routing.policy import UnitRef
+from service.storage import driver
 from service.text import nfc, search_key
 from service.units import Unit, UnknownUnitsError
 
@@ -63,7 +64,7 @@ _BY_ID_OR_CODE = select(*_COLUMNS).where(col(Unit.id).in_(bindparam("ids", expan
 async def _anchors(session: AsyncSession, keys: list[str]) -> dict[str, UnitRef]:
     wanted = {nfc(k) for k in keys}
     params = {"ids": list(wanted), "codes": list({k.upper() for k in wanted})}
-    rows = [UnitRef(*row) for row in (await session.execute(_BY_ID_OR_CODE, params)).all()]
+    rows = [UnitRef(*row) for row in await driver.fetch(session, _BY_ID_OR_CODE, params)]
     by_key = {r.id: r for r in rows} | {r.code: r for r in rows}
     found = {k: by_key.get(k) or by_key.get(k.upper()) for k in wanted}
     unknown = sorted(k for k, v in found.items() if v is None)

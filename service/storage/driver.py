@@ -15,25 +15,35 @@ begins and commits it):
 
 Other dialects (PostgreSQL: asyncpg has no thread) execute the same construct through
 SQLAlchemy unchanged.
+
+``fetch_now`` / ``execute_now`` do the same from inside SQLAlchemy's synchronous layer
+(a session event such as the audit chain's ``before_commit``), on its ``Connection``.
+A unique or foreign-key violation is raised as SQLAlchemy's ``IntegrityError``, as
+``session.execute`` would raise it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from sqlalchemy import Dialect, Select
+from sqlalchemy import Connection, Dialect, Select
 from sqlalchemy.engine.interfaces import Compiled
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-__all__ = ["execute_many", "fetch"]
+from service.storage import sqlite_driver
+
+__all__ = ["execute", "execute_many", "execute_now", "fetch", "fetch_now"]
 
 Processor = Callable[[Any], Any]
-Statement = Select[Any] | UpdateBase  # a module constant: plans are kept per statement object
+Statement = Select[Unpack[tuple[Any, ...]]] | UpdateBase  # a module constant: plans are kept per statement object
 # Rows converted between two turns of the event loop (~50 µs): callers share it (SMTP senders).
 _YIELD_EVERY = 16
 
@@ -98,7 +108,8 @@ async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str
     names = state.positiontup or []
     args = [_convert(processors.get(n), v) for n, v in zip(names, state.positional_parameters, strict=True)]
     async with driver.cursor() as cursor:  # the service's SQLite cursors run it on the loop, in one step
-        await cursor.execute(state.statement, args)
+        with _integrity():
+            await cursor.execute(state.statement, args)
         rows = await cursor.fetchall()
     out: list[Sequence[Any]] = []
     for n, row in enumerate(rows, 1):
@@ -140,7 +151,63 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         if count % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
     async with driver.cursor() as cursor:
-        await cursor.executemany(plan.compiled.string, args)
+        with _integrity():
+            await cursor.executemany(plan.compiled.string, args)
+
+
+async def execute(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> None:
+    """Execute a statement once (INSERT, UPDATE, DELETE): ``execute_many`` of one row."""
+    await execute_many(session, statement, [params])
+
+
+def fetch_now(conn: Connection, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+    """``fetch`` on a synchronous Connection (inside a session event)."""
+    raw = _raw(conn)
+    if raw is None:
+        return list(conn.execute(statement, dict(params)))
+    plan = _plan(statement, conn.dialect)
+    state = plan.compiled.construct_expanded_state(dict(params))
+    processors = {**plan.binds, **state.processors}
+    names = state.positiontup or []
+    args = [_convert(processors.get(n), v) for n, v in zip(names, state.positional_parameters, strict=True)]
+    with _integrity():
+        rows = raw.execute(state.statement, args).fetchall()
+    return [_converted(row, plan.columns) for row in rows]
+
+
+def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``execute_many`` on a synchronous Connection (inside a session event)."""
+    raw = _raw(conn)
+    if raw is None:
+        conn.execute(statement, [dict(r) for r in rows])
+        return
+    plan = _plan(statement, conn.dialect)
+    names = plan.compiled.positiontup or []
+    fixed = {n: plan.defaults[n] for n in names if n not in rows[0] and n in plan.defaults}
+    with _integrity():
+        raw.executemany(plan.compiled.string, [_values(plan, names, fixed, row) for row in rows])
+
+
+def _values(plan: _Plan, names: Sequence[str], fixed: Mapping[str, Any], row: Mapping[str, Any]) -> list[Any]:
+    values = [row[n] if n in row else fixed[n] for n in names]
+    return [_convert(plan.binds.get(n), v) for n, v in zip(names, values, strict=True)]
+
+
+def _raw(conn: Connection) -> sqlite3.Connection | None:
+    """The sqlite3 connection under ``conn``, when it is one of the service's SQLite connections."""
+    if conn.dialect.name != "sqlite":
+        return None
+    driver = conn.connection.driver_connection
+    return driver.raw if isinstance(driver, sqlite_driver.LoopConnection) else None
+
+
+@contextmanager
+def _integrity() -> Iterator[None]:
+    """sqlite3's IntegrityError raised as SQLAlchemy's, as ``session.execute`` raises it."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError("statement sent to the driver", None, exc) from exc
 
 
 def _convert(processor: Processor | None, value: Any) -> Any:

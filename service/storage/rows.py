@@ -1,7 +1,9 @@
 """New rows written with one Core INSERT, without the ORM's unit of work.
 
 For objects that the request creates and only reads back: the INSERT goes out at
-once, and the object stays outside the session (nothing to flush, track or expire).
+once (straight to the driver on SQLite, ``storage.driver``), and the object stays
+outside the session (nothing to flush, track or expire). Objects added to the session
+are not flushed first: rows inserted here must not refer to one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import Insert, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.storage import driver
 
 __all__ = ["insert_rows"]
 
@@ -26,5 +30,4 @@ async def insert_rows(session: AsyncSession, objects: Sequence[Any]) -> None:
     if stmt is None:
         stmt = _INSERTS[table.name] = insert(table)
     names = [(c.name, c.key) for c in table.columns]
-    rows = [{name: getattr(obj, key) for name, key in names} for obj in objects]
-    await session.execute(stmt, rows if len(rows) > 1 else rows[0])
+    await driver.execute_many(session, stmt, [{name: getattr(obj, key) for name, key in names} for obj in objects])

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiosqlite
 
-__all__ = ["connect"]
+__all__ = ["LoopConnection", "connect"]
 
 _Outcome = tuple[list[Any], Any, int, int | None]
 
@@ -58,7 +58,7 @@ def _without_waiting(conn: sqlite3.Connection, busy_timeout_ms: int, sql: str, p
 class _Cursor:
     """What SQLAlchemy's adapter uses of an aiosqlite cursor, fetched up front."""
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: LoopConnection) -> None:
         self._conn = conn
         self._rows: list[Any] = []
         self._description: Any = None
@@ -128,8 +128,13 @@ class _Cursor:
         return self._lastrowid
 
 
-class _Connection(aiosqlite.Connection):
+class LoopConnection(aiosqlite.Connection):
     busy_timeout_ms = 30_000
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection, for statements run on the loop inside a transaction."""
+        return self._conn
 
     async def commit(self) -> None:
         self._conn.commit()
@@ -147,7 +152,7 @@ async def connect(path: str, timeout: float) -> aiosqlite.Connection:
     """An open connection to the SQLite file at ``path`` (for ``async_creator``)."""
     # Opened on the thread, used from the loop too: one user at a time (the pool's
     # checkout), never both at once (the loop awaits every trip it hands over).
-    conn = _Connection(lambda: sqlite3.connect(path, timeout=timeout, check_same_thread=False), 64)
+    conn = LoopConnection(lambda: sqlite3.connect(path, timeout=timeout, check_same_thread=False), 64)
     conn.busy_timeout_ms = int(timeout * 1000)
     # The thread must not keep a finished process alive (aiosqlite < 0.22: the connection is the thread).
     thread = conn if isinstance(conn, Thread) else conn._thread
