@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Connection, Dialect, Select
 from sqlalchemy.engine.interfaces import Compiled
@@ -43,7 +43,7 @@ from service.storage import sqlite_driver
 __all__ = ["execute", "execute_many", "execute_now", "fetch", "fetch_now"]
 
 Processor = Callable[[Any], Any]
-Statement = Select[Unpack[tuple[Any, ...]]] | UpdateBase  # a module constant: plans are kept per statement object
+Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
 # Rows converted between two turns of the event loop (~50 µs): callers share it (SMTP senders).
 _YIELD_EVERY = 16
 
