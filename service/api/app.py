@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
@@ -26,6 +26,7 @@ DESCRIPTION = """Secure exchange of non-classified official documents between th
 party organisation. Every error is `application/problem+json`; every endpoint but the
 operations ones needs `Authorization: Bearer <token>`; times are Vietnam time (+07:00)."""
 
+API_PREFIX = "/api/v1"
 # Routers of optional packages, mounted when the package is present.
 _OPTIONAL_ROUTERS = ("service.api.routes.notifications",)
 
@@ -40,13 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.principals = PrincipalCache(settings.auth_cache_s)
     install_problem_handlers(app)
     install_observability(app)
+    # Each router straight on the app (a nested router matches every request twice),
+    # the documents first: uploads and sends are most of the traffic.
+    for router in (documents.router, signing.router, units.router, users.router, pki.router, audit.router,
+                   *_optional_routers()):
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
-    api = APIRouter(prefix="/api/v1")
-    for module in (users, units, documents, signing, pki, audit):
-        api.include_router(module.router)
-    for router in _optional_routers():
-        api.include_router(router)
-    app.include_router(api)
     return app
 
 
