@@ -1,4 +1,4 @@
-"""Hot statements sent straight to the SQLite driver, SQLAlchemy's SQL and types kept.
+"""Hot statements sent straight to the database driver, SQLAlchemy's SQL and types kept.
 
 Through SQLAlchemy's execution, every statement pays for its result machinery and every
 row's parameters pass through per-row processing in Python. A caller that runs a handful
@@ -10,11 +10,12 @@ begins and commits it):
 * values are converted by the columns' own types (``bind_processor`` /
   ``result_processor``), so what is stored and read back is exactly what SQLAlchemy
   would store and read;
-* one execute (and fetch) or executemany on a cursor of the connection: with the service's
-  SQLite connections (``storage/sqlite_driver.py``) that runs on the event loop, no trip.
+* one execute (and fetch) or executemany on the driver connection under the session's:
+  with the service's SQLite connections (``storage/sqlite_driver.py``) that runs on the
+  event loop, no trip; with asyncpg it is asyncpg's own prepared-statement call, inside
+  the transaction SQLAlchemy's adapter holds (begun first if no statement has run yet).
 
-Other dialects (PostgreSQL: asyncpg has no thread) execute the same construct through
-SQLAlchemy unchanged.
+Any other driver executes the same construct through SQLAlchemy unchanged.
 
 ``fetch_now`` / ``execute_now`` do the same from inside SQLAlchemy's synchronous layer
 (a session event such as the audit chain's ``before_commit``), on its ``Connection``.
@@ -37,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
 
@@ -83,15 +85,67 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
     return plan
 
 
-async def _sqlite(session: AsyncSession) -> tuple[AsyncConnection, Any]:
-    """The session's connection (its transaction begun), and the aiosqlite connection under it, if SQLite."""
-    conn = await session.connection()
-    if conn.dialect.name != "sqlite":
-        return conn, None
-    driver = (await conn.get_raw_connection()).driver_connection
-    if driver is None:
+class _Driver:
+    """One statement call on a driver connection: rows, or one call for many parameter rows."""
+
+    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def many(self, sql: str, args: list[list[Any]]) -> None:
+        raise NotImplementedError
+
+
+class _SQLite(_Driver):
+    def __init__(self, conn: sqlite_driver.LoopConnection) -> None:
+        self._conn = conn
+
+    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        async with self._conn.cursor() as cursor:  # runs on the loop, in one step
+            with _integrity():
+                await cursor.execute(sql, args)
+            return await cursor.fetchall()
+
+    async def many(self, sql: str, args: list[list[Any]]) -> None:
+        async with self._conn.cursor() as cursor:
+            with _integrity():
+                await cursor.executemany(sql, args)
+
+
+class _Asyncpg(_Driver):
+    def __init__(self, adapted: Any) -> None:
+        self._adapted = adapted  # SQLAlchemy's adapter: it owns the transaction
+
+    async def _connection(self) -> Any:
+        # The adapter begins its transaction on its first statement; ours may come first.
+        if self._adapted._transaction is None:
+            await self._adapted._start_transaction()
+        return self._adapted._connection
+
+    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        conn = await self._connection()
+        with _integrity():
+            return list(await conn.fetch(sql, *args))
+
+    async def many(self, sql: str, args: list[list[Any]]) -> None:
+        conn = await self._connection()
+        with _integrity():
+            await conn.executemany(sql, args)
+
+
+def _driver(conn: Connection) -> _Driver | None:
+    """What runs statements under ``conn`` directly, or None: SQLAlchemy runs them."""
+    fairy = conn.connection
+    if isinstance(fairy.driver_connection, sqlite_driver.LoopConnection):
+        return _SQLite(fairy.driver_connection)
+    if conn.dialect.driver == "asyncpg":
+        return _Asyncpg(fairy.dbapi_connection)
+    return None
+
+
+def _sync(conn: AsyncConnection) -> Connection:
+    if conn.sync_connection is None:
         raise RuntimeError("the database connection is closed")
-    return conn, driver
+    return conn.sync_connection
 
 
 async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
@@ -99,31 +153,19 @@ async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str
 
     ``expanding`` parameters (``IN`` lists) are allowed here.
     """
-    conn, driver = await _sqlite(session)
+    conn = await session.connection()
+    driver = _driver(_sync(conn))
     if driver is None:
         return list(await conn.execute(statement, dict(params)))
     plan = _plan(statement, conn.dialect)
-    state = plan.compiled.construct_expanded_state(dict(params))
-    processors = {**plan.binds, **state.processors}
-    names = state.positiontup or []
-    args = [_convert(processors.get(n), v) for n, v in zip(names, state.positional_parameters, strict=True)]
-    async with driver.cursor() as cursor:  # the service's SQLite cursors run it on the loop, in one step
-        with _integrity():
-            await cursor.execute(state.statement, args)
-        rows = await cursor.fetchall()
+    sql, args = _bound(plan, params)
+    rows = await driver.rows(sql, args)
     out: list[Sequence[Any]] = []
     for n, row in enumerate(rows, 1):
         out.append(_converted(row, plan.columns))
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
     return out
-
-
-def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -> list[Any]:
-    values = list(row)
-    for at, convert in columns:
-        values[at] = convert(values[at])
-    return values
 
 
 async def execute_many(session: AsyncSession, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -134,7 +176,8 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
     """
     if not rows:
         return
-    conn, driver = await _sqlite(session)
+    conn = await session.connection()
+    driver = _driver(_sync(conn))
     if driver is None:
         await conn.execute(statement, [dict(r) for r in rows])
         return
@@ -150,9 +193,7 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         args.append(values)
         if count % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
-    async with driver.cursor() as cursor:
-        with _integrity():
-            await cursor.executemany(plan.compiled.string, args)
+    await driver.many(plan.compiled.string, args)
 
 
 async def execute(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> None:
@@ -162,30 +203,32 @@ async def execute(session: AsyncSession, statement: Statement, params: Mapping[s
 
 def fetch_now(conn: Connection, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
     """``fetch`` on a synchronous Connection (inside a session event)."""
-    raw = _raw(conn)
-    if raw is None:
+    driver = _driver(conn)
+    if driver is None:
         return list(conn.execute(statement, dict(params)))
     plan = _plan(statement, conn.dialect)
-    state = plan.compiled.construct_expanded_state(dict(params))
-    processors = {**plan.binds, **state.processors}
-    names = state.positiontup or []
-    args = [_convert(processors.get(n), v) for n, v in zip(names, state.positional_parameters, strict=True)]
-    with _integrity():
-        rows = raw.execute(state.statement, args).fetchall()
-    return [_converted(row, plan.columns) for row in rows]
+    return [_converted(row, plan.columns) for row in await_(driver.rows(*_bound(plan, params)))]
 
 
 def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
     """``execute_many`` on a synchronous Connection (inside a session event)."""
-    raw = _raw(conn)
-    if raw is None:
+    driver = _driver(conn)
+    if driver is None:
         conn.execute(statement, [dict(r) for r in rows])
         return
     plan = _plan(statement, conn.dialect)
     names = plan.compiled.positiontup or []
     fixed = {n: plan.defaults[n] for n in names if n not in rows[0] and n in plan.defaults}
-    with _integrity():
-        raw.executemany(plan.compiled.string, [_values(plan, names, fixed, row) for row in rows])
+    await_(driver.many(plan.compiled.string, [_values(plan, names, fixed, row) for row in rows]))
+
+
+def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """The SQL (``IN`` lists expanded) and its positional, converted arguments."""
+    state = plan.compiled.construct_expanded_state(dict(params))
+    processors = {**plan.binds, **state.processors}
+    names = state.positiontup or []
+    return state.statement, [_convert(processors.get(n), v)
+                             for n, v in zip(names, state.positional_parameters, strict=True)]
 
 
 def _values(plan: _Plan, names: Sequence[str], fixed: Mapping[str, Any], row: Mapping[str, Any]) -> list[Any]:
@@ -193,21 +236,29 @@ def _values(plan: _Plan, names: Sequence[str], fixed: Mapping[str, Any], row: Ma
     return [_convert(plan.binds.get(n), v) for n, v in zip(names, values, strict=True)]
 
 
-def _raw(conn: Connection) -> sqlite3.Connection | None:
-    """The sqlite3 connection under ``conn``, when it is one of the service's SQLite connections."""
-    if conn.dialect.name != "sqlite":
-        return None
-    driver = conn.connection.driver_connection
-    return driver.raw if isinstance(driver, sqlite_driver.LoopConnection) else None
+def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -> list[Any]:
+    values = list(row)
+    for at, convert in columns:
+        values[at] = convert(values[at])
+    return values
 
 
 @contextmanager
 def _integrity() -> Iterator[None]:
-    """sqlite3's IntegrityError raised as SQLAlchemy's, as ``session.execute`` raises it."""
+    """A constraint violation raised as SQLAlchemy's IntegrityError, as ``session.execute`` raises it."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError("statement sent to the driver", None, exc) from exc
+    except Exception as exc:
+        if _is_integrity_error(exc):
+            raise IntegrityError("statement sent to the driver", None, exc) from exc
+        raise
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    # asyncpg's constraint violations (unique, foreign key, not null) share this base.
+    return any(cls.__name__ == "IntegrityConstraintViolationError" for cls in type(exc).__mro__)
 
 
 def _convert(processor: Processor | None, value: Any) -> Any:

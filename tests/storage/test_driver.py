@@ -1,4 +1,5 @@
-"""Rows sent straight to the driver obey the same constraints, reported the same way."""
+"""Rows sent straight to the driver (SQLite on the loop, asyncpg) obey the same constraints and
+the same transaction, and a violation is reported the way SQLAlchemy reports it."""
 
 from __future__ import annotations
 
