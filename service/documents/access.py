@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,35 +30,32 @@ def require_role(principal: Principal, *roles: str) -> None:
         raise PermissionDeniedError(f"this action needs the role {' or '.join(roles)}")
 
 
-def _auditor_can_see(principal: Principal, doc_id: str) -> ColumnElement[bool]:
-    sender_in_scope = exists().where(
-        col(Unit.id) == col(Document.sender_unit_id), col(Unit.path).startswith(principal.audit_root_path)
-    )
-    recipient_in_scope = exists().where(
-        col(Delivery.document_id) == doc_id,
-        col(Unit.id) == col(Delivery.recipient_unit_id),
-        col(Unit.path).startswith(principal.audit_root_path),
-    )
-    return sender_in_scope | recipient_in_scope
-
-
-# Sent or received by the unit :unit_id. Statements are built once with parameters
-# (:doc_id, :unit_id): building and keying a statement costs as much as running it.
+# Sent or received by the unit :unit_id; for an auditor, also sent by or delivered to a
+# unit under :root_path. Statements are built once with parameters (:doc_id, :unit_id,
+# :root_path): building and keying a statement costs as much as running it.
 _SEEN_BY_UNIT = (col(Document.sender_unit_id) == bindparam("unit_id")) | exists().where(
     col(Delivery.document_id) == bindparam("doc_id"), col(Delivery.recipient_unit_id) == bindparam("unit_id"))
+_SEEN_BY_AUDITOR = _SEEN_BY_UNIT | exists().where(
+    col(Unit.id) == col(Document.sender_unit_id), col(Unit.path).startswith(bindparam("root_path"))
+) | exists().where(
+    col(Delivery.document_id) == bindparam("doc_id"), col(Unit.id) == col(Delivery.recipient_unit_id),
+    col(Unit.path).startswith(bindparam("root_path")))
 _BUILT: dict[tuple[Any, ...], Select[Any]] = {}
 
 
 def visible_select(principal: Principal, doc_id: str, *columns: Any) -> tuple[Select[Any], dict[str, str]]:
     """SELECT ``columns`` of the document ``doc_id`` if the caller's unit sent or received
-    it (or audits it), and the parameters to run it with."""
+    it (or audits it), and the parameters to run it with. The statement for the same
+    ``columns`` is the same object each time (``storage.driver`` can run it)."""
     params = {"doc_id": doc_id, "unit_id": principal.unit_id}
-    if principal.has("auditor"):
-        condition = _SEEN_BY_UNIT | _auditor_can_see(principal, doc_id)
-        return select(*columns).where(col(Document.id) == bindparam("doc_id"), condition), params
-    stmt = _BUILT.get(columns)
+    auditor = principal.has("auditor")
+    if auditor:
+        params["root_path"] = principal.audit_root_path
+    stmt = _BUILT.get((auditor, *columns))
     if stmt is None:
-        stmt = _BUILT[columns] = select(*columns).where(col(Document.id) == bindparam("doc_id"), _SEEN_BY_UNIT)
+        condition = _SEEN_BY_AUDITOR if auditor else _SEEN_BY_UNIT
+        stmt = _BUILT[(auditor, *columns)] = select(*columns).where(col(Document.id) == bindparam("doc_id"),
+                                                                    condition)
     return stmt, params
 
 

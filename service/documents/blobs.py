@@ -1,6 +1,6 @@
 """Content-addressed file store: SHA-256 computed on the way in, atomic rename.
 
-The pass that hashes an upload also counts its signature markers (``signing.Scan``);
+The pass that hashes an upload also counts its signature markers (``service.pdfscan``);
 the store remembers the scans of the files it took in lately, so that verifying a
 document just uploaded needs no second read of its bytes.
 """
@@ -14,7 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from service.errors import ServiceError
-from service.signing import Scan, Scanner
+from service.pdfscan import Scan, Scanner
 
 __all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path"]
 

@@ -17,6 +17,7 @@ from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
 from service.documents.sending import send_document
 from service.routing import RecipientSelector, RoutingPolicy
+from service.storage import driver
 from service.storage.db import Database, is_sqlite
 from service.storage.rows import insert_rows
 
@@ -58,10 +59,10 @@ async def verify_unlocked(session: AsyncSession, db: Database, principal: Princi
     None when a report of that version exists already. Raises DocumentNotFoundError.
     """
     stmt, params = visible_select(principal, doc_id, col(Document.sha256), _REPORTED)
-    row = (await session.execute(stmt, params)).first()
-    if row is None:
+    rows = await driver.fetch(session, stmt, params)
+    if not rows:
         raise DocumentNotFoundError("no such document in your unit")
-    sha, known = row
+    sha, known = rows[0]
     if known:
         return None
     scan = blobs.scan_of(sha)

@@ -24,7 +24,6 @@ from service.signing.pades import (
 )
 from service.signing.pki import DEFAULT_PKI_BASE_URL, DevelopmentPki, IssuedCert
 from service.signing.report import Indication, Modification, SignatureReport, Verdict, VerificationReport
-from service.signing.scan import Scan, Scanner, scan_file
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions, verify_pdf
@@ -46,8 +45,6 @@ __all__ = [
     "PkiError",
     "Placement",
     "PreparedSignature",
-    "Scan",
-    "Scanner",
     "SignResult",
     "SignatureCreationError",
     "SignatureLevel",
@@ -66,6 +63,5 @@ __all__ = [
     "make_signature_png",
     "prepare_external",
     "render_html",
-    "scan_file",
     "verify_pdf",
 ]

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from pyhanko.sign.timestamps import TimeStamper
 
+from service.pdfscan import Scan, scan_file
 from service.signing.keys import FileKeyProvider, KeyProvider, Pkcs11KeyProvider
 from service.signing.pades import SignatureLevel, SigningOptions, build_timestamper
 from service.signing.pki import DevelopmentPki
 from service.signing.report import Verdict, VerificationReport, finding
-from service.signing.scan import Scan, scan_file
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions
@@ -97,7 +97,7 @@ class SigningRuntime:
 
     async def verify(self, path: Path, scan: Scan | None = None) -> VerificationReport:
         """The report of one file. A file with no signature value at all (no literal
-        ``/ByteRange``, see ``signing.scan``) is reported in-process; anything else goes
+        ``/ByteRange``, see ``service.pdfscan``) is reported in-process; anything else goes
         to the bounded pool. ``scan``: the file's scan when its bytes were just seen."""
         if scan is None:
             scan = await asyncio.to_thread(scan_file, path)

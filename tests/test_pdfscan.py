@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.signing import Scanner, scan_file
+from service.pdfscan import Scanner, scan_file
 from tests.factories.pdf import make_pdf
 
 # Two signatures' worth of markers, placed so that small blocks cut through them.

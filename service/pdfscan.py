@@ -1,4 +1,4 @@
-"""What one pass over a file's bytes tells about its signatures, before any parsing.
+"""What one pass over a PDF's bytes tells about its signatures, before any parsing.
 
 A signature's ``/Contents`` must lie uncompressed between its byte ranges, so a file
 with no literal ``/ByteRange`` holds no signature value at all and its report needs no
