@@ -153,6 +153,8 @@ async def replay_or_run(session: AsyncSession, principal: Principal, key: str | 
     record = await find_idempotent(session, principal, key, print_)
     if record is not None:
         return record.body, True
-    body = json.loads(json.dumps(await run(), default=str))
-    await remember_idempotent(session, principal, key, print_, 200, body)
+    body = await run()
+    if key:  # stored as JSON: the first answer and its replays must read the same
+        body = json.loads(json.dumps(body, default=str))
+        await remember_idempotent(session, principal, key, print_, 200, body)
     return body, False

@@ -59,6 +59,7 @@ class _Plan:
     binds: Mapping[str, Processor]
     defaults: Mapping[str, Any]  # values the construct carries itself (literals, constants)
     columns: tuple[tuple[int, Processor], ...]  # result columns that need converting, by position
+    expanding: bool  # has ``IN`` lists: the SQL is rewritten for each call's list lengths
 
 
 _plans: dict[tuple[int, str], _Plan] = {}
@@ -81,7 +82,8 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
         selected = getattr(statement, "exported_columns", ())
         processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
         columns = tuple((at, f) for at, f in enumerate(processors) if f is not None)
-        plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns)
+        expanding = any(bind.expanding for bind in compiled.binds.values())
+        plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns, expanding)
     return plan
 
 
@@ -224,11 +226,12 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The SQL (``IN`` lists expanded) and its positional, converted arguments."""
+    if not plan.expanding:
+        return plan.compiled.string, _values(plan, plan.compiled.positiontup or [], plan.defaults, params)
     state = plan.compiled.construct_expanded_state(dict(params))
     processors = {**plan.binds, **state.processors}
-    names = state.positiontup or []
     return state.statement, [_convert(processors.get(n), v)
-                             for n, v in zip(names, state.positional_parameters, strict=True)]
+                             for n, v in zip(state.positiontup or [], state.positional_parameters, strict=True)]
 
 
 def _values(plan: _Plan, names: Sequence[str], fixed: Mapping[str, Any], row: Mapping[str, Any]) -> list[Any]:
