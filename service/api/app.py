@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service.api.deps import RequestSessions
 from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
 from service.api.routes import audit, documents, health, pki, signing, units, users
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.policy = RoutingPolicy.parse(settings.routing_rules)
     app.state.principals = PrincipalCache(settings.auth_cache_s)
     install_problem_handlers(app)
+    app.add_middleware(RequestSessions)
     install_observability(app)
     # Each router straight on the app (a nested router matches every request twice),
     # the documents first: uploads and sends are most of the traffic.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+import asyncio
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth import AuthenticationError, Principal, PrincipalCache, authenticate_until, token_hash
 from service.documents import BlobStore
@@ -26,6 +28,7 @@ __all__ = [
     "Policy",
     "Principal",
     "Principals",
+    "RequestSessions",
     "SettingsDep",
     "Signing",
     "Transaction",
@@ -67,9 +70,30 @@ async def _database_dep(request: Request) -> Database:
 DB = Annotated[Database, Depends(_database_dep)]
 
 
-async def _transaction(request: Request) -> AsyncIterator[Transaction]:
-    async with _database(request).session() as session:
-        yield Transaction(session)
+_SESSIONS = "docexchange.sessions"  # scope key: the sessions a request opened
+
+
+async def _transaction(request: Request) -> Transaction:
+    # A plain dependency, closed by RequestSessions: FastAPI's machinery for a dependency
+    # with ``yield`` (an exit stack and shielded context managers) costs more than the session.
+    session = _database(request).sessions()
+    request.scope.setdefault(_SESSIONS, []).append(session)
+    return Transaction(session)
+
+
+class RequestSessions:
+    """ASGI middleware: closes the sessions a request opened once its response is sent;
+    closing rolls back whatever the route did not commit (an error, a refusal)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for session in scope.pop(_SESSIONS, ()):
+                await asyncio.shield(session.close())  # even when the request is cancelled
 
 
 Tx = Annotated[Transaction, Depends(_transaction)]
