@@ -144,10 +144,21 @@ def _driver(conn: Connection) -> _Driver | None:
     return None
 
 
-def _sync(conn: AsyncConnection) -> Connection:
+_HELD = "docexchange.driver"  # session.info key: the connection of the current transaction
+
+
+async def _connection(session: AsyncSession) -> tuple[AsyncConnection, _Driver | None]:
+    """The session's connection (its transaction begun) and its driver, found once per transaction."""
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_HELD)
+    if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
+        return held[1], held[2]
+    conn = await session.connection()
     if conn.sync_connection is None:
         raise RuntimeError("the database connection is closed")
-    return conn.sync_connection
+    driver = _driver(conn.sync_connection)
+    session.info[_HELD] = (session.sync_session.get_transaction(), conn, driver)
+    return conn, driver
 
 
 async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
@@ -155,8 +166,7 @@ async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str
 
     ``expanding`` parameters (``IN`` lists) are allowed here.
     """
-    conn = await session.connection()
-    driver = _driver(_sync(conn))
+    conn, driver = await _connection(session)
     if driver is None:
         return list(await conn.execute(statement, dict(params)))
     plan = _plan(statement, conn.dialect)
@@ -178,8 +188,7 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
     """
     if not rows:
         return
-    conn = await session.connection()
-    driver = _driver(_sync(conn))
+    conn, driver = await _connection(session)
     if driver is None:
         await conn.execute(statement, [dict(r) for r in rows])
         return
