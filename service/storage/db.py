@@ -11,6 +11,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
 
@@ -103,4 +104,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # Take the write lock up front: two deferred transactions that both
         # upgrade to writing would otherwise fail with "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        driver = conn.connection.driver_connection
+        if isinstance(driver, sqlite_driver.LoopConnection):
+            await_(driver.begin_immediate())  # straight to the driver: this runs for every transaction
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -136,6 +136,12 @@ class LoopConnection(aiosqlite.Connection):
         """The sqlite3 connection, for statements run on the loop inside a transaction."""
         return self._conn
 
+    async def begin_immediate(self) -> None:
+        """``BEGIN IMMEDIATE``: on the loop when the lock is free, else waiting on the thread."""
+        sql = "BEGIN IMMEDIATE"
+        if _without_waiting(self._conn, self.busy_timeout_ms, sql, ()) is None:
+            await self._execute(_run, self._conn, sql, (), False)  # type: ignore[no-untyped-call]
+
     async def commit(self) -> None:
         self._conn.commit()
 
