@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,30 @@ from service.storage.bulk import bulk_insert
 from service.storage.types import new_id, new_ids, utcnow
 from service.units import Unit
 
-__all__ = ["SendResult", "forward_delivery", "notification_payload", "recall_document", "send_document"]
+__all__ = ["SendResult", "Sendable", "forward_delivery", "notification_payload", "recall_document", "send_document"]
+
+
+class Sendable(Protocol):
+    """What sending reads of a document: a loaded ``Document``, or just these columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def sender_unit_id(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+    @property
+    def urgency(self) -> int: ...
+    @property
+    def number_notation(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def doc_type(self) -> str: ...
+    @property
+    def deadline(self) -> date | None: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +61,7 @@ class SendResult:
     delivery_ids: list[str] = field(default_factory=list)
 
 
-def notification_payload(doc: Document, sender_name: str, **extra: Any) -> dict[str, Any]:
+def notification_payload(doc: Sendable, sender_name: str, **extra: Any) -> dict[str, Any]:
     """What a notification about ``doc`` shows; stored with every outbox event."""
     return {
         "number_notation": doc.number_notation, "subject": doc.subject, "doc_type": doc.doc_type,
@@ -48,12 +71,12 @@ def notification_payload(doc: Document, sender_name: str, **extra: Any) -> dict[
     }
 
 
-async def send_document(session: AsyncSession, principal: Principal, doc: Document,
+async def send_document(session: AsyncSession, principal: Principal, doc: Sendable,
                         selectors: list[RecipientSelector], policy: RoutingPolicy,
                         notice: dict[str, Any] | None = None) -> SendResult:
     """One delivery per recipient unit, checked against the routing policy.
 
-    ``doc`` is as ``visible_document`` returned it to this caller, in this session;
+    ``doc`` is what this caller may see, read in this session (``visible_select``);
     ``notice`` adds to what arrival notifications show (e.g. the signature verdict).
 
     Raises PermissionDeniedError, InvalidInputError, UnknownUnitsError, RoutingRefusedError.
@@ -76,10 +99,10 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Docume
 _MARK_SENT = update(Document).where(col(Document.id) == bindparam("doc_id")).values(sent_at=bindparam("at"))
 
 
-async def _mark_sent(session: AsyncSession, doc: Document, at: datetime) -> None:
-    # A Core UPDATE now, the loaded object told it is already so: nothing left to flush.
+async def _mark_sent(session: AsyncSession, doc: Sendable, at: datetime) -> None:
     await driver.execute(session, _MARK_SENT, {"doc_id": doc.id, "at": at})
-    set_committed_value(doc, "sent_at", at)
+    if isinstance(doc, Document):  # a loaded object is told it is already so: nothing left to flush
+        set_committed_value(doc, "sent_at", at)
 
 
 async def forward_delivery(session: AsyncSession, principal: Principal, delivery_id: str,
@@ -112,7 +135,7 @@ async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
     return UnitRef(*row)
 
 
-async def _deliver(session: AsyncSession, principal: Principal, doc: Document, recipients: list[UnitRef],
+async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, recipients: list[UnitRef],
                    *, sender_name: str, parent: Delivery | None, base_hops: list[str],
                    notice: dict[str, Any] | None = None) -> SendResult:
     existing: set[str] = set()
@@ -140,7 +163,7 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Document, r
     return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])
 
 
-def _outbox_row(kind: str, unit_id: str, doc: Document, delivery_id: str | None,
+def _outbox_row(kind: str, unit_id: str, doc: Sendable, delivery_id: str | None,
                 payload: dict[str, Any], now: Any, row_id: str | None = None) -> dict[str, Any]:
     return {"id": row_id or new_id(), "kind": kind, "unit_id": unit_id, "document_id": doc.id,
             "delivery_id": delivery_id,

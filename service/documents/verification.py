@@ -3,6 +3,7 @@ arrival), on demand, and for any PDF an auditor brings."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import bindparam, exists, select
@@ -15,7 +16,7 @@ from service.documents.access import DocumentNotFoundError, visible_document, vi
 from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
-from service.documents.sending import send_document
+from service.documents.sending import Sendable, send_document
 from service.routing import RecipientSelector, RoutingPolicy
 from service.storage import driver
 from service.storage.db import Database, is_sqlite
@@ -48,32 +49,39 @@ async def _known(session: AsyncSession, doc_id: str, sha256: str) -> Verificatio
 
 async def verify_unlocked(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                           runtime: SigningRuntime, blobs: BlobStore) -> Precomputed | None:
-    """Verify the document's current file, never holding a lock while a verification takes long.
+    """Verify the document's current file, never holding a lock while a verification takes long
+    (see ``_verify_before_writing``). None when a report of that version exists already.
 
-    The read runs in the caller's session. A file this process has just stored, with no
-    signature value in it, is reported at once from the scan its upload made. Any other
-    verification (the pool: up to seconds) runs unlocked: on SQLite, where the first
-    statement of a transaction takes the write lock, the session gives it back first and
-    the caller's next statement begins a new transaction; on PostgreSQL a SELECT takes no lock.
-
-    None when a report of that version exists already. Raises DocumentNotFoundError.
+    Raises DocumentNotFoundError.
     """
     stmt, params = visible_select(principal, doc_id, col(Document.sha256), _REPORTED)
     rows = await driver.fetch(session, stmt, params)
     if not rows:
         raise DocumentNotFoundError("no such document in your unit")
     sha, known = rows[0]
-    if known:
-        return None
+    return None if known else (await _verify_before_writing(session, db, sha, runtime, blobs))[0]
+
+
+async def _verify_before_writing(session: AsyncSession, db: Database, sha: str, runtime: SigningRuntime,
+                                 blobs: BlobStore) -> tuple[Precomputed, bool]:
+    """The report of the file ``sha``, made before the session writes anything, and
+    whether the session's transaction was given back (what it read must be read again).
+
+    A file this process has just stored, with no signature value in it, is reported at
+    once from the scan its upload made. Any other verification (the pool: up to seconds)
+    runs unlocked: on SQLite, where the first statement of a transaction takes the write
+    lock, the session gives it back first and the caller's next statement begins a new
+    transaction; on PostgreSQL a SELECT takes no lock.
+    """
     scan = blobs.scan_of(sha)
-    held = is_sqlite(db.url)
-    if held and (scan is None or scan.byte_ranges):
+    sqlite = is_sqlite(db.url)
+    released = sqlite and (scan is None or scan.byte_ranges > 0)
+    if released:
         await session.rollback()
-        held = False
-    return Precomputed(sha, await runtime.verify(blobs.path(sha), scan), held)
+    return Precomputed(sha, await runtime.verify(blobs.path(sha), scan), sqlite and not released), released
 
 
-async def record_verification(session: AsyncSession, doc: Document, runtime: SigningRuntime,
+async def record_verification(session: AsyncSession, doc: Sendable, runtime: SigningRuntime,
                               blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
     """The report of the document's current bytes, computed once per version."""
     ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
@@ -99,20 +107,53 @@ async def document_verification(session: AsyncSession, db: Database, principal: 
     return await record_verification(session, doc, runtime, blobs, precomputed)
 
 
+class _ToSend(NamedTuple):
+    """The columns sending reads (``Sendable``), and whether these bytes have a report."""
+
+    id: str
+    sender_unit_id: str
+    sha256: str
+    sent_at: datetime | None
+    urgency: int
+    number_notation: str
+    subject: str
+    doc_type: str
+    deadline: date | None
+    reported: bool
+
+
+_TO_SEND = (col(Document.id), col(Document.sender_unit_id), col(Document.sha256), col(Document.sent_at),
+            col(Document.urgency), col(Document.number_notation), col(Document.subject), col(Document.doc_type),
+            col(Document.deadline), _REPORTED)
+
+
+async def _to_send(session: AsyncSession, principal: Principal, doc_id: str) -> _ToSend:
+    """One statement instead of an ORM object: sending only reads these. Raises DocumentNotFoundError."""
+    stmt, params = visible_select(principal, doc_id, *_TO_SEND)
+    rows = await driver.fetch(session, stmt, params)
+    if not rows:
+        raise DocumentNotFoundError("no such document in your unit")
+    return _ToSend(*rows[0])
+
+
 async def send_verified(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                         selectors: list[RecipientSelector], policy: RoutingPolicy, runtime: SigningRuntime | None,
                         blobs: BlobStore, idempotency_key: str | None = None,
                         fingerprint: str = "") -> tuple[dict[str, Any], bool]:
-    """Verify the document (when a runtime is given) before ``session`` takes any lock,
+    """Verify the document (when a runtime is given) before ``session`` writes anything,
     then send it — once per Idempotency-Key — with the verdict in every arrival notice.
 
     Returns the answer and whether it is a replay. Raises what send_document raises.
     """
-    precomputed = await verify_unlocked(session, db, principal, doc_id, runtime, blobs) if runtime else None
+    doc = await _to_send(session, principal, doc_id)
+    precomputed = None
+    if runtime is not None and not doc.reported:
+        precomputed, released = await _verify_before_writing(session, db, doc.sha256, runtime, blobs)
+        if released:
+            doc = await _to_send(session, principal, doc_id)
 
     async def run() -> dict[str, Any]:
         notice: dict[str, Any] = {}
-        doc = await visible_document(session, principal, doc_id)
         if runtime is not None:
             record = await record_verification(session, doc, runtime, blobs, precomputed)
             notice = {"verdict": record.verdict}
