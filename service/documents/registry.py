@@ -97,7 +97,7 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
             f"as document {first_id}", existing_document_id=first_id,
             existing_document=f"/api/v1/documents/{first_id}")
     doc = _new_document(principal, meta, number, key, main)
-    rows = [Attachment(document_id=doc.id, filename=a.filename, content_type=a.content_type,
+    rows = [Attachment.model_construct(document_id=doc.id, filename=a.filename, content_type=a.content_type,
                        sha256=a.sha256, size=a.size) for a in attachments]
     await insert_rows(session, [doc])
     await insert_rows(session, rows)
@@ -109,7 +109,9 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
 
 def _new_document(principal: Principal, meta: DocumentMetadata, number: Any, key: str, main: StoredFile) -> Document:
     searchable = f"{number.text} {meta.subject} {meta.doc_type}"
-    return Document(
+    # Built without the ORM's attribute events (a quarter of the cost): the row goes out
+    # through insert_rows and the object is only read back.
+    return Document.model_construct(
         sender_unit_id=principal.unit_id, created_by=principal.user_id,
         number=number.number, notation=number.notation, number_notation=number.text,
         issuer=number.issuer, dedup_key=key, doc_type=meta.doc_type, issued_on=meta.issued_on,

@@ -3,7 +3,8 @@
 For objects that the request creates and only reads back: the INSERT goes out at
 once (straight to the driver on SQLite, ``storage.driver``), and the object stays
 outside the session (nothing to flush, track or expire). Objects added to the session
-are not flushed first: rows inserted here must not refer to one.
+are not flushed first: rows inserted here must not refer to one. Such objects can be
+built with ``Model.model_construct`` (defaults applied, no ORM attribute events).
 """
 
 from __future__ import annotations
