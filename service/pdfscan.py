@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Scan", "Scanner", "scan_file"]
 
-_BYTERANGE = re.compile(rb"/ByteRange\b")
-_SIG_FIELD = re.compile(rb"/FT\s*/Sig\b")
+# Both markers in one pass over the bytes: group 1 is set for a /ByteRange key, else it
+# is a signature field type (/FT /Sig).
+_MARKERS = re.compile(rb"/(?:(ByteRange)\b|FT\s*/Sig\b)")
 _OVERLAP = 64  # longer than any marker: one split across two blocks is seen in the seam
 
 
@@ -42,19 +44,20 @@ class Scanner:
             return
         self._hash.update(block)
         seam, cut = self._tail + block[:_OVERLAP], len(self._tail)
-        self.byte_ranges += _count(_BYTERANGE, block, seam, cut)
-        self.sig_fields += _count(_SIG_FIELD, block, seam, cut)
+        self._count(_MARKERS.finditer(block))
+        # Those that start in the previous block's tail and end in this one.
+        self._count(m for m in _MARKERS.finditer(seam) if m.start() < cut < m.end())
         self._tail = (self._tail + block)[-_OVERLAP:] if len(block) < _OVERLAP else block[-_OVERLAP:]
+
+    def _count(self, matches: Iterator[re.Match[bytes]]) -> None:
+        for m in matches:
+            if m.group(1):
+                self.byte_ranges += 1
+            else:
+                self.sig_fields += 1
 
     def result(self) -> Scan:
         return Scan(self._hash.hexdigest(), self.byte_ranges, self.sig_fields)
-
-
-def _count(pattern: re.Pattern[bytes], block: bytes, seam: bytes, cut: int) -> int:
-    """Matches inside ``block``, plus those that start before ``cut`` in the seam (the
-    previous block's tail followed by this block's head) and end after it."""
-    inside = sum(1 for _ in pattern.finditer(block))
-    return inside + sum(1 for m in pattern.finditer(seam) if m.start() < cut < m.end())
 
 
 def scan_file(path: Path, chunk: int = 1024 * 1024) -> Scan:

@@ -91,7 +91,8 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
             return found
     report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
-    record = VerificationRecord.model_construct(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict), report=data)
+    record = VerificationRecord.model_construct(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
+                                                report=data)
     await insert_rows(session, [record])
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,
                        object_id=record.id, data={"sha256": doc.sha256, "verdict": record.verdict,
