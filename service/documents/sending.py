@@ -174,7 +174,8 @@ def _outbox_row(kind: str, unit_id: str, doc: Sendable, delivery_id: str | None,
 
 async def _bulk(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
     # Straight to the driver (COPY / executemany): a send to 10,000 units writes 30,000 rows.
-    await session.flush()
+    if session.new or session.dirty or session.deleted:  # rows may refer to objects not yet written
+        await session.flush()
     await bulk_insert(session, model.__table__, rows)
 
 

@@ -42,7 +42,7 @@ from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
 
-__all__ = ["execute", "execute_many", "execute_now", "fetch", "fetch_now"]
+__all__ = ["execute", "execute_many", "execute_now", "fetch", "fetch_now", "integrity_errors"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -103,13 +103,13 @@ class _SQLite(_Driver):
 
     async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
         async with self._conn.cursor() as cursor:  # runs on the loop, in one step
-            with _integrity():
+            with integrity_errors():
                 await cursor.execute(sql, args)
             return await cursor.fetchall()
 
     async def many(self, sql: str, args: list[list[Any]]) -> None:
         async with self._conn.cursor() as cursor:
-            with _integrity():
+            with integrity_errors():
                 await cursor.executemany(sql, args)
 
 
@@ -125,12 +125,12 @@ class _Asyncpg(_Driver):
 
     async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
         conn = await self._connection()
-        with _integrity():
+        with integrity_errors():
             return list(await conn.fetch(sql, *args))
 
     async def many(self, sql: str, args: list[list[Any]]) -> None:
         conn = await self._connection()
-        with _integrity():
+        with integrity_errors():
             await conn.executemany(sql, args)
 
 
@@ -256,7 +256,7 @@ def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -
 
 
 @contextmanager
-def _integrity() -> Iterator[None]:
+def integrity_errors() -> Iterator[None]:
     """A constraint violation raised as SQLAlchemy's IntegrityError, as ``session.execute`` raises it."""
     try:
         yield
