@@ -37,14 +37,18 @@ class Precomputed(NamedTuple):
     unseen: bool  # no report of this version can exist: read and verified under a write lock still held
 
 
-_KNOWN = select(VerificationRecord).where(col(VerificationRecord.document_id) == bindparam("doc_id"),
-                                          col(VerificationRecord.sha256) == bindparam("sha256"))
+_RECORD = VerificationRecord.__table__  # type: ignore[attr-defined]
+_KNOWN = select(*_RECORD.columns).where(_RECORD.c.document_id == bindparam("doc_id"),
+                                        _RECORD.c.sha256 == bindparam("sha256")).limit(1)
 _REPORTED = exists().where(col(VerificationRecord.document_id) == col(Document.id),
                            col(VerificationRecord.sha256) == col(Document.sha256))
 
 
 async def _known(session: AsyncSession, doc_id: str, sha256: str) -> VerificationRecord | None:
-    return (await session.execute(_KNOWN, {"doc_id": doc_id, "sha256": sha256})).scalars().first()
+    # A detached record: callers only read it.
+    for row in await driver.fetch(session, _KNOWN, {"doc_id": doc_id, "sha256": sha256}):
+        return VerificationRecord.model_construct(**dict(zip(_RECORD.columns.keys(), row, strict=True)))
+    return None
 
 
 async def verify_unlocked(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
