@@ -60,6 +60,7 @@ class _Plan:
     defaults: Mapping[str, Any]  # values the construct carries itself (literals, constants)
     columns: tuple[tuple[int, Processor], ...]  # result columns that need converting, by position
     expanding: bool  # has ``IN`` lists: the SQL is rewritten for each call's list lengths
+    converters: tuple[tuple[int, Processor], ...]  # positional parameters that need converting
 
 
 _plans: dict[tuple[int, str], _Plan] = {}
@@ -83,7 +84,8 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
         processors = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
         columns = tuple((at, f) for at, f in enumerate(processors) if f is not None)
         expanding = any(bind.expanding for bind in compiled.binds.values())
-        plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns, expanding)
+        converters = tuple((at, binds[n]) for at, n in enumerate(compiled.positiontup) if n in binds)
+        plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns, expanding, converters)
     return plan
 
 
@@ -230,22 +232,25 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
     plan = _plan(statement, conn.dialect)
     names = plan.compiled.positiontup or []
     fixed = {n: plan.defaults[n] for n in names if n not in rows[0] and n in plan.defaults}
-    await_(driver.many(plan.compiled.string, [_values(plan, names, fixed, row) for row in rows]))
+    await_(driver.many(plan.compiled.string, [_values(plan, fixed, row) for row in rows]))
 
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The SQL (``IN`` lists expanded) and its positional, converted arguments."""
     if not plan.expanding:
-        return plan.compiled.string, _values(plan, plan.compiled.positiontup or [], plan.defaults, params)
+        return plan.compiled.string, _values(plan, plan.defaults, params)
     state = plan.compiled.construct_expanded_state(dict(params))
     processors = {**plan.binds, **state.processors}
     return state.statement, [_convert(processors.get(n), v)
                              for n, v in zip(state.positiontup or [], state.positional_parameters, strict=True)]
 
 
-def _values(plan: _Plan, names: Sequence[str], fixed: Mapping[str, Any], row: Mapping[str, Any]) -> list[Any]:
-    values = [row[n] if n in row else fixed[n] for n in names]
-    return [_convert(plan.binds.get(n), v) for n, v in zip(names, values, strict=True)]
+def _values(plan: _Plan, fixed: Mapping[str, Any], row: Mapping[str, Any]) -> list[Any]:
+    """The positional arguments of one row (``fixed``: what the construct carries itself)."""
+    values = [row[n] if n in row else fixed[n] for n in plan.compiled.positiontup or ()]
+    for at, convert in plan.converters:
+        values[at] = convert(values[at])
+    return values
 
 
 def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -> list[Any]:
