@@ -150,9 +150,12 @@ class BlobWriter:
 
 
 def _move_into(tmp: Path, final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
         tmp.unlink(missing_ok=True)  # identical bytes are already stored
-    else:
+        return final
+    try:
+        os.replace(tmp, final)
+    except FileNotFoundError:  # the first file under this prefix: its folders come first
+        final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
     return final
