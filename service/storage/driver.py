@@ -73,14 +73,25 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
     return plan
 
 
+_BOUND = "docex.driver"  # session.info key: (transaction, connection, driver connection)
+
+
 async def _sqlite(session: AsyncSession) -> tuple[AsyncConnection, Any]:
-    """The session's connection (its transaction begun), and the aiosqlite connection under it, if SQLite."""
+    """The session's connection (its transaction begun), and the aiosqlite connection under it, if SQLite.
+
+    Kept in the session for the rest of its transaction: asking the session again costs two
+    greenlet switches per statement, more than a small statement itself.
+    """
+    bound = session.info.get(_BOUND)
+    if bound is not None and bound[0] is session.sync_session.get_transaction():
+        return bound[1], bound[2]
     conn = await session.connection()
-    if conn.dialect.name != "sqlite":
-        return conn, None
-    driver = (await conn.get_raw_connection()).driver_connection
-    if driver is None:
-        raise RuntimeError("the database connection is closed")
+    driver = None
+    if conn.dialect.name == "sqlite":
+        driver = (await conn.get_raw_connection()).driver_connection
+        if driver is None:
+            raise RuntimeError("the database connection is closed")
+    session.info[_BOUND] = (session.sync_session.get_transaction(), conn, driver)
     return conn, driver
 
 
