@@ -176,11 +176,12 @@ class CountingWorker(Worker):
     target = 0
     done: asyncio.Event
 
-    async def record(self, jobs: Sequence[Job], outcomes: Sequence[Outcome]) -> None:
-        await super().record(jobs, outcomes)
+    async def record(self, jobs: Sequence[Job], outcomes: Sequence[Outcome], *, claim: int = 0) -> list[Job]:
+        claimed = await super().record(jobs, outcomes, claim=claim)
         self.sent += sum(1 for o in outcomes if 200 <= o.code < 300)
         if self.sent >= self.target:
             self.done.set()
+        return claimed
 
 
 async def worker_drain(config: MailConfig, url: str, count: int) -> float:
