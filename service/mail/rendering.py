@@ -40,28 +40,31 @@ class _Fill:
     ``substitute``'s error, raised when filled (the event is deferred with the reason).
     """
 
-    __slots__ = ("_names", "_template", "_texts")
+    __slots__ = ("_head", "_names", "_pairs", "_template")
 
     def __init__(self, template: string.Template) -> None:
         self._template = template
-        self._texts: tuple[str, ...] = ()
+        self._head: str | None = None  # None: an invalid placeholder, ``substitute`` reports it
+        self._pairs: tuple[tuple[str, str], ...] = ()  # (field, literal text after it)
         self._names: tuple[str, ...] = ()
         cut = _cut(template)
         if cut is not None:
-            self._texts, self._names = cut
+            texts, names = cut
+            self._head, self._pairs = texts[0], tuple(zip(names, texts[1:], strict=True))
+            self._names = tuple(dict.fromkeys(names))
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The fields the template uses, each once."""
         return self._names
 
     def fill(self, values: dict[str, str]) -> str:
         """Raises ValueError (as ``substitute``) if the template has an invalid placeholder."""
-        if not self._texts:
+        if self._head is None:
             return self._template.substitute(_Blank(values))
-        parts = [self._texts[0]]
-        for name, text in zip(self._names, self._texts[1:], strict=True):
-            parts.append(values.get(name, ""))
-            parts.append(text)
+        get, parts = values.get, [self._head]
+        for name, text in self._pairs:
+            parts += (get(name, ""), text)
         return "".join(parts)
 
 
