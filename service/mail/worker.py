@@ -14,7 +14,6 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +30,7 @@ from .pipeline import Item, Pipeline, wait_first, wait_for_stop
 from .rendering import TemplateSet
 from .service import Job, Outcome, apply_outcomes, plan_batch
 from .smime import SmimeSigner
-from .smtp import SmtpPool
+from .smtp import RecipientResult, SmtpPool
 
 __all__ = ["Worker", "WorkerHandle", "start_embedded_worker"]
 
@@ -206,11 +205,11 @@ class Worker:
                 log.exception("overdue sweep failed")
             await wait_for_stop(stop, self.config.overdue_sweep_s)
 
-    async def _deliver(self, out: OutgoingMessage, with_attachment: bool, raw: bytes | None = None) -> _Result:
+    async def _deliver(self, out: OutgoingMessage, with_attachment: bool, raw: bytes | None = None) -> RecipientResult:
         if raw is None:
             raw = await self._build(out, with_attachment)
-        results = await self._pool.send(self.config.sender, [out.address], raw)
-        return _Result(results[0].code, results[0].reply, results[0].stage)
+        [result] = await self._pool.send(self.config.sender, [out.address], raw)
+        return result
 
     async def _build(self, out: OutgoingMessage, with_attachment: bool) -> bytes:
         if not ((with_attachment and out.attachment) or self._signer):
@@ -225,12 +224,6 @@ class Worker:
 
     async def close(self) -> None:
         await self._pool.close()
-
-
-class _Result(NamedTuple):
-    code: int
-    reply: str
-    stage: str
 
 
 class WorkerHandle:
