@@ -93,12 +93,18 @@ class _Kind:
     text: _Fill
     html: _Fill
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The fields any of the three uses, each once."""
+        return tuple(dict.fromkeys(self.subject.names + self.text.names + self.html.names))
+
 
 class TemplateSet:
     """All kinds' templates, read once (in a thread) and kept in memory."""
 
     def __init__(self, kinds: dict[str, _Kind]) -> None:
         self._kinds = kinds
+        self._names = {kind: templates.names for kind, templates in kinds.items()}
 
     @classmethod
     async def load(cls, override_dir: Path | None = None) -> TemplateSet:
@@ -111,8 +117,11 @@ class TemplateSet:
 
     def render(self, kind: str, fields: dict[str, str]) -> Rendered:
         """Fill ``kind``'s templates; HTML gets escaped values. NFC throughout."""
-        templates = self._kinds.get(kind) or self._kinds["arrival"]
-        plain = {k: _nfc(v) for k, v in fields.items()}
+        if kind not in self._kinds:
+            kind = "arrival"
+        templates, normalize = self._kinds[kind], unicodedata.normalize
+        # Only the fields these templates use: the others would be normalized for nothing.
+        plain = {k: normalize("NFC", fields[k]) for k in self._names[kind] if k in fields}
         escaped = {k: html.escape(plain[k]) for k in templates.html.names if k in plain}
         return Rendered(
             subject=" ".join(templates.subject.fill(plain).split()),
