@@ -8,10 +8,12 @@
   messages already on the wire, and jumps ahead of every queued normal one.
 * Each **sender** owns one connection of the pool and sends one message after the
   other, so every connection stays busy while the database work happens elsewhere.
-* The **recorder** writes every job whose messages are all answered, in one
-  transaction per round (as many jobs as finished meanwhile), and renews the lease of
-  every job still in flight each ``lease_s / 3``; a job whose lease another worker
-  has taken is not sent further.
+* Every job whose messages are all answered is recorded by the claimer's next claim,
+  in the transaction that leases the next batch (one transaction per batch). The
+  **recorder** writes the ones that cannot wait for it (urgent, 0.1 s without a claim,
+  stopping) and any whose write failed, and renews the lease of every job still in
+  flight each ``lease_s / 3``; a job whose lease another worker has taken is not sent
+  further.
 * On stop, senders finish the message in hand; queued messages are not sent and their
   events are handed back (due at once, for any worker).
 """
