@@ -150,7 +150,8 @@ class Pipeline:
             jobs = await worker.record([f.job for f in done], [o for f in done for o in f.outcomes],
                                        claim=worker.config.batch_size)
         except Exception:  # a database hiccup must not end the worker; it is logged
-            log.exception("mail claim failed; trying again after the poll interval")
+            log.exception("mail claim (recording %d finished jobs with it) failed; trying again after the poll "
+                          "interval", len(done))
             self._give_back(done)
             return []
         for flight in done:
