@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +22,8 @@ VERDICT_WORDS = {
 
 
 def _text(value: Any) -> str:
-    return unicodedata.normalize("NFC", str(value)) if value not in (None, "") else ""
+    # Not normalized here: rendering puts every value it uses in NFC.
+    return str(value) if value not in (None, "") else ""
 
 
 def _day(value: Any) -> str:

@@ -40,28 +40,31 @@ class _Fill:
     ``substitute``'s error, raised when filled (the event is deferred with the reason).
     """
 
-    __slots__ = ("_names", "_template", "_texts")
+    __slots__ = ("_head", "_names", "_pairs", "_template")
 
     def __init__(self, template: string.Template) -> None:
         self._template = template
-        self._texts: tuple[str, ...] = ()
+        self._head: str | None = None  # None: an invalid placeholder, ``substitute`` reports it
+        self._pairs: tuple[tuple[str, str], ...] = ()  # (field, literal text after it)
         self._names: tuple[str, ...] = ()
         cut = _cut(template)
         if cut is not None:
-            self._texts, self._names = cut
+            texts, names = cut
+            self._head, self._pairs = texts[0], tuple(zip(names, texts[1:], strict=True))
+            self._names = tuple(dict.fromkeys(names))
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The fields the template uses, each once."""
         return self._names
 
     def fill(self, values: dict[str, str]) -> str:
         """Raises ValueError (as ``substitute``) if the template has an invalid placeholder."""
-        if not self._texts:
+        if self._head is None:
             return self._template.substitute(_Blank(values))
-        parts = [self._texts[0]]
-        for name, text in zip(self._names, self._texts[1:], strict=True):
-            parts.append(values.get(name, ""))
-            parts.append(text)
+        get, parts = values.get, [self._head]
+        for name, text in self._pairs:
+            parts += (get(name, ""), text)
         return "".join(parts)
 
 
@@ -90,12 +93,18 @@ class _Kind:
     text: _Fill
     html: _Fill
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The fields any of the three uses, each once."""
+        return tuple(dict.fromkeys(self.subject.names + self.text.names + self.html.names))
+
 
 class TemplateSet:
     """All kinds' templates, read once (in a thread) and kept in memory."""
 
     def __init__(self, kinds: dict[str, _Kind]) -> None:
         self._kinds = kinds
+        self._names = {kind: templates.names for kind, templates in kinds.items()}
 
     @classmethod
     async def load(cls, override_dir: Path | None = None) -> TemplateSet:
@@ -108,8 +117,11 @@ class TemplateSet:
 
     def render(self, kind: str, fields: dict[str, str]) -> Rendered:
         """Fill ``kind``'s templates; HTML gets escaped values. NFC throughout."""
-        templates = self._kinds.get(kind) or self._kinds["arrival"]
-        plain = {k: _nfc(v) for k, v in fields.items()}
+        if kind not in self._kinds:
+            kind = "arrival"
+        templates, normalize = self._kinds[kind], unicodedata.normalize
+        # Only the fields these templates use: the others would be normalized for nothing.
+        plain = {k: normalize("NFC", fields[k]) for k in self._names[kind] if k in fields}
         escaped = {k: html.escape(plain[k]) for k in templates.html.names if k in plain}
         return Rendered(
             subject=" ".join(templates.subject.fill(plain).split()),

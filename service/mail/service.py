@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ __all__ = ["Job", "Outcome", "Recorded", "Recipient", "apply_outcomes", "backoff
 
 log = logging.getLogger(__name__)
 _OPEN = ("pending", "deferred")
-_YIELD_EVERY = 4  # events planned or recorded between two turns of the event loop (~50 µs)
+_YIELD_EVERY = 8  # events planned or recorded between two turns of the event loop (~100 µs)
 
 
 class Due(NamedTuple):
@@ -147,16 +148,20 @@ def _new_recipients(
 
 
 def new_ids(count: int) -> list[str]:
-    """``count`` ids like ``new_id()`` (random UUID4, hex) from one ``os.urandom`` call.
+    """``count`` ids for new rows of the mail tables: the UUIDv7 layout (RFC 9562), as 32 hex digits.
 
-    One system call per batch instead of one per row: on the worker's hot path each
-    call also hands the GIL to the database thread, which then delays the SMTP I/O.
+    48 bits of Unix milliseconds, then 74 random bits, all from one ``os.urandom`` call (one
+    system call per batch, not per row). Rows written together get neighbouring keys, so a
+    batch's inserts touch the last pages of the primary key instead of one random page per
+    row: fewer pages written at commit and copied at the next checkpoint. The random part
+    keeps them unguessable.
     """
-    pool = bytearray(os.urandom(16 * count))
-    for at in range(0, 16 * count, 16):
-        pool[at + 6] = (pool[at + 6] & 0x0F) | 0x40  # version 4
-        pool[at + 8] = (pool[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
-    return [pool[at : at + 16].hex() for at in range(0, 16 * count, 16)]
+    stamp = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    pool = bytearray(os.urandom(10 * count))
+    for at in range(0, 10 * count, 10):
+        pool[at] = (pool[at] & 0x0F) | 0x70  # version 7
+        pool[at + 2] = (pool[at + 2] & 0x3F) | 0x80  # RFC 9562 variant
+    return [(stamp + pool[at : at + 10]).hex() for at in range(0, 10 * count, 10)]
 
 
 def _attachment(ctx: EventContext, config: MailConfig) -> Attachment | None:

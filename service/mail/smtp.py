@@ -10,6 +10,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -151,14 +152,13 @@ class SmtpConnection:
         options = [f"SIZE={len(raw)}"] if smtp.supports_extension("size") else []
         await self._command("MAIL", smtp.mail(sender, options=options))
         results = [await self._rcpt(smtp, address) for address in recipients]
-        accepted = [r for r in results if r.accepted]
-        if not accepted:
+        if not any(r.accepted for r in results):
             await self._command("RSET", smtp.rset())
             return results
         data = await self._step("DATA", smtp.data(raw))
         self._last_used = time.monotonic()
-        final = {r.address: RecipientResult(r.address, data.code, data.message, "DATA") for r in accepted}
-        return [final.get(r.address, r) for r in results]
+        # Every accepted recipient's last word is the DATA reply.
+        return [RecipientResult(r.address, data.code, data.message, "DATA") if r.accepted else r for r in results]
 
     async def _command(self, stage: str, coro: Awaitable[aiosmtplib.SMTPResponse]) -> None:
         try:
@@ -220,7 +220,7 @@ class SmtpPool:
     def __init__(self, config: MailConfig) -> None:
         self._config = config
         self._tls: ssl.SSLContext | None = None
-        self._idle: asyncio.Queue[SmtpConnection] = asyncio.Queue()
+        self._idle: deque[SmtpConnection] = deque()  # the longest idle first: every session stays warm
         self._slots = asyncio.Semaphore(config.pool_size)
 
     async def send(self, sender: str, recipients: list[str], raw: bytes) -> list[RecipientResult]:
@@ -230,6 +230,8 @@ class SmtpPool:
         """
         if len(raw) > self._config.max_message_bytes:
             raise SmtpPermanentError(552, "message exceeds the relay's size limit", stage="MAIL")
+        if len(recipients) <= self._config.max_recipients:
+            return await self._send_chunk(sender, recipients, raw)
         results: list[RecipientResult] = []
         for chunk in _chunks(recipients, self._config.max_recipients):
             results += await self._send_chunk(sender, chunk, raw)
@@ -252,8 +254,8 @@ class SmtpPool:
             return results
 
     async def _acquire(self, fresh: bool = False) -> tuple[SmtpConnection, bool]:
-        while not fresh and not self._idle.empty():
-            conn = self._idle.get_nowait()
+        while not fresh and self._idle:
+            conn = self._idle.popleft()
             if conn.usable:
                 return conn, True
             await conn.quit()
@@ -265,8 +267,8 @@ class SmtpPool:
 
     def _release(self, conn: SmtpConnection) -> None:
         if conn.usable:
-            self._idle.put_nowait(conn)
+            self._idle.append(conn)
 
     async def close(self) -> None:
-        while not self._idle.empty():
-            await self._idle.get_nowait().quit()
+        while self._idle:
+            await self._idle.popleft().quit()

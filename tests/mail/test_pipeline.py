@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from service.mail import MailAttempt, Worker
+from service.mail.service import Job, Outcome
 from service.outbox.models import OutboxEvent
 from service.storage.db import Database
 from service.storage.types import utcnow
@@ -154,3 +155,47 @@ async def test_a_worker_whose_lease_was_taken_over_stops_sending_that_event(
         still = await s.get(OutboxEvent, event.id)
     assert still is not None
     assert still.lease_owner == "rival"
+
+
+class _FirstWriteFails(Worker):
+    """A worker whose first write of outcomes fails, as when the database is away for a moment."""
+
+    failed = False
+
+    async def record(self, jobs: Sequence[Job], outcomes: Sequence[Outcome], *, claim: int = 0) -> list[Job]:
+        if outcomes and not self.failed:
+            self.failed = True
+            raise OSError("database unavailable")
+        return await super().record(jobs, outcomes, claim=claim)
+
+
+async def test_outcomes_whose_write_failed_are_written_later_and_nothing_is_sent_twice(
+    db: Database, smtp_server: SubmissionServer, pki: Pki, tmp_path: Path
+) -> None:
+    sender = await add_unit(db, "Tỉnh ủy", ["tu@so.vn"])
+    units = [await add_unit(db, f"Chi bộ {i}", [f"cb{i}@so.vn"]) for i in range(12)]
+    await add_events(db, await add_document(db, sender), units)
+    smtp_server.handler.data_delay_s = 0.02
+    config = mail_config(smtp_server, pki, tmp_path, pool_size=1, batch_size=3, lease_s=300.0)
+    worker = await _FirstWriteFails.create(db, config)
+    assert isinstance(worker, _FirstWriteFails)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+
+    async def all_sent() -> bool:
+        return {e.state for e in await _events(db)} == {"sent"}
+
+    deadline = time.monotonic() + 15
+    while not await all_sent():
+        assert time.monotonic() < deadline, "not all sent in time"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running
+
+    assert worker.failed
+    ids = smtp_server.handler.message_ids()
+    assert len(ids) == 12
+    assert set(ids.values()) == {1}
+    async with db.session() as s:
+        attempts = list((await s.execute(select(MailAttempt.event_id))).scalars())
+    assert len(attempts) == 12  # each answer written once, after the failed write
