@@ -100,33 +100,32 @@ class BlobWriter:
             raise TooLargeError(f"the file is larger than the limit of {self._limit // (1024 * 1024)} MB")
         if len(self.head) < 1024:
             self.head += chunk[: 1024 - len(self.head)]
-        self.tail = (self.tail + chunk)[-2048:]
+        self.tail = (self.tail + chunk[-2048:])[-2048:]
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         if self._pending_size >= _FLUSH_AT:
             await self._flush()
 
     async def _flush(self) -> None:
-        data = b"".join(self._pending)
-        self._pending, self._pending_size = [], 0
-        if data:
-            await asyncio.to_thread(self._write_sync, data)
+        chunks, self._pending, self._pending_size = self._pending, [], 0
+        if chunks:
+            await asyncio.to_thread(self._write_sync, chunks)
 
-    def _write_sync(self, data: bytes) -> None:
-        self._scanner.update(data)
-        self._file.write(data)
+    def _write_sync(self, chunks: list[bytes]) -> None:
+        # Chunk by chunk: joining them first would copy every byte once more.
+        for chunk in chunks:
+            self._scanner.update(chunk)
+        self._file.writelines(chunks)
 
     async def finish(self) -> str:
         """Flush everything to disk; returns the SHA-256 (the file is still temporary)."""
-        data = b"".join(self._pending)
-        self._pending, self._pending_size = [], 0
-        await asyncio.to_thread(self._finish_sync, data)  # one hand-off: the rest and the sync
+        chunks, self._pending, self._pending_size = self._pending, [], 0
+        await asyncio.to_thread(self._finish_sync, chunks)  # one hand-off: the rest and the sync
         self.scan = self._scanner.result()
         return self.scan.sha256
 
-    def _finish_sync(self, data: bytes) -> None:
-        if data:
-            self._write_sync(data)
+    def _finish_sync(self, chunks: list[bytes]) -> None:
+        self._write_sync(chunks)
         self._sync_close()
 
     def _sync_close(self) -> None:
