@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Dialect, Select
 from sqlalchemy.engine.interfaces import Compiled
@@ -89,17 +89,15 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
     return plan
 
 
-class _Driver:
+class _Driver(Protocol):
     """One statement call on a driver connection: rows, or one call for many parameter rows."""
 
-    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
-        raise NotImplementedError
+    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
 
-    async def many(self, sql: str, args: list[list[Any]]) -> None:
-        raise NotImplementedError
+    async def many(self, sql: str, args: list[list[Any]]) -> None: ...
 
 
-class _SQLite(_Driver):
+class _SQLite:
     def __init__(self, conn: sqlite_driver.LoopConnection) -> None:
         self._conn = conn
 
@@ -115,7 +113,7 @@ class _SQLite(_Driver):
                 await cursor.executemany(sql, args)
 
 
-class _Asyncpg(_Driver):
+class _Asyncpg:
     def __init__(self, adapted: Any) -> None:
         self._adapted = adapted  # SQLAlchemy's adapter: it owns the transaction
 
