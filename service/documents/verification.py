@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
-from service.documents.access import DocumentNotFoundError, visible_document, visible_select
+from service.documents.access import DocumentNotFoundError, visible_select
 from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from service.signing import VerificationReport
     from service.signing.runtime import SigningRuntime
 
-__all__ = ["Precomputed", "document_verification", "record_verification", "send_verified", "verify_unlocked"]
+__all__ = ["Precomputed", "document_verification", "record_verification", "send_verified"]
 
 
 class Precomputed(NamedTuple):
@@ -49,21 +49,6 @@ async def _known(session: AsyncSession, doc_id: str, sha256: str) -> Verificatio
     for row in await driver.fetch(session, _KNOWN, {"doc_id": doc_id, "sha256": sha256}):
         return VerificationRecord.model_construct(**dict(zip(_RECORD.columns.keys(), row, strict=True)))
     return None
-
-
-async def verify_unlocked(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
-                          runtime: SigningRuntime, blobs: BlobStore) -> Precomputed | None:
-    """Verify the document's current file, never holding a lock while a verification takes long
-    (see ``_verify_before_writing``). None when a report of that version exists already.
-
-    Raises DocumentNotFoundError.
-    """
-    stmt, params = visible_select(principal, doc_id, col(Document.sha256), _REPORTED)
-    rows = await driver.fetch(session, stmt, params)
-    if not rows:
-        raise DocumentNotFoundError("no such document in your unit")
-    sha, known = rows[0]
-    return None if known else (await _verify_before_writing(session, db, sha, runtime, blobs))[0]
 
 
 async def _verify_before_writing(session: AsyncSession, db: Database, sha: str, runtime: SigningRuntime,
@@ -107,13 +92,13 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
 async def document_verification(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
                                 runtime: SigningRuntime, blobs: BlobStore) -> VerificationRecord:
     """Raises DocumentNotFoundError."""
-    precomputed = await verify_unlocked(session, db, principal, doc_id, runtime, blobs)
-    doc = await visible_document(session, principal, doc_id)
+    doc, precomputed = await _verified_current(session, db, principal, doc_id, runtime, blobs)
     return await record_verification(session, doc, runtime, blobs, precomputed)
 
 
 class _ToSend(NamedTuple):
-    """The columns sending reads (``Sendable``), and whether these bytes have a report."""
+    """The columns sending and recording a report read (``Sendable``), and whether these
+    bytes have a report."""
 
     id: str
     sender_unit_id: str
@@ -133,12 +118,25 @@ _TO_SEND = (col(Document.id), col(Document.sender_unit_id), col(Document.sha256)
 
 
 async def _to_send(session: AsyncSession, principal: Principal, doc_id: str) -> _ToSend:
-    """One statement instead of an ORM object: sending only reads these. Raises DocumentNotFoundError."""
+    """One statement instead of an ORM object: only these are read. Raises DocumentNotFoundError."""
     stmt, params = visible_select(principal, doc_id, *_TO_SEND)
     rows = await driver.fetch(session, stmt, params)
     if not rows:
         raise DocumentNotFoundError("no such document in your unit")
     return _ToSend(*rows[0])
+
+
+async def _verified_current(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
+                            runtime: SigningRuntime, blobs: BlobStore) -> tuple[_ToSend, Precomputed | None]:
+    """The document as it is now, and a report of its bytes made before anything is written
+    (None when one exists already). Raises DocumentNotFoundError."""
+    doc = await _to_send(session, principal, doc_id)
+    if doc.reported:
+        return doc, None
+    precomputed, released = await _verify_before_writing(session, db, doc.sha256, runtime, blobs)
+    if released:  # the transaction was given back: read it again
+        doc = await _to_send(session, principal, doc_id)
+    return doc, precomputed
 
 
 async def send_verified(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
@@ -150,12 +148,10 @@ async def send_verified(session: AsyncSession, db: Database, principal: Principa
 
     Returns the answer and whether it is a replay. Raises what send_document raises.
     """
-    doc = await _to_send(session, principal, doc_id)
-    precomputed = None
-    if runtime is not None and not doc.reported:
-        precomputed, released = await _verify_before_writing(session, db, doc.sha256, runtime, blobs)
-        if released:
-            doc = await _to_send(session, principal, doc_id)
+    if runtime is None:
+        doc, precomputed = await _to_send(session, principal, doc_id), None
+    else:
+        doc, precomputed = await _verified_current(session, db, principal, doc_id, runtime, blobs)
 
     async def run() -> dict[str, Any]:
         notice: dict[str, Any] = {}

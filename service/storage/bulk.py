@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Insert, Table, insert
+from sqlalchemy import JSON, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage import driver
+from service.storage.rows import insert_into
 from service.storage.types import UTCDateTime
 
 __all__ = ["bulk_insert"]
@@ -27,7 +28,6 @@ Convert = Callable[[Any], Any]
 # From this many rows on, PostgreSQL gets them through COPY; below, rows take the driver
 # path every hot statement takes (``storage.driver``: compiled once, the types' converters).
 COPY_FROM = 100
-_INSERTS: dict[str, Insert] = {}
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -76,10 +76,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     if not rows:
         return
     if len(rows) < COPY_FROM:
-        stmt = _INSERTS.get(table.name)
-        if stmt is None:
-            stmt = _INSERTS[table.name] = insert(table)
-        await driver.execute_many(session, stmt, rows)
+        await driver.execute_many(session, insert_into(table), rows)
         return
     conn = await session.connection()
     dialect = conn.dialect.name
@@ -94,7 +91,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
         with driver.integrity_errors():  # as SQLAlchemy would have said it: callers know that one
             await _driver_insert(raw, dialect, table.name, names, records)
     else:
-        await session.execute(insert(table), list(rows))
+        await session.execute(insert_into(table), list(rows))
 
 
 async def _driver_insert(raw: Any, dialect: str, name: str, columns: list[str],

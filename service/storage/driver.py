@@ -1,10 +1,9 @@
 """Hot statements sent straight to the database driver, SQLAlchemy's SQL and types kept.
 
 Through SQLAlchemy's execution, every statement pays for its result machinery and every
-row's parameters pass through per-row processing in Python. A caller that runs a handful
-of statements over many rows it already holds as plain values (the mail worker, per batch)
-sends them to the driver directly, inside the session's transaction (SQLAlchemy still
-begins and commits it):
+row's parameters pass through per-row processing in Python. The hot paths (upload, send,
+the audit chain at commit, the mail worker's batches) send their statements to the driver
+directly, inside the session's transaction (SQLAlchemy still begins and commits it):
 
 * the SQL text is SQLAlchemy's own, compiled once per statement from the Core construct;
 * values are converted by the columns' own types (``bind_processor`` /
@@ -194,11 +193,10 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         return
     plan = _plan(statement, conn.dialect)
     names = plan.compiled.positiontup or []
-    fixed = {n: plan.defaults[n] for n in names if n not in rows[0] and n in plan.defaults}
-    convert = [(at, _memo(plan.binds[n])) for at, n in enumerate(names) if n in plan.binds]
+    convert = [(at, _memo(f)) for at, f in plan.converters]
     args = []
     for count, row in enumerate(rows, 1):
-        values = [row[n] if n in row else fixed[n] for n in names]
+        values = [row[n] if n in row else plan.defaults[n] for n in names]
         for at, f in convert:
             values[at] = f(values[at])
         args.append(values)
@@ -228,24 +226,22 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
         conn.execute(statement, [dict(r) for r in rows])
         return
     plan = _plan(statement, conn.dialect)
-    names = plan.compiled.positiontup or []
-    fixed = {n: plan.defaults[n] for n in names if n not in rows[0] and n in plan.defaults}
-    await_(driver.many(plan.compiled.string, [_values(plan, fixed, row) for row in rows]))
+    await_(driver.many(plan.compiled.string, [_values(plan, row) for row in rows]))
 
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The SQL (``IN`` lists expanded) and its positional, converted arguments."""
     if not plan.expanding:
-        return plan.compiled.string, _values(plan, plan.defaults, params)
+        return plan.compiled.string, _values(plan, params)
     state = plan.compiled.construct_expanded_state(dict(params))
     processors = {**plan.binds, **state.processors}
     return state.statement, [_convert(processors.get(n), v)
                              for n, v in zip(state.positiontup or [], state.positional_parameters, strict=True)]
 
 
-def _values(plan: _Plan, fixed: Mapping[str, Any], row: Mapping[str, Any]) -> list[Any]:
-    """The positional arguments of one row (``fixed``: what the construct carries itself)."""
-    values = [row[n] if n in row else fixed[n] for n in plan.compiled.positiontup or ()]
+def _values(plan: _Plan, row: Mapping[str, Any]) -> list[Any]:
+    """The positional arguments of one row; what it does not name, the construct carries."""
+    values = [row[n] if n in row else plan.defaults[n] for n in plan.compiled.positiontup or ()]
     for at, convert in plan.converters:
         values[at] = convert(values[at])
     return values

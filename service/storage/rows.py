@@ -1,7 +1,7 @@
 """New rows written with one Core INSERT, without the ORM's unit of work.
 
 For objects that the request creates and only reads back: the INSERT goes out at
-once (straight to the driver on SQLite, ``storage.driver``), and the object stays
+once (straight to the driver, ``storage.driver``), and the object stays
 outside the session (nothing to flush, track or expire). Objects added to the session
 are not flushed first: rows inserted here must not refer to one. Such objects can be
 built with ``Model.model_construct`` (defaults applied, no ORM attribute events).
@@ -17,9 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage import driver
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_into", "insert_rows"]
 
 _INSERTS: dict[str, Insert] = {}
+
+
+def insert_into(table: Table) -> Insert:
+    """The table's plain INSERT, one object per table (``storage.driver`` keeps plans per object)."""
+    stmt = _INSERTS.get(table.name)
+    if stmt is None:
+        stmt = _INSERTS[table.name] = insert(table)
+    return stmt
 
 
 async def insert_rows(session: AsyncSession, objects: Sequence[Any]) -> None:
@@ -27,8 +35,6 @@ async def insert_rows(session: AsyncSession, objects: Sequence[Any]) -> None:
     if not objects:
         return
     table: Table = type(objects[0]).__table__
-    stmt = _INSERTS.get(table.name)
-    if stmt is None:
-        stmt = _INSERTS[table.name] = insert(table)
     names = [(c.name, c.key) for c in table.columns]
-    await driver.execute_many(session, stmt, [{name: getattr(obj, key) for name, key in names} for obj in objects])
+    rows = [{name: getattr(obj, key) for name, key in names} for obj in objects]
+    await driver.execute_many(session, insert_into(table), rows)

@@ -8,8 +8,9 @@ together cost far more than the statement itself.
 
 Only two things in SQLite can wait on another process: taking the write lock (every
 transaction here starts with ``BEGIN IMMEDIATE``, see ``db.py``) and changing the
-journal mode. A BEGIN is tried on the loop without waiting and, if another process
-holds the lock, goes to the thread to wait there; PRAGMAs always go to the thread.
+journal mode. ``begin_immediate`` (called by ``db.py`` for every transaction) tries on
+the loop without waiting and, if another process holds the lock, waits on the thread;
+PRAGMAs always go to the thread.
 Inside a transaction that holds the write lock, in WAL mode, nothing waits:
 statements, COMMIT and ROLLBACK run on the loop directly, and a cursor answers the
 fetches from the rows it read with the statement.
@@ -79,15 +80,11 @@ class _Cursor:
 
     async def _go(self, sql: str, parameters: Any, many: bool) -> _Cursor:
         conn = self._conn._conn
-        head = sql.lstrip()[:6].upper()
-        outcome: _Outcome | None = None
-        if head.startswith("BEGIN"):
-            outcome = _without_waiting(conn, self._conn.busy_timeout_ms, sql, parameters)
-        elif not head.startswith("PRAGMA"):
-            outcome = _run(conn, sql, parameters, many)
-        if outcome is None:  # it may wait: on the connection's thread
+        if sql.lstrip()[:6].upper() == "PRAGMA":  # it may wait: on the connection's thread
             outcome = await self._conn._execute(  # type: ignore[no-untyped-call]
                 _run, conn, sql, parameters, many)
+        else:
+            outcome = _run(conn, sql, parameters, many)
         self._rows, self._description, self._rowcount, self._lastrowid = outcome
         return self
 
@@ -130,11 +127,6 @@ class _Cursor:
 
 class LoopConnection(aiosqlite.Connection):
     busy_timeout_ms = 30_000
-
-    @property
-    def raw(self) -> sqlite3.Connection:
-        """The sqlite3 connection, for statements run on the loop inside a transaction."""
-        return self._conn
 
     async def begin_immediate(self) -> None:
         """``BEGIN IMMEDIATE``: on the loop when the lock is free, else waiting on the thread."""
