@@ -42,3 +42,40 @@ async def test_a_write_waits_for_another_process_lock_while_the_service_keeps_an
     assert answer.status_code == 201, answer.text
     listing = await client.get("/api/v1/outbox", headers=world.auth("tu"))
     assert [d["number_notation"] for d in listing.json()["items"]] == ["41-CV/TU"]
+
+
+async def test_a_large_commit_leaves_the_loop_free_and_is_on_disk_when_it_returns(db_url) -> None:
+    """Writing a big transaction's pages (a mail batch, a send to many units) takes
+    milliseconds: meanwhile the loop serves the rest (the mail worker's connections)."""
+    from sqlalchemy import text
+
+    from service.storage.db import Database
+
+    db = Database(db_url)
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    try:
+        async with db.session() as session:
+            await session.execute(text("CREATE TABLE probe (n INTEGER, pad TEXT)"))
+            await session.execute(text("INSERT INTO probe VALUES (:n, :pad)"),
+                                  [{"n": n, "pad": "x" * 400} for n in range(5000)])
+            ticker = asyncio.create_task(other_work())
+            await asyncio.sleep(0)
+            before = turns
+            await session.commit()
+            during = turns - before
+            ticker.cancel()
+    finally:
+        await db.dispose()
+    assert during > 0, "the loop was blocked for the whole commit"
+    reader = sqlite3.connect(db_url.removeprefix("sqlite+aiosqlite:///"))
+    try:
+        assert reader.execute("SELECT count(*), sum(n) FROM probe").fetchone() == (5000, sum(range(5000)))
+    finally:
+        reader.close()
