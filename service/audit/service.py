@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import Connection, Engine, Insert, and_, bindparam, case, event, insert, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.util import await_
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
 from service.storage import driver
 from service.storage.db import ServiceSession
 from service.storage.types import utcnow
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "verify_chain"]
 
@@ -86,9 +92,85 @@ async def append(
 
 
 _HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-_ADD_ENTRIES = insert(AuditEntry.__table__)  # type: ignore[attr-defined]
+_ADD_ENTRIES = insert(_ENTRY)
+
+# The head this process last wrote or read, per database (PostgreSQL). While no other
+# process appends, it is still the head, and a transaction's entries are chained onto it
+# in one statement (below) instead of three (lock and read the head, insert, move it).
+_KNOWN_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
+_AT_ONCE = 4  # entries chained in that one statement (a request makes one or two)
+_appends: dict[int, Insert] = {}
+# Requests of one process chain their entries one after the other, from this process's
+# known head to its commit. Left to PostgreSQL, requests committing together would reach
+# the head row in any order, find it elsewhere than they expected, and fall back to the
+# locked read. The turn is only an ordering: the chain's integrity rests on the head row
+# (a turn not had within this time is not waited for any longer).
+_TURNS: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
+_TURN_WAIT_S = 10.0
+_TURN = "audit_turn"  # session.info key: the turn this session holds until its transaction ends
+
+
+def _append_at(count: int) -> Insert:
+    """Move the head from (old_seq, old_hash) to (new_seq, new_hash) and insert ``count``
+    entries, all in one statement; if the head is elsewhere, no entry is inserted.
+
+    The UPDATE takes the head row's lock as the locked read does, and waits as it does
+    for a transaction that moved the head but has not committed yet; the CASE then sees
+    the head as that one left it. An UPDATE that only matched on ``seq`` and ``hash``
+    would instead skip the row as the statement's snapshot shows it (not waiting), and
+    fall back whenever two requests commit close together.
+    """
+    statement = _appends.get(count)
+    if statement is None:
+        there = and_(_HEAD.c.seq == bindparam("old_seq"), _HEAD.c.hash == bindparam("old_hash"))
+        moved = (update(_HEAD)
+                 .where(_HEAD.c.id == 1)
+                 .values(seq=case((there, bindparam("new_seq")), else_=_HEAD.c.seq),
+                         hash=case((there, bindparam("new_hash")), else_=_HEAD.c.hash))
+                 .returning(_HEAD.c.seq, _HEAD.c.hash)
+                 .cte("moved"))
+        did_move = and_(moved.c.seq == bindparam("new_seq"), moved.c.hash == bindparam("new_hash"))
+        rows = [select(*(bindparam(f"{c.name}_{n}", type_=c.type) for c in _ENTRY.c)).where(did_move)
+                for n in range(count)]
+        source = union_all(*rows) if count > 1 else rows[0]
+        statement = _appends[count] = (insert(_ENTRY)
+                                       .from_select([c.name for c in _ENTRY.c], source)
+                                       .add_cte(moved)
+                                       .returning(_ENTRY.c.seq))
+    return statement
+
+
+def _chain(pending: list[PendingEntry], seq: int, prev: str) -> tuple[int, str]:
+    for entry in pending:
+        seq += 1
+        entry.seq, entry.prev_hash = seq, prev
+        entry.hash = prev = entry_hash(entry)
+    return seq, prev
+
+
+def _append_at_known_head(conn: Connection, pending: list[PendingEntry]) -> bool:
+    """One statement, if this process's last known head is still the head; else False."""
+    known = _KNOWN_HEADS.get(conn.engine)
+    if known is None or len(pending) > _AT_ONCE:
+        return False
+    new_seq, new_hash = _chain(pending, *known)
+    params: dict[str, Any] = {"old_seq": known[0], "old_hash": known[1], "new_seq": new_seq, "new_hash": new_hash}
+    for n, entry in enumerate(pending):
+        params.update({f"{name}_{n}": value for name, value in entry.row().items()})
+    # Known before the statement even runs: a request of this process that commits at the
+    # same moment chains onto this one (its UPDATE waits for this transaction's lock) instead
+    # of onto the same head as this one. A wrong guess costs a fallback, never a fork: the
+    # CASE compares with the head as committed.
+    _KNOWN_HEADS[conn.engine] = new_seq, new_hash
+    if driver.fetch_now(conn, _append_at(len(pending)), params):
+        return True
+    # Another process appended meanwhile, or a transaction this one chained onto rolled
+    # back: the locked read follows (this transaction holds the head row's lock already).
+    return False
 
 
 @event.listens_for(ServiceSession, "before_commit")
@@ -98,18 +180,49 @@ def _chain_pending(session: Session) -> None:
     if not pending:
         return
     conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        # The transaction's own writes first: waiting for the turn while holding row locks
+        # another waiter's flush needs would be a deadlock PostgreSQL cannot see.
+        session.flush()
+        _take_turn(session, conn.engine)
+        if _append_at_known_head(conn, pending):
+            return
     head = driver.fetch_now(conn, _LOCK_HEAD, {})
     if not head:
         conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
         seq, prev = 0, GENESIS
     else:
         seq, prev = head[0]
-    for entry in pending:
-        seq += 1
-        entry.seq, entry.prev_hash = seq, prev
-        entry.hash = prev = entry_hash(entry)
+    seq, prev = _chain(pending, seq, prev)
     driver.execute_now(conn, _ADD_ENTRIES, [entry.row() for entry in pending])
     driver.execute_now(conn, _MOVE_HEAD, [{"new_seq": seq, "new_hash": prev}])
+    if postgres:
+        _KNOWN_HEADS[conn.engine] = seq, prev
+
+
+def _take_turn(session: Session, engine: Engine) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a synchronous session: nothing to order it with
+        return
+    held = _TURNS.get(engine)
+    if held is None or held[0] is not loop:
+        held = _TURNS[engine] = loop, asyncio.Lock()
+    lock = held[1]
+    try:
+        await_(asyncio.wait_for(lock.acquire(), _TURN_WAIT_S))
+    except TimeoutError:
+        log.warning("audit chain: no turn after %.0f s; appending without one", _TURN_WAIT_S)
+        return
+    session.info[_TURN] = lock
+
+
+@event.listens_for(ServiceSession, "after_transaction_end")
+def _end_turn(session: Session, _transaction: SessionTransaction) -> None:
+    lock = session.info.pop(_TURN, None)
+    if lock is not None:
+        lock.release()
 
 
 @event.listens_for(ServiceSession, "after_rollback")

@@ -97,3 +97,32 @@ async def test_concurrent_writers_make_one_unbroken_chain(database) -> None:
     assert report.ok, report.reason
     assert report.entries == 24
     assert all(action == "test.concurrent" for action, _ in entries)
+
+
+async def test_other_processes_and_a_failed_commit_leave_one_unbroken_chain(settings, database) -> None:
+    """Each process remembers the head it last wrote; another process appending, or a
+    commit that fails after the entries were chained, must not fork or break the chain."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from service.audit.models import AuditEntry
+
+    other = Database(settings.effective_database_url)  # another API process: its own head in memory
+    try:
+        await _fill(database, 1)
+        await _fill(other, 2)
+        await _fill(database, 1)  # its remembered head is two entries behind
+        with pytest.raises(IntegrityError):
+            async with database.session() as s:
+                await audit.append(s, action="test.never")
+                s.add(AuditEntry(seq=1, action="duplicate", prev_hash="", hash=""))  # fails at commit
+                await s.commit()
+        await _fill(database, 1)
+        await _fill(other, 1)
+    finally:
+        await other.dispose()
+    async with database.session() as s:
+        report = await audit.verify_chain(s)
+        actions = (await s.execute(text("SELECT action FROM audit_entry ORDER BY seq"))).scalars().all()
+    assert report.ok, report.reason
+    assert actions == ["test.step"] * 6
