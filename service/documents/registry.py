@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -77,6 +78,17 @@ def check_pdf(f: StoredFile, what: str = "the document") -> None:
 
 _SAME_NUMBER = select(col(Document.id), col(Document.number_notation)).where(
     col(Document.sender_unit_id) == bindparam("unit_id"), col(Document.dedup_key) == bindparam("key")).limit(1)
+_DOCUMENTS = Document.__table__  # type: ignore[attr-defined]
+# The number check is the INSERT itself: a row whose number the unit already registered
+# this year (uq_document_dedup) is not written, and no id comes back. On PostgreSQL a
+# concurrent registration of the same number is waited for, then answered the same way.
+_REGISTER: dict[str, Insert] = {
+    "postgresql": postgresql.insert(_DOCUMENTS).on_conflict_do_nothing(constraint="uq_document_dedup")
+    .returning(_DOCUMENTS.c.id),
+    "sqlite": sqlite.insert(_DOCUMENTS).on_conflict_do_nothing(index_elements=["sender_unit_id", "dedup_key"])
+    .returning(_DOCUMENTS.c.id),
+}
+_REGISTER_ANYWHERE = insert(_DOCUMENTS).returning(_DOCUMENTS.c.id)  # other databases: the constraint answers
 
 
 async def register_document(session: AsyncSession, principal: Principal, meta: DocumentMetadata,
@@ -90,16 +102,19 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     check_pdf(main)
     number = parse_number_notation(meta.number_notation)
     key = f"{meta.issued_on.year}:{number.key}"
-    for first_id, first_number in await driver.fetch(session, _SAME_NUMBER, {"unit_id": principal.unit_id,
-                                                                             "key": key}):
-        raise DuplicateDocumentError(
-            f"your unit already registered {first_number} in {meta.issued_on.year} "
-            f"as document {first_id}", existing_document_id=first_id,
-            existing_document=f"/api/v1/documents/{first_id}")
     doc = _new_document(principal, meta, number, key, main)
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    values = {c.name: getattr(doc, c.key) for c in _DOCUMENTS.columns}
+    if not await driver.fetch(session, _REGISTER.get(dialect, _REGISTER_ANYWHERE), values):
+        for first_id, first_number in await driver.fetch(session, _SAME_NUMBER, {"unit_id": principal.unit_id,
+                                                                                 "key": key}):
+            raise DuplicateDocumentError(
+                f"your unit already registered {first_number} in {meta.issued_on.year} "
+                f"as document {first_id}", existing_document_id=first_id,
+                existing_document=f"/api/v1/documents/{first_id}")
+        raise DuplicateDocumentError(f"your unit already registered {number.text} in {meta.issued_on.year}")
     rows = [Attachment.model_construct(document_id=doc.id, filename=a.filename, content_type=a.content_type,
                        sha256=a.sha256, size=a.size) for a in attachments]
-    await insert_rows(session, [doc])
     await insert_rows(session, rows)
     await audit.append(session, action="document.registered", actor_id=principal.user_id,
                        unit_id=principal.unit_id, document_id=doc.id,

@@ -78,6 +78,21 @@ async def test_duplicate_number_points_to_the_first(client, world, settings) -> 
     assert len(_stored_files(settings)) == 1, "the refused duplicate's bytes must not be kept"
 
 
+async def test_the_same_number_uploaded_twice_at_once_is_registered_once(client, world, settings) -> None:
+    import asyncio
+
+    forms = [upload_form(metadata("07-KH/ĐU", subject=f"Bản {n}"), pdf=make_pdf(f"content {n}")) for n in (1, 2)]
+    answers = await asyncio.gather(*(client.post("/api/v1/documents", headers=world.auth("xa1"), **form)
+                                     for form in forms))
+    assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
+    [won] = [r for r in answers if r.status_code == 201]
+    [lost] = [r for r in answers if r.status_code == 409]
+    assert _problem(lost, 409)["existing_document_id"] == won.json()["id"]
+    out = await client.get("/api/v1/outbox", headers=world.auth("xa1"))
+    assert [d["id"] for d in out.json()["items"]] == [won.json()["id"]]
+    assert len(_stored_files(settings)) == 1, "the refused upload's bytes must not be kept"
+
+
 @pytest.mark.parametrize(("field", "value"), [("issued_on", "20/13/2026"), ("issued_on", "2026-02-30"),
                                               ("deadline", "tomorrow"), ("urgency", "rất gấp"),
                                               ("number_notation", "kế hoạch số năm")])
