@@ -84,8 +84,7 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Sendab
     require_role(principal, "clerk")
     if doc.sender_unit_id != principal.unit_id:
         raise InvalidInputError("only the sending unit sends a document; use forward for a received one")
-    sender = await _ref(session, principal.unit_id)
-    recipients = await expand_recipients(session, selectors)
+    sender, recipients = await expand_recipients(session, principal.unit_id, selectors)
     policy.check(sender, recipients)
     result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
                             base_hops=[sender.id], notice=notice)
@@ -115,8 +114,7 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
     parent, doc = await visible_delivery(session, principal, delivery_id, as_recipient=True)
     if parent.status not in {"03", "04", "05", "06"}:
         raise InvalidTransitionError("register the document (03) before forwarding it")
-    me = await _ref(session, principal.unit_id)
-    recipients = await expand_recipients(session, selectors)
+    me, recipients = await expand_recipients(session, principal.unit_id, selectors)
     FORWARD_POLICY.check(me, recipients)
     result = await _deliver(session, principal, doc, recipients, sender_name=me.name, parent=parent,
                             base_hops=list(parent.hops))
@@ -124,15 +122,6 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
                        unit_id=principal.unit_id, document_id=doc.id, object_id=parent.id,
                        data=_recipient_digest(recipients, result))
     return result
-
-
-_UNIT_REF = select(col(Unit.id), col(Unit.code), col(Unit.name), col(Unit.path), col(Unit.parent_id)).where(
-    col(Unit.id) == bindparam("unit_id"))
-
-
-async def _ref(session: AsyncSession, unit_id: str) -> UnitRef:
-    (row,) = await driver.fetch(session, _UNIT_REF, {"unit_id": unit_id})
-    return UnitRef(*row)
 
 
 async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, recipients: list[UnitRef],

@@ -34,7 +34,10 @@ class Precomputed(NamedTuple):
 
     sha256: str
     report: VerificationReport
-    unseen: bool  # no report of this version can exist: read and verified under a write lock still held
+    # No report of these bytes was there when the document was read in this transaction
+    # (SQLite: the write lock is still held, so none can appear; PostgreSQL: a concurrent
+    # send of the same document may record its own report too, as it could before).
+    unseen: bool
 
 
 _RECORD = VerificationRecord.__table__  # type: ignore[attr-defined]
@@ -67,7 +70,7 @@ async def _verify_before_writing(session: AsyncSession, db: Database, sha: str, 
     released = sqlite and (scan is None or scan.byte_ranges > 0)
     if released:
         await session.rollback()
-    return Precomputed(sha, await runtime.verify(blobs.path(sha), scan), sqlite and not released), released
+    return Precomputed(sha, await runtime.verify(blobs.path(sha), scan), not released), released
 
 
 async def record_verification(session: AsyncSession, doc: Sendable, runtime: SigningRuntime,

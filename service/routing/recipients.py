@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from service.errors import InvalidInputError
+from service.errors import InvalidInputError, PermissionDeniedError
 from service.routing.policy import UnitRef
 from service.storage import driver
 from service.text import nfc, search_key
@@ -42,10 +42,12 @@ def unit_ref(unit: Unit) -> UnitRef:
     return UnitRef(unit.id, unit.code, unit.name, unit.path, unit.parent_id)
 
 
-async def expand_recipients(session: AsyncSession, selectors: list[RecipientSelector]) -> list[UnitRef]:
-    """Distinct units, in request order. Raises UnknownUnitsError for unknown names."""
+async def expand_recipients(session: AsyncSession, sender_id: str,
+                            selectors: list[RecipientSelector]) -> tuple[UnitRef, list[UnitRef]]:
+    """The sending unit and the recipients (distinct, in request order), the named ones
+    and the sender read in one look-up. Raises UnknownUnitsError for unknown names."""
     named = [s.unit or s.under or "" for s in selectors]
-    anchors = await _anchors(session, named)
+    sender, anchors = await _anchors(session, sender_id, named)
     seen: dict[str, UnitRef] = {}
     for sel in selectors:
         anchor = anchors[nfc(sel.unit or sel.under or "")]
@@ -54,23 +56,27 @@ async def expand_recipients(session: AsyncSession, selectors: list[RecipientSele
             continue
         for ref in await _subtree(session, anchor, sel.level, sel.include_root):
             seen.setdefault(ref.id, ref)
-    return list(seen.values())
+    return sender, list(seen.values())
 
 
 _BY_ID_OR_CODE = select(*_COLUMNS).where(col(Unit.id).in_(bindparam("ids", expanding=True))
                                          | col(Unit.code).in_(bindparam("codes", expanding=True)))
 
 
-async def _anchors(session: AsyncSession, keys: list[str]) -> dict[str, UnitRef]:
+async def _anchors(session: AsyncSession, sender_id: str, keys: list[str]) -> tuple[UnitRef, dict[str, UnitRef]]:
     wanted = {nfc(k) for k in keys}
-    params = {"ids": list(wanted), "codes": list({k.upper() for k in wanted})}
+    params = {"ids": [*wanted, sender_id], "codes": list({k.upper() for k in wanted})}
     rows = [UnitRef(*row) for row in await driver.fetch(session, _BY_ID_OR_CODE, params)]
-    by_key = {r.id: r for r in rows} | {r.code: r for r in rows}
+    by_id = {r.id: r for r in rows}
+    by_key = by_id | {r.code: r for r in rows}
     found = {k: by_key.get(k) or by_key.get(k.upper()) for k in wanted}
     unknown = sorted(k for k, v in found.items() if v is None)
     if unknown:
         raise UnknownUnitsError(f"unknown recipient units: {', '.join(unknown)}", unknown=unknown)
-    return {k: v for k, v in found.items() if v is not None}
+    sender = by_id.get(sender_id)
+    if sender is None:  # the caller's unit was removed while its token still works
+        raise PermissionDeniedError("your unit no longer exists")
+    return sender, {k: v for k, v in found.items() if v is not None}
 
 
 async def _subtree(session: AsyncSession, root: UnitRef, level: str | None, include_root: bool) -> list[UnitRef]:
