@@ -85,6 +85,7 @@ class BlobWriter:
         self._store, self._limit = store, limit
         self._tmp = store.root / "tmp" / secrets.token_hex(16)
         self._file: BinaryIO | None = None  # opened by the first write, on the thread
+        self._committed = False
         self._scanner = Scanner()
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -152,15 +153,24 @@ class BlobWriter:
 
         On the event loop: ``finish`` made the folders, so this is one rename, cheaper
         than a thread hand-off."""
-        final = _move_into(self._tmp, self._store.path(sha256))
+        final = self._store.path(sha256)
+        # Identical bytes stored before are replaced by themselves: no look first.
+        try:
+            os.replace(self._tmp, final)
+        except FileNotFoundError:  # not the hash ``finish`` made the folders for
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, final)
+        self._committed = True
         if self.scan is not None and self.scan.sha256 == sha256:
             self._store._remember(self.scan)
         return final
 
     def discard(self) -> None:
+        """Remove the temporary file; after ``commit`` there is nothing left to remove."""
         if self._file is not None and not self._file.closed:
             self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        if not self._committed:
+            self._tmp.unlink(missing_ok=True)
 
 
 def _move_into(tmp: Path, final: Path) -> Path:
