@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import BinaryIO
@@ -85,7 +86,10 @@ class BlobWriter:
         self._store, self._limit = store, limit
         self._tmp = store.root / "tmp" / secrets.token_hex(16)
         self._file: BinaryIO | None = None  # opened by the first write, on the thread
-        self._committed = False
+        self._committed = self._discarded = False
+        # A cancelled request may discard while a write it gave up waiting for still runs:
+        # the file is then not created after its removal.
+        self._opening = threading.Lock()
         self._scanner = Scanner()
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -125,9 +129,12 @@ class BlobWriter:
         self._opened().writelines(chunks)
 
     def _opened(self) -> BinaryIO:
-        if self._file is None:
-            self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/discard
-        return self._file
+        with self._opening:
+            if self._discarded:
+                raise OSError(f"{self._tmp.name} was discarded")
+            if self._file is None:
+                self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in finish/discard
+            return self._file
 
     async def finish(self) -> str:
         """Flush everything to disk; returns the SHA-256 (the file is still temporary)."""
@@ -167,10 +174,12 @@ class BlobWriter:
 
     def discard(self) -> None:
         """Remove the temporary file; after ``commit`` there is nothing left to remove."""
-        if self._file is not None and not self._file.closed:
-            self._file.close()
-        if not self._committed:
-            self._tmp.unlink(missing_ok=True)
+        with self._opening:
+            self._discarded = True
+            if self._file is not None and not self._file.closed:
+                self._file.close()
+            if not self._committed:
+                self._tmp.unlink(missing_ok=True)
 
 
 def _move_into(tmp: Path, final: Path) -> Path:

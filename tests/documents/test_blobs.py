@@ -1,0 +1,41 @@
+"""The blob store: content-addressed, atomic, and nothing left behind by an upload given up."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from service.documents.blobs import BlobStore
+
+
+def _files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+async def test_a_committed_file_is_at_its_content_address_and_identical_bytes_are_kept_once(tmp_path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    data = b"%PDF-1.7\n" + b"x" * 3_000_000  # more than one flush
+    shas = []
+    for _ in range(2):
+        writer = store.writer(10**8)
+        for start in range(0, len(data), 65536):
+            await writer.write(data[start:start + 65536])
+        shas.append(await writer.finish())
+        writer.commit(shas[-1])
+        writer.discard()  # what the request does at its end: nothing left to remove
+    sha = hashlib.sha256(data).hexdigest()
+    assert shas == [sha, sha]
+    assert store.path(sha).read_bytes() == data
+    assert _files(tmp_path / "blobs") == [f"{sha[:2]}/{sha[2:4]}/{sha}"]
+
+
+async def test_an_upload_discarded_while_its_write_still_runs_leaves_no_file(tmp_path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    writer = store.writer(10**8)
+    await writer.write(b"z" * 1024)
+    # The request is cancelled while the write it handed to the thread has not run yet: the
+    # temporary file must not appear after the discard removed it.
+    finish = asyncio.ensure_future(writer.finish())
+    writer.discard()
+    await asyncio.gather(finish, return_exceptions=True)
+    assert _files(tmp_path / "blobs") == []
