@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Insert, and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -21,7 +21,7 @@ from service.errors import InvalidInputError
 from service.outbox.models import OutboxEvent
 from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, expand_recipients
 from service.storage import driver
-from service.storage.bulk import bulk_insert
+from service.storage.bulk import COPY_FROM, bulk_insert
 from service.storage.types import new_id, new_ids, utcnow
 from service.units import Unit
 
@@ -59,6 +59,7 @@ class SendResult:
     created: int
     already_sent: int
     delivery_ids: list[str] = field(default_factory=list)
+    marked_sent: bool = False  # the document's first-send mark was written with the deliveries
 
 
 def notification_payload(doc: Sendable, sender_name: str, **extra: Any) -> dict[str, Any]:
@@ -87,8 +88,8 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Sendab
     sender, recipients = await expand_recipients(session, principal.unit_id, selectors)
     policy.check(sender, recipients)
     result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
-                            base_hops=[sender.id], notice=notice)
-    if doc.sent_at is None:
+                            base_hops=[sender.id], notice=notice, first_send=doc.sent_at is None)
+    if doc.sent_at is None and not result.marked_sent:
         await _mark_sent(session, doc, utcnow())
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
                        document_id=doc.id, data=_recipient_digest(recipients, result))
@@ -100,6 +101,10 @@ _MARK_SENT = update(Document).where(col(Document.id) == bindparam("doc_id")).val
 
 async def _mark_sent(session: AsyncSession, doc: Sendable, at: datetime) -> None:
     await driver.execute(session, _MARK_SENT, {"doc_id": doc.id, "at": at})
+    _marked(doc, at)
+
+
+def _marked(doc: Sendable, at: datetime) -> None:
     if isinstance(doc, Document):  # a loaded object is told it is already so: nothing left to flush
         set_committed_value(doc, "sent_at", at)
 
@@ -126,7 +131,7 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
 
 async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, recipients: list[UnitRef],
                    *, sender_name: str, parent: Delivery | None, base_hops: list[str],
-                   notice: dict[str, Any] | None = None) -> SendResult:
+                   notice: dict[str, Any] | None = None, first_send: bool = False) -> SendResult:
     existing: set[str] = set()
     if doc.sent_at is not None:  # deliveries exist only once the document was sent
         existing.update((await session.execute(
@@ -147,9 +152,39 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, r
                            "urgency": doc.urgency, "incoming_number": None, "assignee": None, "note": "",
                            "created_at": now, "updated_at": now, "registered_at": None})
         outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now, next(ids)))
+    if fresh and len(fresh) < COPY_FROM and driver.dialect_of(session) == "postgresql":
+        # One statement per recipient (its delivery, its arrival notice, and on a first send
+        # the document's sent mark), all in one trip to the server instead of three.
+        if session.new or session.dirty or session.deleted:  # rows may refer to objects not yet written
+            await session.flush()
+        await driver.execute_many(session, _DELIVERED, [
+            {**{f"d_{k}": v for k, v in d.items()}, **{f"o_{k}": v for k, v in o.items()},
+             "doc_id": doc.id, "sent_at": now if first_send else None}
+            for d, o in zip(deliveries, outbox, strict=True)])
+        if first_send:
+            _marked(doc, now)
+        return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries],
+                          marked_sent=first_send)
     await _bulk(session, Delivery, deliveries)
     await _bulk(session, OutboxEvent, outbox)
     return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])
+
+
+def _delivered() -> Insert:
+    """PostgreSQL: a delivery, its arrival notice and the document's first-send mark (when
+    ``sent_at`` is given and the document has none yet), as one statement."""
+    deliveries, notices = Delivery.__table__, OutboxEvent.__table__  # type: ignore[attr-defined]
+    documents = Document.__table__  # type: ignore[attr-defined]
+    delivery = insert(deliveries).values({c.name: bindparam(f"d_{c.name}", type_=c.type) for c in deliveries.c})
+    mark = (update(documents)
+            .where(and_(documents.c.id == bindparam("doc_id"), documents.c.sent_at.is_(None),
+                        bindparam("sent_at", type_=documents.c.sent_at.type).is_not(None)))
+            .values(sent_at=bindparam("sent_at", type_=documents.c.sent_at.type)))
+    return (insert(notices).values({c.name: bindparam(f"o_{c.name}", type_=c.type) for c in notices.c})
+            .add_cte(delivery.cte("delivered")).add_cte(mark.cte("marked")))
+
+
+_DELIVERED = _delivered()
 
 
 def _outbox_row(kind: str, unit_id: str, doc: Sendable, delivery_id: str | None,

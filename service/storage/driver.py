@@ -41,7 +41,7 @@ from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
 
-__all__ = ["execute", "execute_many", "execute_now", "fetch", "fetch_now", "integrity_errors"]
+__all__ = ["dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_now", "integrity_errors"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -158,6 +158,11 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, _Driver |
     driver = _driver(conn.sync_connection)
     session.info[_HELD] = (session.sync_session.get_transaction(), conn, driver)
     return conn, driver
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """The session's database: "sqlite", "postgresql", …"""
+    return session.bind.dialect.name if session.bind is not None else ""
 
 
 async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:

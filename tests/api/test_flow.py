@@ -172,3 +172,21 @@ async def test_the_same_send_twice_at_once_delivers_once(client, world) -> None:
     listing = await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))
     assert sorted(d["recipient"]["code"] for d in listing.json()["items"]) == [
         "000.00.01.H99", "000.01.01.H99", "000.02.01.H99", "000.03.01.H99"]
+
+
+async def test_a_second_send_reaches_only_new_units_and_keeps_the_first_sent_time(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("09-NQ/TU")))
+    doc_id = up.json()["id"]
+    unsent = await client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("tu"))
+    assert unsent.json()["sent_at"] is None
+    first = await client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"), json={"recipients": [XA1]})
+    assert first.json()["created"] == 1
+    sent_at = (await client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("tu"))).json()["sent_at"]
+    assert sent_at is not None
+    again = await client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"),
+                              json={"recipients": [XA1, *BRANCHES_XA1]})
+    assert (again.json()["created"], again.json()["already_sent"]) == (3, 1)
+    after = await client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("tu"))
+    assert after.json()["sent_at"] == sent_at, "the first send's time stays"
+    seen = await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))
+    assert sorted(d["recipient"]["code"] for d in seen.json()["items"]) == sorted([XA1, *BRANCHES_XA1])
