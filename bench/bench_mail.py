@@ -25,6 +25,9 @@ runs in a child process on loopback; its handler only counts messages and bytes.
   left (seeding, building the raw messages) made a full collection (~70 ms) fall into
   some worker phase or other; the raw phases never trigger one. Each phase still pays
   for the collections its own allocations cause.
+* All three phases run on one event loop, uvloop by default: the loop the service runs the
+  worker on (the API's embedded worker under uvicorn, and ``docexchange worker``).
+  ``--loop asyncio`` measures both sides on asyncio's own loop instead.
 * Urgent latency: a worker drains ``backlog`` normal events; once it is busy, ``urgent``
   priority-3 events are enqueued one after the other and each is timed from its commit
   to its ``sent`` row (polled every 5 ms).
@@ -286,6 +289,14 @@ async def urgent_latency(config: MailConfig, url: str, backlog: int, urgent: int
 # ---- report -------------------------------------------------------------------------------------
 
 
+def _loop_name(args: argparse.Namespace) -> str:
+    if args.loop == "uvloop":
+        from importlib.metadata import version
+
+        return f"uvloop {version('uvloop')}"
+    return "asyncio"
+
+
 def machine() -> str:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -314,7 +325,8 @@ def report(args: argparse.Namespace, phases: dict[str, list[Phase]], latencies: 
     n = args.connections
     rows = [
         f"Date {date.today().isoformat()}; machine {machine()} (`nproc` = {os.cpu_count()}); "
-        f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}; load average "
+        f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}, event loop {_loop_name(args)}; "
+        f"load average "
         f"{load[0][0]:.2f} before, {load[1][0]:.2f} after (other jobs share the machine).",
         "",
         "| measure | median | min – max | target | met |",
@@ -416,4 +428,12 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--urgent", type=int, default=5)
     parser.add_argument("--doc", help="rewrite the bench_mail block of this markdown file (e.g. docs/mail.md)")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="event loop of all three phases (default uvloop: the service's, see the module doc)")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(args))
+    else:
+        asyncio.run(main(args))

