@@ -59,7 +59,6 @@ class SendResult:
     created: int
     already_sent: int
     delivery_ids: list[str] = field(default_factory=list)
-    marked_sent: bool = False  # the document's first-send mark was written with the deliveries
 
 
 def notification_payload(doc: Sendable, sender_name: str, **extra: Any) -> dict[str, Any]:
@@ -88,9 +87,7 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Sendab
     sender, recipients = await expand_recipients(session, principal.unit_id, selectors)
     policy.check(sender, recipients)
     result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
-                            base_hops=[sender.id], notice=notice, first_send=doc.sent_at is None)
-    if doc.sent_at is None and not result.marked_sent:
-        await _mark_sent(session, doc, utcnow())
+                            base_hops=[sender.id], notice=notice, mark_sent=doc.sent_at is None)
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
                        document_id=doc.id, data=_recipient_digest(recipients, result))
     return result
@@ -131,7 +128,9 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
 
 async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, recipients: list[UnitRef],
                    *, sender_name: str, parent: Delivery | None, base_hops: list[str],
-                   notice: dict[str, Any] | None = None, first_send: bool = False) -> SendResult:
+                   notice: dict[str, Any] | None = None, mark_sent: bool = False) -> SendResult:
+    """The deliveries and arrival notices of ``recipients`` not reached yet; ``mark_sent``
+    (a first send) also marks the document sent."""
     existing: set[str] = set()
     if doc.sent_at is not None:  # deliveries exist only once the document was sent
         existing.update((await session.execute(
@@ -155,18 +154,18 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, r
     if fresh and len(fresh) < COPY_FROM and driver.dialect_of(session) == "postgresql":
         # One statement per recipient (its delivery, its arrival notice, and on a first send
         # the document's sent mark), all in one trip to the server instead of three.
-        if session.new or session.dirty or session.deleted:  # rows may refer to objects not yet written
-            await session.flush()
+        await _flush_pending(session)
         await driver.execute_many(session, _DELIVERED, [
             {**{f"d_{k}": v for k, v in d.items()}, **{f"o_{k}": v for k, v in o.items()},
-             "doc_id": doc.id, "sent_at": now if first_send else None}
+             "doc_id": doc.id, "sent_at": now if mark_sent else None}
             for d, o in zip(deliveries, outbox, strict=True)])
-        if first_send:
+        if mark_sent:
             _marked(doc, now)
-        return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries],
-                          marked_sent=first_send)
-    await _bulk(session, Delivery, deliveries)
-    await _bulk(session, OutboxEvent, outbox)
+    else:
+        await _bulk(session, Delivery, deliveries)
+        await _bulk(session, OutboxEvent, outbox)
+        if mark_sent:
+            await _mark_sent(session, doc, now)
     return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])
 
 
@@ -198,9 +197,13 @@ def _outbox_row(kind: str, unit_id: str, doc: Sendable, delivery_id: str | None,
 
 async def _bulk(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
     # Straight to the driver (COPY / executemany): a send to 10,000 units writes 30,000 rows.
+    await _flush_pending(session)
+    await bulk_insert(session, model.__table__, rows)
+
+
+async def _flush_pending(session: AsyncSession) -> None:
     if session.new or session.dirty or session.deleted:  # rows may refer to objects not yet written
         await session.flush()
-    await bulk_insert(session, model.__table__, rows)
 
 
 def _recipient_digest(recipients: list[UnitRef], result: SendResult) -> dict[str, Any]:
