@@ -103,9 +103,8 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     number = parse_number_notation(meta.number_notation)
     key = f"{meta.issued_on.year}:{number.key}"
     doc = _new_document(principal, meta, number, key, main)
-    dialect = session.bind.dialect.name if session.bind is not None else ""
     values = {c.name: getattr(doc, c.key) for c in _DOCUMENTS.columns}
-    if not await driver.fetch(session, _REGISTER.get(dialect, _REGISTER_ANYWHERE), values):
+    if not await driver.fetch(session, _REGISTER.get(driver.dialect_of(session), _REGISTER_ANYWHERE), values):
         for first_id, first_number in await driver.fetch(session, _SAME_NUMBER, {"unit_id": principal.unit_id,
                                                                                  "key": key}):
             raise DuplicateDocumentError(

@@ -107,7 +107,7 @@ async def claim_due(
     PostgreSQL: the chosen rows are locked with SKIP LOCKED (a concurrent claimer takes
     others); SQLite: the transaction holds the write lock from its start (BEGIN IMMEDIATE).
     """
-    statement = _CLAIM_SKIP_LOCKED if _dialect(session) == "postgresql" else _CLAIM
+    statement = _CLAIM_SKIP_LOCKED if driver.dialect_of(session) == "postgresql" else _CLAIM
     rows = await driver.fetch(session, statement, {"now": now, "owner": owner, "limit": limit,
                                                    "until": now + timedelta(seconds=lease_s)})
     events = [ClaimedEvent(*row) for row in rows]
@@ -266,7 +266,7 @@ async def upsert_recipients(session: AsyncSession, rows: list[dict[str, object]]
     (event, address), so nothing needs storing before the send). A row already there (a
     worker that took over an expired lease recorded first) gets this outcome on top.
     """
-    await driver.execute_many(session, _UPSERT.get(_dialect(session), _INSERT_RECIPIENT), rows)
+    await driver.execute_many(session, _UPSERT.get(driver.dialect_of(session), _INSERT_RECIPIENT), rows)
 
 
 _INSERT_RECIPIENT, _INSERT_ATTEMPT = insert(_RC), insert(_AT)
@@ -275,10 +275,6 @@ _INSERT_RECIPIENT, _INSERT_ATTEMPT = insert(_RC), insert(_AT)
 async def insert_attempts(session: AsyncSession, rows: list[dict[str, object]]) -> None:
     """Append server answers to the attempt log (rows with every column)."""
     await driver.execute_many(session, _INSERT_ATTEMPT, rows)
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else ""
 
 
 async def recipients_by_event(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, list[MailRecipient]]:
