@@ -160,13 +160,7 @@ class BlobWriter:
 
         On the event loop: ``finish`` made the folders, so this is one rename, cheaper
         than a thread hand-off."""
-        final = self._store.path(sha256)
-        # Identical bytes stored before are replaced by themselves: no look first.
-        try:
-            os.replace(self._tmp, final)
-        except FileNotFoundError:  # not the hash ``finish`` made the folders for
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, final)
+        final = _move_into(self._tmp, self._store.path(sha256))
         self._committed = True
         if self.scan is not None and self.scan.sha256 == sha256:
             self._store._remember(self.scan)
@@ -183,9 +177,7 @@ class BlobWriter:
 
 
 def _move_into(tmp: Path, final: Path) -> Path:
-    if final.exists():
-        tmp.unlink(missing_ok=True)  # identical bytes are already stored
-        return final
+    # Identical bytes stored before are replaced by themselves: no look first.
     try:
         os.replace(tmp, final)
     except FileNotFoundError:  # the first file under this prefix: its folders come first
