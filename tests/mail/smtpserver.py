@@ -55,6 +55,7 @@ class Handler:
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply (e.g. "450 4.2.2 …")
     drop_after_data: int = 0  # this many DATA commands are received, then the connection is cut
     data_delay_s: float = 0.0
+    data_reply: str = ""  # answered at the end of DATA instead of 250 (the message is not kept)
     sessions: int = 0
 
     async def handle_RCPT(self, server: SMTPServer, session: Session, envelope: Envelope, address: str,
@@ -68,6 +69,8 @@ class Handler:
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         if self.data_delay_s:
             await asyncio.sleep(self.data_delay_s)
+        if self.data_reply:
+            return self.data_reply
         raw = bytes(envelope.original_content or b"")
         self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw))
         if self.drop_after_data > 0:
