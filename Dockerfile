@@ -7,9 +7,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /srv/docexchange --create-home docex
 
 WORKDIR /srv/docexchange/app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY service ./service
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir -c constraints.txt .
 
 ENV DOCEX_DATA_DIR=/data \
     DOCEX_KEYS_DIR=/keys \

@@ -5,10 +5,10 @@ PORT ?= 8000
 
 .PHONY: demo test system-deps lint bench
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,dev]'
 	touch $@
 
 demo: $(VENV)/.installed
