@@ -81,7 +81,7 @@ def _claim(lock: bool) -> Update:
     # ix_outbox_queue (tens of µs) instead of sorting every due event (~0.4 ms per 1,000).
     chosen = (
         select(_EV.c.id)
-        .where(text(f"outbox_event.{QUEUED}"), _due(bindparam("now")))
+        .where(text(QUEUED), _due(bindparam("now")))
         .order_by(_EV.c.priority.desc(), _EV.c.next_attempt_at)
         .limit(bindparam("limit"))
     )

