@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -122,6 +123,10 @@ async def signing_runtime(request: Request) -> SigningRuntime:
     async with state.signing_lock:
         if state.signing is None:
             state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
+            # Its modules (pyHanko, certificate validation) stay loaded: out of the cyclic
+            # collector's walks, as the app's own were at startup (see app._lifespan).
+            gc.collect()
+            gc.freeze()
         runtime: SigningRuntime = state.signing
         return runtime
 

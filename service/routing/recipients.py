@@ -79,10 +79,13 @@ async def _anchors(session: AsyncSession, sender_id: str, keys: list[str]) -> tu
     return sender, {k: v for k, v in found.items() if v is not None}
 
 
-async def _subtree(session: AsyncSession, root: UnitRef, level: str | None, include_root: bool) -> list[UnitRef]:
-    stmt = (select(*_COLUMNS, col(Unit.level)).where(col(Unit.path).startswith(root.path))
+# A province is 10,000+ rows: read as plain rows (``storage.driver``), not ORM results.
+_SUBTREE = (select(*_COLUMNS, col(Unit.level)).where(col(Unit.path).startswith(bindparam("path")))
             .order_by(col(Unit.depth), col(Unit.code)))
-    rows = (await session.execute(stmt)).all()
+
+
+async def _subtree(session: AsyncSession, root: UnitRef, level: str | None, include_root: bool) -> list[UnitRef]:
+    rows = await driver.fetch(session, _SUBTREE, {"path": root.path})
     wanted_level = search_key(level) if level else None
     refs = []
     for unit_id, code, name, path, parent_id, unit_level in rows:

@@ -44,31 +44,43 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+_NOTHING = object()
+
+
 def _memo(convert: Convert) -> Convert:
-    # Bulk rows repeat the same moment and the same payload object: convert each once.
-    seen: dict[int, tuple[Any, Any]] = {}
+    # Bulk rows repeat the same moment and the same payload object, one after the other:
+    # each is converted once. (A value compared by identity, and held: no id() reuse.)
+    last: list[Any] = [_NOTHING, None]
 
     def run(value: Any) -> Any:
-        hit = seen.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
+        if value is last[0]:
+            return last[1]
         result = convert(value)
-        seen[id(value)] = (value, result)
+        last[0], last[1] = value, result
         return result
 
     return run
 
 
-def _converters(table: Table, dialect: str) -> list[Convert | None]:
-    out: list[Convert | None] = []
-    for column in table.columns:
+def _converters(table: Table, dialect: str) -> list[tuple[int, Convert]]:
+    """The columns whose values need converting, by position, with their converters."""
+    out: list[tuple[int, Convert]] = []
+    for at, column in enumerate(table.columns):
         if isinstance(column.type, UTCDateTime):
-            out.append(_memo(_sqlite_time if dialect == "sqlite" else _naive_utc))
+            out.append((at, _memo(_sqlite_time if dialect == "sqlite" else _naive_utc)))
         elif isinstance(column.type, JSON):
-            out.append(_memo(_json))
-        else:
-            out.append(None)
+            out.append((at, _memo(_json)))
     return out
+
+
+def _records(rows: Sequence[dict[str, Any]], names: list[str], convert: list[tuple[int, Convert]]) -> list[Any]:
+    records = []
+    for row in rows:
+        values = [row[n] for n in names]
+        for at, f in convert:
+            values[at] = f(values[at])
+        records.append(tuple(values))
+    return records
 
 
 async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -81,9 +93,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     conn = await session.connection()
     dialect = conn.dialect.name
     names = [c.name for c in table.columns]
-    convert = _converters(table, dialect)
-    pairs = list(zip(convert, names, strict=True))
-    records = [tuple(row[n] if f is None else f(row[n]) for f, n in pairs) for row in rows]
+    records = _records(rows, names, _converters(table, dialect))
     raw = (await conn.get_raw_connection()).driver_connection
     if raw is None:
         raise RuntimeError("the database connection is closed")

@@ -112,10 +112,10 @@ async def test_other_processes_and_a_failed_commit_leave_one_unbroken_chain(sett
         await _fill(database, 1)
         await _fill(other, 2)
         await _fill(database, 1)  # its remembered head is two entries behind
-        with pytest.raises(IntegrityError):
-            async with database.session() as s:
-                await audit.append(s, action="test.never")
-                s.add(AuditEntry(seq=1, action="duplicate", prev_hash="", hash=""))  # fails at commit
+        async with database.session() as s:
+            await audit.append(s, action="test.never")
+            s.add(AuditEntry(seq=1, action="duplicate", prev_hash="", hash=""))  # fails at commit
+            with pytest.raises(IntegrityError):
                 await s.commit()
         await _fill(database, 1)
         await _fill(other, 1)
