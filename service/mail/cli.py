@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -151,6 +152,10 @@ async def run_worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         worker = await Worker.create(db, MailConfig.from_settings(settings))
+        # What exists now lives as long as the process: out of the cyclic collector's walks
+        # (as in the API process, see service.api.app).
+        gc.collect()
+        gc.freeze()
         await worker.run(stop)
     finally:
         await db.dispose()
