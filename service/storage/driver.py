@@ -234,14 +234,45 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
     await_(driver.many(plan.compiled.string, [_values(plan, row) for row in rows]))
 
 
+# An ``IN`` list's SQL depends only on the list's length: the expanded SQL and where each
+# argument comes from, per statement and lengths (SQLAlchemy rebuilds them on every call).
+# A slot: the parameter, the index in its list (None: a plain value), the converter; or,
+# for a value the construct carries itself, None and that value (already converted).
+_Slot = tuple[str | None, Any, Processor | None]
+_expansions: dict[tuple[int, str, tuple[tuple[str, int], ...]], tuple[str, tuple[_Slot, ...]]] = {}
+_EXPANSIONS_MAX = 4096
+
+
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """The SQL (``IN`` lists expanded) and its positional, converted arguments."""
     if not plan.expanding:
         return plan.compiled.string, _values(plan, params)
+    lengths = tuple(sorted((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple)))
+    key = (id(plan.statement), plan.compiled.dialect.name, lengths)
+    cached = _expansions.get(key)
+    if cached is None:
+        cached = _expand(plan, params)
+        if len(_expansions) >= _EXPANSIONS_MAX:
+            _expansions.clear()
+        _expansions[key] = cached
+    sql, slots = cached
+    return sql, [at if name is None else _convert(f, params[name] if at is None else params[name][at])
+                 for name, at, f in slots]
+
+
+def _expand(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, tuple[_Slot, ...]]:
     state = plan.compiled.construct_expanded_state(dict(params))
     processors = {**plan.binds, **state.processors}
-    return state.statement, [_convert(processors.get(n), v)
-                             for n, v in zip(state.positiontup or [], state.positional_parameters, strict=True)]
+    origin = {expanded: (name, at) for name, names in state.parameter_expansion.items()
+              for at, expanded in enumerate(names)}
+    slots: list[_Slot] = []
+    for name, value in zip(state.positiontup or (), state.positional_parameters, strict=True):
+        source, at = origin.get(name, (name, None))
+        if source in params:
+            slots.append((source, at, processors.get(name)))
+        else:  # a value the construct carries itself
+            slots.append((None, _convert(processors.get(name), value), None))
+    return state.statement, tuple(slots)
 
 
 def _values(plan: _Plan, row: Mapping[str, Any]) -> list[Any]:
