@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
+from service.storage.checkpoint import SAFETY_PAGES, Checkpointer
 
 __all__ = ["Database", "ServiceSession", "is_sqlite"]
 
@@ -34,6 +35,11 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = _make_engine(url, pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=ServiceSession)
+        self._checkpointer: Checkpointer | None = None
+        path = (make_url(url).database or "") if is_sqlite(url) else ""
+        if path and path != ":memory:":
+            self._checkpointer = Checkpointer(path)
+            self._checkpointer.start()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -46,6 +52,8 @@ class Database:
                 raise
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         await self.engine.dispose()
 
 
@@ -96,6 +104,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints run on a thread of their own (storage/checkpoint.py); this connection
+        # checkpoints only if that thread falls far behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}")
         # Index pages stay in memory during large inserts (a send to 10,000 units).
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()

@@ -79,3 +79,38 @@ async def test_a_large_commit_leaves_the_loop_free_and_is_on_disk_when_it_return
         assert reader.execute("SELECT count(*), sum(n) FROM probe").fetchone() == (5000, sum(range(5000)))
     finally:
         reader.close()
+
+
+async def test_commits_reach_the_database_file_without_a_request_checkpointing(db_url, tmp_path) -> None:
+    """The WAL is copied into the database file by the background thread: the service's own
+    connection checkpoints only past a large safety mark, so no request waits for a sync."""
+    import shutil
+
+    from sqlalchemy import text
+
+    from service.storage.checkpoint import SAFETY_PAGES
+    from service.storage.db import Database
+
+    path = db_url.removeprefix("sqlite+aiosqlite:///")
+    db = Database(db_url)
+    try:
+        async with db.session() as s:
+            autocheckpoint = (await s.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
+            await s.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"))
+            await s.execute(text("INSERT INTO note (body) VALUES ('Kế hoạch'), ('Thông báo')"))
+            await s.commit()
+        assert autocheckpoint == SAFETY_PAGES
+        deadline = time.monotonic() + 5
+        rows = 0
+        while rows < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            shutil.copyfile(path, tmp_path / "file-only.db")  # the database file alone, without its WAL
+            only = sqlite3.connect(tmp_path / "file-only.db")
+            try:
+                rows = only.execute("SELECT count(*) FROM sqlite_master WHERE name = 'note'").fetchone()[0] and \
+                    only.execute("SELECT count(*) FROM note").fetchone()[0]
+            finally:
+                only.close()
+        assert rows == 2
+    finally:
+        await db.dispose()
