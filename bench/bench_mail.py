@@ -336,7 +336,7 @@ def report(args: argparse.Namespace, phases: dict[str, list[Phase]], latencies: 
         rate_row(f"raw aiosmtplib MAIL/RCPT/DATA, {n} connections (**baseline**)", raws),
         rate_row(f"raw aiosmtplib `sendmail()`, {n} connections (reference)", mails),
         rate_row(f"outbox worker (SQLite), {n} connections", workers),
-        f"| **worker / baseline** (per repetition) | **{med(ratios):.0%}** | {min(ratios):.0%} – {max(ratios):.0%} "
+        f"| **worker / baseline** (per repetition) | **{med(ratios):.1%}** | {min(ratios):.0%} – {max(ratios):.0%} "
         f"| ≥ 80 % | {met} |",
         f"| worker / `sendmail()` (reference) | {med(ratios_sendmail):.0%} | {min(ratios_sendmail):.0%} – "
         f"{max(ratios_sendmail):.0%} | | |",
