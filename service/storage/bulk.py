@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage import driver
+from service.storage.driver import memo_last
 from service.storage.rows import insert_into
 from service.storage.types import UTCDateTime
 
@@ -44,32 +45,15 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-_NOTHING = object()
-
-
-def _memo(convert: Convert) -> Convert:
-    # Bulk rows repeat the same moment and the same payload object, one after the other:
-    # each is converted once. (A value compared by identity, and held: no id() reuse.)
-    last: list[Any] = [_NOTHING, None]
-
-    def run(value: Any) -> Any:
-        if value is last[0]:
-            return last[1]
-        result = convert(value)
-        last[0], last[1] = value, result
-        return result
-
-    return run
-
-
 def _converters(table: Table, dialect: str) -> list[tuple[int, Convert]]:
-    """The columns whose values need converting, by position, with their converters."""
+    """The columns whose values need converting, by position, with their converters (each
+    remembers its last value: rows repeat the same moment and the same payload object)."""
     out: list[tuple[int, Convert]] = []
     for at, column in enumerate(table.columns):
         if isinstance(column.type, UTCDateTime):
-            out.append((at, _memo(_sqlite_time if dialect == "sqlite" else _naive_utc)))
+            out.append((at, memo_last(_sqlite_time if dialect == "sqlite" else _naive_utc)))
         elif isinstance(column.type, JSON):
-            out.append((at, _memo(_json)))
+            out.append((at, memo_last(_json)))
     return out
 
 

@@ -35,7 +35,6 @@ class Checkpointer:
         self._path, self._interval_s = path, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self.checkpoints = 0  # completed passes that copied frames (tests, diagnostics)
 
     def start(self) -> None:
         self._thread.start()
@@ -53,10 +52,7 @@ class Checkpointer:
                     # mode=rw: never create the file (the service's connection does, in WAL mode).
                     conn = sqlite3.connect(f"file:{quote(self._path)}?mode=rw", uri=True, timeout=0,
                                            isolation_level=None)
-                # (busy, frames in the WAL, frames copied): -1s while the file is not in WAL mode yet.
-                busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if frames > 0 and copied > 0 and not busy:
-                    self.checkpoints += 1
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:  # e.g. the file is not created yet; the safety net still holds
                 log.debug("background checkpoint of %s skipped: %s", self._path, exc)
                 if conn is not None:

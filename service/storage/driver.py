@@ -41,7 +41,8 @@ from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
 
-__all__ = ["dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_now", "integrity_errors"]
+__all__ = ["dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_now", "integrity_errors",
+           "memo_last"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -198,7 +199,7 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         return
     plan = _plan(statement, conn.dialect)
     names = plan.compiled.positiontup or []
-    convert = [(at, _memo(f)) for at, f in plan.converters]
+    convert = [(at, memo_last(f)) for at, f in plan.converters]
     args = []
     for count, row in enumerate(rows, 1):
         values = [row[n] if n in row else plan.defaults[n] for n in names]
@@ -312,7 +313,9 @@ def _convert(processor: Processor | None, value: Any) -> Any:
     return value if processor is None else processor(value)
 
 
-def _memo(convert: Processor) -> Processor:
+def memo_last(convert: Processor) -> Processor:
+    """``convert`` remembering its last value (compared by identity, and held): rows written
+    together repeat the same moment, owner or payload object one after the other."""
     last: list[Any] = [object(), None]
 
     def run(value: Any) -> Any:
