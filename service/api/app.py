@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +15,7 @@ from service.api.problems import install_problem_handlers
 from service.api.routes import audit, documents, health, pki, signing, units, users
 from service.auth import PrincipalCache
 from service.documents import BlobStore
-from service.plugins import import_optional
+from service.plugins import freeze_loaded, import_optional
 from service.routing import RoutingPolicy
 from service.settings import Settings
 from service.storage.db import Database
@@ -69,10 +68,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.blobs = BlobStore(settings.blob_dir)
     app.state.signing, app.state.signing_lock = None, asyncio.Lock()
     worker = await _start_worker(app) if settings.embedded_worker else None
-    # What exists now (modules, the app, pools) lives as long as the process: keep the
-    # cyclic collector from walking it again after every few thousand allocations.
-    gc.collect()
-    gc.freeze()
+    freeze_loaded()
     try:
         yield
     finally:

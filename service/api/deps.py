@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.auth import AuthenticationError, Principal, PrincipalCache, authenticate_until, token_hash
 from service.documents import BlobStore
 from service.errors import ConflictError
+from service.plugins import freeze_loaded
 from service.routing import RoutingPolicy
 from service.settings import Settings
 from service.storage.db import Database
@@ -123,10 +123,7 @@ async def signing_runtime(request: Request) -> SigningRuntime:
     async with state.signing_lock:
         if state.signing is None:
             state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
-            # Its modules (pyHanko, certificate validation) stay loaded: out of the cyclic
-            # collector's walks, as the app's own were at startup (see app._lifespan).
-            gc.collect()
-            gc.freeze()
+            freeze_loaded()  # its modules (pyHanko, certificate validation) stay loaded
         runtime: SigningRuntime = state.signing
         return runtime
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
+from service.plugins import freeze_loaded
 from service.settings import Settings
 from service.storage.db import Database
 from service.storage.types import utcnow
@@ -152,10 +152,7 @@ async def run_worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         worker = await Worker.create(db, MailConfig.from_settings(settings))
-        # What exists now lives as long as the process: out of the cyclic collector's walks
-        # (as in the API process, see service.api.app).
-        gc.collect()
-        gc.freeze()
+        freeze_loaded()
         await worker.run(stop)
     finally:
         await db.dispose()

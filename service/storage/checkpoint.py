@@ -52,7 +52,7 @@ class Checkpointer:
                     # mode=rw: never create the file (the service's connection does, in WAL mode).
                     conn = sqlite3.connect(f"file:{quote(self._path)}?mode=rw", uri=True, timeout=0,
                                            isolation_level=None)
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error as exc:  # e.g. the file is not created yet; the safety net still holds
                 log.debug("background checkpoint of %s skipped: %s", self._path, exc)
                 if conn is not None:

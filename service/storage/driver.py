@@ -28,7 +28,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Dialect, Select
@@ -51,6 +51,12 @@ Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans ar
 _YIELD_EVERY = 16
 
 
+# An argument slot of an expanded statement: the parameter, the index in its list (None: a
+# plain value), the converter; or, for a value the construct carries itself, None and that
+# value (already converted).
+_Slot = tuple[str | None, Any, Processor | None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """A statement compiled for one dialect, with the converters of its parameters and columns."""
@@ -62,6 +68,8 @@ class _Plan:
     columns: tuple[tuple[int, Processor], ...]  # result columns that need converting, by position
     expanding: bool  # has ``IN`` lists: the SQL is rewritten for each call's list lengths
     converters: tuple[tuple[int, Processor], ...]  # positional parameters that need converting
+    # With ``IN`` lists: the expanded SQL and its argument slots, by the lists' lengths.
+    expansions: dict[tuple[tuple[str, int], ...], tuple[str, tuple[_Slot, ...]]] = field(default_factory=dict)
 
 
 _plans: dict[tuple[int, str], _Plan] = {}
@@ -242,12 +250,8 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
 
 
 # An ``IN`` list's SQL depends only on the list's length: the expanded SQL and where each
-# argument comes from, per statement and lengths (SQLAlchemy rebuilds them on every call).
-# A slot: the parameter, the index in its list (None: a plain value), the converter; or,
-# for a value the construct carries itself, None and that value (already converted).
-_Slot = tuple[str | None, Any, Processor | None]
-_expansions: dict[tuple[int, str, tuple[tuple[str, int], ...]], tuple[str, tuple[_Slot, ...]]] = {}
-_EXPANSIONS_MAX = 4096
+# argument comes from are kept on the plan per lengths (SQLAlchemy rebuilds them on every call).
+_EXPANSIONS_MAX = 256
 
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -255,13 +259,12 @@ def _bound(plan: _Plan, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
     if not plan.expanding:
         return plan.compiled.string, _values(plan, params)
     lengths = tuple(sorted((k, len(v)) for k, v in params.items() if isinstance(v, list | tuple)))
-    key = (id(plan.statement), plan.compiled.dialect.name, lengths)
-    cached = _expansions.get(key)
+    cached = plan.expansions.get(lengths)
     if cached is None:
         cached = _expand(plan, params)
-        if len(_expansions) >= _EXPANSIONS_MAX:
-            _expansions.clear()
-        _expansions[key] = cached
+        if len(plan.expansions) >= _EXPANSIONS_MAX:
+            plan.expansions.clear()
+        plan.expansions[lengths] = cached
     sql, slots = cached
     return sql, [at if name is None else _convert(f, params[name] if at is None else params[name][at])
                  for name, at, f in slots]
