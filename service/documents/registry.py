@@ -20,7 +20,7 @@ from service.documents.numbering import parse_number_notation
 from service.documents.schemas import DocumentMetadata
 from service.errors import ConflictError, InvalidInputError
 from service.storage import driver
-from service.storage.rows import insert_rows
+from service.storage.rows import construct, insert_rows
 from service.text import fold, search_key
 
 __all__ = [
@@ -112,8 +112,8 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
                 f"as document {first_id}", existing_document_id=first_id,
                 existing_document=f"/api/v1/documents/{first_id}")
         raise DuplicateDocumentError(f"your unit already registered {number.text} in {meta.issued_on.year}")
-    rows = [Attachment.model_construct(document_id=doc.id, filename=a.filename, content_type=a.content_type,
-                       sha256=a.sha256, size=a.size) for a in attachments]
+    rows = [construct(Attachment, document_id=doc.id, filename=a.filename, content_type=a.content_type,
+                      sha256=a.sha256, size=a.size) for a in attachments]
     await insert_rows(session, rows)
     await audit.append(session, action="document.registered", actor_id=principal.user_id,
                        unit_id=principal.unit_id, document_id=doc.id,
@@ -125,7 +125,8 @@ def _new_document(principal: Principal, meta: DocumentMetadata, number: Any, key
     searchable = f"{number.text} {meta.subject} {meta.doc_type}"
     # Built without the ORM's attribute events (a quarter of the cost): the row goes out
     # through insert_rows and the object is only read back.
-    return Document.model_construct(
+    return construct(
+        Document,
         sender_unit_id=principal.unit_id, created_by=principal.user_id,
         number=number.number, notation=number.notation, number_notation=number.text,
         issuer=number.issuer, dedup_key=key, doc_type=meta.doc_type, issued_on=meta.issued_on,

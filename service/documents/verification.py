@@ -20,7 +20,7 @@ from service.documents.sending import Sendable, send_document
 from service.routing import RecipientSelector, RoutingPolicy
 from service.storage import driver
 from service.storage.db import Database, is_sqlite
-from service.storage.rows import insert_rows
+from service.storage.rows import construct, insert_rows
 
 if TYPE_CHECKING:
     from service.signing import VerificationReport
@@ -83,7 +83,7 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
             return found
     report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
-    record = VerificationRecord.model_construct(document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
+    record = construct(VerificationRecord, document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
                                                 report=data)
     await insert_rows(session, [record])
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,

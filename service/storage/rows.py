@@ -3,23 +3,62 @@
 For objects that the request creates and only reads back: the INSERT goes out at
 once (straight to the driver, ``storage.driver``), and the object stays
 outside the session (nothing to flush, track or expire). Objects added to the session
-are not flushed first: rows inserted here must not refer to one. Such objects can be
-built with ``Model.model_construct`` (defaults applied, no ORM attribute events).
+are not flushed first: rows inserted here must not refer to one. Such objects are
+built with ``construct`` (defaults applied, no validation, no ORM attribute events).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import copy
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Insert, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.storage import driver
 
-__all__ = ["insert_into", "insert_rows"]
+__all__ = ["construct", "insert_into", "insert_rows"]
+
+M = TypeVar("M", bound=BaseModel)
 
 _INSERTS: dict[str, Insert] = {}
+# Per model: (field, default factory, default) for every field that has a default.
+_DEFAULTS: dict[type[BaseModel], tuple[tuple[str, Callable[[], Any] | None, Any], ...]] = {}
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), Enum, date, datetime, tuple, frozenset)
+
+
+def construct(model: type[M], **values: Any) -> M:
+    """``model.model_construct(**values)`` with the model's defaults filled in here.
+
+    pydantic's ``model_construct`` inspects the signature of every default factory on
+    every call (to learn whether it takes the validated data); these models' factories
+    take nothing, so they are read once per model and called directly.
+    """
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        defaults = _DEFAULTS[model] = _defaults_of(model)
+    for name, factory, default in defaults:
+        if name not in values:
+            if factory is not None:
+                values[name] = factory()
+            else:
+                values[name] = default if isinstance(default, _IMMUTABLE) else copy.deepcopy(default)
+    return model.model_construct(**values)
+
+
+def _defaults_of(model: type[BaseModel]) -> tuple[tuple[str, Callable[[], Any] | None, Any], ...]:
+    out: list[tuple[str, Callable[[], Any] | None, Any]] = []
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            continue
+        if info.default_factory is not None and info.default_factory_takes_validated_data:
+            raise TypeError(f"{model.__name__}.{name}: a default factory that takes the data is not supported")
+        out.append((name, info.default_factory, info.default))  # type: ignore[arg-type]
+    return tuple(out)
 
 
 def insert_into(table: Table) -> Insert:
