@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import col
 
 from service import audit, auth, units
+from service.documents.blobs import upgrade_layout
 from service.errors import ServiceError
 from service.plugins import import_optional
 from service.settings import Settings
@@ -44,6 +45,7 @@ def _migrate() -> Settings:
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
+    upgrade_layout(settings.blob_dir)
     return settings
 
 

@@ -3,11 +3,16 @@
 The pass that hashes an upload also counts its signature markers (``service.pdfscan``);
 the store remembers the scans of the files it took in lately, so that verifying a
 document just uploaded needs no second read of its bytes.
+
+Layout: ``<root>/ab/<sha256>``, 256 folders. With a second level (``ab/cd/``, 65,536
+folders) a young store made a new folder for almost every upload, an inode as costly
+as the file's own; a store of that layout is moved to this one when it is opened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import threading
@@ -18,7 +23,7 @@ from typing import BinaryIO
 from service.errors import ServiceError
 from service.pdfscan import Scan, Scanner
 
-__all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path"]
+__all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path", "upgrade_layout"]
 
 _FLUSH_AT = 1024 * 1024
 _SCANS_KEPT = 4096  # recent uploads: a document is usually sent soon after it is uploaded
@@ -33,7 +38,38 @@ class TooLargeError(ServiceError):
 
 
 def blob_path(root: Path, sha256: str) -> Path:
-    return root / sha256[:2] / sha256[2:4] / sha256
+    return root / sha256[:2] / sha256
+
+
+_LAYOUT = "LAYOUT"  # a file in the root: the layout the store is in
+_LAYOUT_NOW = "1\n"  # one level of folders
+_HEX = frozenset("0123456789abcdef")
+
+
+def upgrade_layout(root: Path) -> int:
+    """Move the files of the two-level layout (``ab/cd/<sha>``) to ``ab/<sha>``; returns how
+    many moved. Safe to run from several processes at once, and again after a crash."""
+    marker = root / _LAYOUT
+    if marker.exists():
+        return 0
+    moved = 0
+    for top in sorted(root.iterdir()) if root.is_dir() else ():
+        if len(top.name) != 2 or not _HEX.issuperset(top.name) or not top.is_dir():
+            continue
+        for sub in sorted(top.iterdir()):
+            if len(sub.name) != 2 or not _HEX.issuperset(sub.name) or not sub.is_dir():
+                continue
+            for file in sub.iterdir():
+                with contextlib.suppress(FileNotFoundError):  # another process moved it
+                    os.replace(file, top / file.name)
+                    moved += 1
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = root / f"{_LAYOUT}.{secrets.token_hex(4)}"
+    scratch.write_text(_LAYOUT_NOW)
+    os.replace(scratch, marker)
+    return moved
 
 
 class BlobStore:
@@ -43,6 +79,7 @@ class BlobStore:
         # Absolute: paths handed out must not depend on the working directory.
         self.root = root.resolve()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
+        upgrade_layout(self.root)
         self._scans: OrderedDict[str, Scan] = OrderedDict()
 
     def path(self, sha256: str) -> Path:

@@ -16,6 +16,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
+from service.documents.blobs import upgrade_layout
 from service.plugins import freeze_loaded
 from service.settings import Settings
 from service.storage.db import Database
@@ -145,6 +146,7 @@ async def _sweep(settings: Settings) -> int:
 
 async def run_worker(settings: Settings) -> int:
     """The worker as its own process: runs until SIGTERM or SIGINT."""
+    upgrade_layout(settings.blob_dir)  # the files it attaches are where the API puts them
     db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.documents.blobs import blob_path as documents_blob_path
 from service.outbox.models import OutboxEvent
 
 from . import repository as repo
@@ -102,8 +103,8 @@ def backoff_delay(attempts: int, config: MailConfig) -> float:
 
 
 def blob_path(config: MailConfig, sha: str) -> Path:
-    """Same layout as the core's ``service.documents.blob_path``."""
-    return config.data_dir / "blobs" / sha[:2] / sha[2:4] / sha
+    """Where the core's blob store keeps the file ``sha``."""
+    return documents_blob_path(config.data_dir / "blobs", sha)
 
 
 async def plan_batch(

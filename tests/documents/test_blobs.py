@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from service.documents.blobs import BlobStore
+from service.documents.blobs import BlobStore, upgrade_layout
 
 
 def _files(root) -> list[str]:
@@ -26,7 +26,7 @@ async def test_a_committed_file_is_at_its_content_address_and_identical_bytes_ar
     sha = hashlib.sha256(data).hexdigest()
     assert shas == [sha, sha]
     assert store.path(sha).read_bytes() == data
-    assert _files(tmp_path / "blobs") == [f"{sha[:2]}/{sha[2:4]}/{sha}"]
+    assert _files(tmp_path / "blobs") == ["LAYOUT", f"{sha[:2]}/{sha}"]
 
 
 async def test_an_upload_discarded_while_its_write_still_runs_leaves_no_file(tmp_path) -> None:
@@ -38,4 +38,23 @@ async def test_an_upload_discarded_while_its_write_still_runs_leaves_no_file(tmp
     finish = asyncio.ensure_future(writer.finish())
     writer.discard()
     await asyncio.gather(finish, return_exceptions=True)
-    assert _files(tmp_path / "blobs") == []
+    assert _files(tmp_path / "blobs") == ["LAYOUT"]
+
+
+def test_a_store_of_the_two_level_layout_is_moved_to_one_level_when_opened(tmp_path) -> None:
+    root = tmp_path / "blobs"
+    contents = {hashlib.sha256(bytes([n])).hexdigest(): bytes([n]) * 10 for n in range(40)}
+    for sha, data in contents.items():  # as an earlier version stored them
+        (root / sha[:2] / sha[2:4]).mkdir(parents=True, exist_ok=True)
+        (root / sha[:2] / sha[2:4] / sha).write_bytes(data)
+    (root / "tmp").mkdir()
+    (root / "tmp" / "upload-in-progress").write_bytes(b"partial")
+    (root / "ab" / "notes").mkdir(parents=True)  # not a layout folder: left alone
+    assert upgrade_layout(root) == len(contents)
+    store = BlobStore(root)
+    for sha, data in contents.items():
+        assert store.path(sha).read_bytes() == data
+        assert not (root / sha[:2] / sha[2:4]).exists()
+    assert (root / "tmp" / "upload-in-progress").read_bytes() == b"partial"
+    assert (root / "ab" / "notes").is_dir()
+    assert upgrade_layout(root) == 0  # once only: the store says which layout it is in

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from service.documents import blob_path
 from service.mail import Scope, SmtpPool, Worker, get_notification, list_notifications
 from service.storage.db import Database
 
@@ -99,7 +100,7 @@ async def test_oversize_refusal_falls_back_to_a_message_without_the_pdf(db: Data
     sender = await add_unit(db, "Tỉnh ủy", ["tu@so.vn"])
     unit = await add_unit(db, "Chi bộ", ["cb@so.vn"])
     sha = "cd" * 32
-    blob = tmp_path / "data" / "blobs" / sha[:2] / sha[2:4] / sha
+    blob = blob_path(tmp_path / "data" / "blobs", sha)
     blob.parent.mkdir(parents=True)
     blob.write_bytes(b"%PDF-1.7\n" + b"0" * 300_000)
     doc = await add_document(db, sender, size=300_009, sha=sha)
@@ -123,7 +124,7 @@ async def test_small_pdf_is_attached(db: Database, smtp_server: SubmissionServer
     sender = await add_unit(db, "Tỉnh ủy", ["tu@so.vn"])
     unit = await add_unit(db, "Chi bộ", ["cb@so.vn"])
     sha = "ef" * 32
-    blob = tmp_path / "data" / "blobs" / sha[:2] / sha[2:4] / sha
+    blob = blob_path(tmp_path / "data" / "blobs", sha)
     blob.parent.mkdir(parents=True)
     blob.write_bytes(b"%PDF-1.7\n%%EOF\n")
     doc = await add_document(db, sender, size=15, sha=sha)
