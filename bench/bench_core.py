@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     RssSampler,
     Server,
     UploadBody,
+    file_create_cost,
     git_revision,
     machine,
     md_table,
@@ -100,6 +101,8 @@ class Results:
     extra_env: dict[str, str] = field(default_factory=dict)
     cpu: str = ""
     noisy: bool = False
+    create_cost: float = 0.0  # CPU seconds to create one file in the working directory
+    workdir: str = ""
 
 
 # --------------------------------------------------------------------------- seeding
@@ -445,6 +448,9 @@ res.extra_env.items()) if res.extra_env else ""}. Every server is uvicorn (`loop
 {plan.pg_workers} API processes compares PostgreSQL served by `{plan.pg_workers}` uvicorn workers (as
 `docexchange serve --workers {plan.pg_workers}` runs it) with a bare server run with the same workers;
 the load generator (httpx, {plan.concurrency} concurrent connections, closed loop) runs on the same machine.
+Data directories (both servers) are under `{res.workdir}`, where creating one file cost
+{res.create_cost * 1e6:.0f} µs of CPU at the start of the run (ext4's inode search; it varies with the
+volume's history, and each server creates at least one file per upload).
 The service runs with `DOCEX_EMBEDDED_WORKER=false` (the mail relay worker would otherwise compete for
 the CPU), its default log level (one JSON access line
 per request) and a fresh data directory; SQLite is the default file database in `DOCEX_DATA_DIR`,
@@ -481,7 +487,8 @@ PostgreSQL is a database `docex_bench_<random>` created for the run and dropped 
 async def main(args: argparse.Namespace) -> int:
     plan, info = Plan.make(args), machine()
     res = Results(plan)
-    tmp = Path(tempfile.mkdtemp(prefix="docex-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="docex-bench-", dir=args.workdir))
+    res.create_cost, res.workdir = file_create_cost(tmp), str(tmp.parent)
     started = time.perf_counter()
     backends = ["sqlite"]
     pg_url = "" if args.no_postgres else asyncpg_url(args.postgres or DEFAULT_PG)
@@ -499,7 +506,7 @@ async def main(args: argparse.Namespace) -> int:
     res.extra_env = dict(EXTRA_ENV)
     info["git"] = git_revision()
     print(f"{info['label']}; loop={LOOP} http={HTTP}; {info['git']}; load average "
-          f"{os.getloadavg()[0]:.2f}; tmp {tmp}", flush=True)
+          f"{os.getloadavg()[0]:.2f}; tmp {tmp} (creating a file: {res.create_cost * 1e6:.0f} µs CPU)", flush=True)
     monitor = CpuMonitor()
     pg_name = ""
     try:
@@ -571,6 +578,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="markdown file whose section is rewritten (default: docs/performance.md after a full run; "
                    "a --quick run writes only when this is given)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave the docs alone")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where the servers' data directories go (default: the system's temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
     p.add_argument("--env", action="append", default=[], metavar="DOCEX_X=V",
                    help="extra setting for the docexchange servers (repeatable), e.g. DOCEX_VERIFY_ON_SEND=false")
