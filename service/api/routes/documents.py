@@ -82,8 +82,9 @@ async def send(doc_id: str, body: docs.SendRequest, request: Request, tx: Tx, pr
                idempotency_key: IdemKey = None) -> JSONResponse:
     selectors = [RecipientSelector.parse(item) for item in body.recipients]
     runtime = await signing_runtime(request) if settings.verify_on_send else None
+    retry_print = docs.fingerprint("send", doc_id, body.model_dump()) if idempotency_key else ""
     answer, replayed = await send_verified(tx.session, db, principal, doc_id, selectors, policy, runtime, blobs,
-                                           idempotency_key, docs.fingerprint("send", doc_id, body.model_dump()))
+                                           idempotency_key, retry_print)
     await tx.commit()
     return JSONResponse(answer, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
@@ -151,6 +152,7 @@ async def forward(delivery_id: str, body: docs.SendRequest, tx: Tx, principal: C
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 
     answer, replayed = await docs.replay_or_run(tx.session, principal, idempotency_key,
-                                                docs.fingerprint("forward", delivery_id, body.model_dump()), run)
+                                                docs.fingerprint("forward", delivery_id, body.model_dump())
+                                                if idempotency_key else "", run)
     await tx.commit()
     return JSONResponse(answer, headers={"Idempotent-Replayed": "true"} if replayed else None)
