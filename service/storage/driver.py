@@ -145,7 +145,10 @@ class _Asyncpg:
     async def many(self, sql: str, args: list[list[Any]]) -> None:
         conn = await self._connection()
         with integrity_errors():
-            await conn.executemany(sql, args)
+            if len(args) == 1:  # executemany's batch costs 15 – 20 µs more for a single row
+                await conn.execute(sql, *args[0])
+            else:
+                await conn.executemany(sql, args)
 
 
 def _driver(conn: Connection) -> _Driver | None:
