@@ -46,6 +46,13 @@ _LAYOUT_NOW = "1\n"  # one level of folders
 _HEX = frozenset("0123456789abcdef")
 
 
+def _prefix_folders(parent: Path) -> list[Path]:
+    """The folders of ``parent`` named by two hex digits (none if it does not exist)."""
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if len(p.name) == 2 and _HEX.issuperset(p.name) and p.is_dir())
+
+
 def upgrade_layout(root: Path) -> int:
     """Move the files of the two-level layout (``ab/cd/<sha>``) to ``ab/<sha>``; returns how
     many moved. Safe to run from several processes at once, and again after a crash."""
@@ -53,12 +60,8 @@ def upgrade_layout(root: Path) -> int:
     if marker.exists():
         return 0
     moved = 0
-    for top in sorted(root.iterdir()) if root.is_dir() else ():
-        if len(top.name) != 2 or not _HEX.issuperset(top.name) or not top.is_dir():
-            continue
-        for sub in sorted(top.iterdir()):
-            if len(sub.name) != 2 or not _HEX.issuperset(sub.name) or not sub.is_dir():
-                continue
+    for top in _prefix_folders(root):
+        for sub in _prefix_folders(top):
             for file in sub.iterdir():
                 with contextlib.suppress(FileNotFoundError):  # another process moved it
                     os.replace(file, top / file.name)

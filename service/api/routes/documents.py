@@ -151,8 +151,7 @@ async def forward(delivery_id: str, body: docs.SendRequest, tx: Tx, principal: C
         result = await docs.forward_delivery(tx.session, principal, delivery_id, selectors)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 
-    answer, replayed = await docs.replay_or_run(tx.session, principal, idempotency_key,
-                                                docs.fingerprint("forward", delivery_id, body.model_dump())
-                                                if idempotency_key else "", run)
+    retry_print = docs.fingerprint("forward", delivery_id, body.model_dump()) if idempotency_key else ""
+    answer, replayed = await docs.replay_or_run(tx.session, principal, idempotency_key, retry_print, run)
     await tx.commit()
     return JSONResponse(answer, headers={"Idempotent-Replayed": "true"} if replayed else None)
