@@ -2,37 +2,56 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, and_, bindparam, case, event, insert, select, union_all, update
+from sqlalchemy import (
+    CTE,
+    Insert,
+    String,
+    Text,
+    bindparam,
+    cast,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.util import await_
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
 from service.storage import driver
 from service.storage.db import ServiceSession
+from service.storage.driver import Statement
 from service.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "verify_chain"]
+__all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "fetch_chained", "history", "verify_chain"]
 
 GENESIS = "0" * 64
 
 
 def entry_hash(entry: AuditEntry | PendingEntry) -> str:
     """SHA-256 over the previous hash and every field of the entry."""
+    return hashlib.sha256(_canonical(entry, entry.prev_hash, entry.seq).encode()).hexdigest()
+
+
+def _canonical(entry: AuditEntry | PendingEntry, prev_hash: str, seq: int) -> str:
     content = {
-        "seq": entry.seq,
+        "seq": seq,
         "at": entry.at.isoformat(),
         "actor_id": entry.actor_id,
         "unit_id": entry.unit_id,
@@ -40,10 +59,21 @@ def entry_hash(entry: AuditEntry | PendingEntry) -> str:
         "document_id": entry.document_id,
         "object_id": entry.object_id,
         "data": entry.data,
-        "prev_hash": entry.prev_hash,
+        "prev_hash": prev_hash,
     }
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+_CHAINED = '"prev_hash":"","seq":0,'  # the two values the head decides, as _canonical writes them empty
+_BETWEEN = '","seq":'  # what comes between them
+
+
+def _around_chained(entry: PendingEntry) -> tuple[str, str]:
+    """The canonical text of ``entry`` before its previous hash and after its sequence number:
+    ``before + prev_hash + '","seq":' + str(seq) + after`` is what ``entry_hash`` hashes."""
+    text = _canonical(entry, "", 0)
+    cut = text.rindex(_CHAINED)  # the top-level pair (sorted keys: only "unit_id" follows it)
+    return text[:cut] + '"prev_hash":"', "," + text[cut + len(_CHAINED):]  # joined with _BETWEEN
 
 
 @dataclass
@@ -87,7 +117,7 @@ async def append(
     the whole request, and a rolled-back transaction leaves no entry.
     """
     entry = PendingEntry(utcnow(), actor_id, unit_id, action, document_id, object_id, data or {})
-    session.sync_session.info.setdefault(_PENDING, []).append(entry)
+    driver.in_transaction(session).info.setdefault(_PENDING, []).append(entry)
     return entry
 
 
@@ -96,52 +126,103 @@ _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 _ADD_ENTRIES = insert(_ENTRY)
+_FIELDS = ("at", "actor_id", "unit_id", "action", "document_id", "object_id", "data")  # set by the service
 
-# The head this process last wrote or read, per database (PostgreSQL). While no other
-# process appends, it is still the head, and a transaction's entries are chained onto it
-# in one statement (below) instead of three (lock and read the head, insert, move it).
-_KNOWN_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
-_AT_ONCE = 4  # entries chained in that one statement (a request makes one or two)
-_appends: dict[int, Insert] = {}
-# Requests of one process chain their entries one after the other, from this process's
-# known head to its commit. Left to PostgreSQL, requests committing together would reach
-# the head row in any order, find it elsewhere than they expected, and fall back to the
-# locked read. The turn is only an ordering: the chain's integrity rests on the head row
-# (a turn not had within this time is not waited for any longer).
-_TURNS: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary())
-_TURN_WAIT_S = 10.0
-_TURN = "audit_turn"  # session.info key: the turn this session holds until its transaction ends
+# PostgreSQL chains a transaction's entries itself, in one statement: lock the head, hash
+# each entry onto the one before, move the head, insert the entries. The head row's lock
+# orders every appender of every process; nothing waits for a head read earlier.
+_AT_ONCE = 8  # entries per statement (a request makes one to three)
+_chains: dict[int, Insert] = {}
+_carriers: dict[tuple[int, int], tuple[Statement, Statement]] = {}  # the statement kept alive with its key
 
 
-def _append_at(count: int) -> Insert:
-    """Move the head from (old_seq, old_hash) to (new_seq, new_hash) and insert ``count``
-    entries, all in one statement; if the head is elsewhere, no entry is inserted.
+def _chain_parts(count: int) -> tuple[CTE, Insert]:
+    """Chain ``count`` entries onto the head and move it: the head's UPDATE (a common table
+    expression) and the entries' INSERT, which together are one statement.
 
-    The UPDATE takes the head row's lock as the locked read does, and waits as it does
-    for a transaction that moved the head but has not committed yet; the CASE then sees
-    the head as that one left it. An UPDATE that only matched on ``seq`` and ``hash``
-    would instead skip the row as the statement's snapshot shows it (not waiting), and
-    fall back whenever two requests commit close together.
+    Each entry's hash is PostgreSQL's ``sha256`` of the text ``entry_hash`` hashes, put
+    together from what the service wrote around the previous hash and the sequence number
+    (``before_n``, ``after_n``) and those two values, taken from the locked head. The head
+    is read ``FOR UPDATE``: a transaction that moved it and has not committed is waited for,
+    and the head is then read as that one left it. A missing head row yields no sequence
+    number, which the table refuses: the statement fails rather than chain onto nothing.
     """
-    statement = _appends.get(count)
+    head = _LOCK_HEAD.cte("head")
+    one = select(literal_column("1").label("one")).subquery("one")
+    previous: Any = select(head.c.seq, head.c.hash).select_from(one.outerjoin(head, true())).subquery("before_head")
+    steps = []
+    for n in range(count):
+        seq = previous.c.seq + 1
+        text = (bindparam(f"before_{n}", type_=Text) + previous.c.hash + literal_column(f"'{_BETWEEN}'")
+                + cast(seq, Text) + bindparam(f"after_{n}", type_=Text))
+        hashed = func.encode(func.sha256(func.convert_to(text, literal_column("'UTF8'"))), literal_column("'hex'"),
+                             type_=String)
+        previous = select(seq.label("seq"), previous.c.hash.label("prev_hash"), hashed.label("hash")).cte(f"entry_{n}")
+        steps.append(previous)
+    moved = update(_HEAD).where(_HEAD.c.id == 1).values(seq=previous.c.seq, hash=previous.c.hash).cte("moved")
+    rows = [select(step.c.seq, *(bindparam(f"{name}_{n}", type_=_ENTRY.c[name].type) for name in _FIELDS),
+                   step.c.prev_hash, step.c.hash) for n, step in enumerate(steps)]
+    entries = insert(_ENTRY).from_select(["seq", *_FIELDS, "prev_hash", "hash"],
+                                         union_all(*rows) if count > 1 else rows[0])
+    return moved, entries
+
+
+def _chain_statement(count: int) -> Insert:
+    """The chain of ``count`` entries as a statement of its own, returning the entries' sequence numbers."""
+    statement = _chains.get(count)
     if statement is None:
-        there = and_(_HEAD.c.seq == bindparam("old_seq"), _HEAD.c.hash == bindparam("old_hash"))
-        moved = (update(_HEAD)
-                 .where(_HEAD.c.id == 1)
-                 .values(seq=case((there, bindparam("new_seq")), else_=_HEAD.c.seq),
-                         hash=case((there, bindparam("new_hash")), else_=_HEAD.c.hash))
-                 .returning(_HEAD.c.seq, _HEAD.c.hash)
-                 .cte("moved"))
-        did_move = and_(moved.c.seq == bindparam("new_seq"), moved.c.hash == bindparam("new_hash"))
-        rows = [select(*(bindparam(f"{c.name}_{n}", type_=c.type) for c in _ENTRY.c)).where(did_move)
-                for n in range(count)]
-        source = union_all(*rows) if count > 1 else rows[0]
-        statement = _appends[count] = (insert(_ENTRY)
-                                       .from_select([c.name for c in _ENTRY.c], source)
-                                       .add_cte(moved)
-                                       .returning(_ENTRY.c.seq))
+        moved, entries = _chain_parts(count)
+        statement = _chains[count] = entries.add_cte(moved).returning(_ENTRY.c.seq)
     return statement
+
+
+def _carrying_chain(statement: Statement, count: int) -> Statement:
+    """``statement`` with the chain of ``count`` entries as common table expressions."""
+    key = (id(statement), count)
+    found = _carriers.get(key)
+    if found is None:
+        moved, entries = _chain_parts(count)
+        found = _carriers[key] = (statement, statement.add_cte(moved, entries.cte("chained")))
+    return found[1]
+
+
+def _chain_params(pending: list[PendingEntry]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for at, entry in enumerate(pending):
+        params[f"before_{at}"], params[f"after_{at}"] = _around_chained(entry)
+        params.update({f"{name}_{at}": getattr(entry, name) for name in _FIELDS})
+    return params
+
+
+async def fetch_chained(session: AsyncSession, statement: Statement, params: dict[str, Any]) -> list[Sequence[Any]]:
+    """``driver.fetch`` of ``statement``, with the entries recorded so far in this transaction
+    chained in the same trip (PostgreSQL; elsewhere they are chained at commit as always).
+
+    For a request's last write before its commit: the head row stays locked from here to
+    the commit. If the statement fails, the transaction is over and its entries with it.
+    """
+    pending: list[PendingEntry] = session.sync_session.info.get(_PENDING, [])
+    if not pending or len(pending) > _AT_ONCE or driver.dialect_of(session) != "postgresql":
+        return await driver.fetch(session, statement, params)
+    del session.sync_session.info[_PENDING]
+    return await driver.fetch(session, _carrying_chain(statement, len(pending)), {**params, **_chain_params(pending)})
+
+
+def _chain_in_database(session: Session, pending: list[PendingEntry]) -> None:
+    chunks = [pending[at:at + _AT_ONCE] for at in range(0, len(pending), _AT_ONCE)]
+    for n, chunk in enumerate(chunks, 1):
+        params = _chain_params(chunk)
+        statement = _chain_statement(len(chunk))
+        try:
+            # The last one carries the writes the transaction held for it (storage.driver).
+            rows = (driver.fetch_last(session, statement, params) if n == len(chunks)
+                    else driver.fetch_now(session.connection(), statement, params))
+        except IntegrityError as exc:
+            if getattr(exc.orig, "table_name", None) == _ENTRY.name:
+                raise RuntimeError("the audit log's head row is missing: run `docexchange audit verify`") from exc
+            raise
+        if len(rows) != len(chunk):
+            raise RuntimeError(f"the audit chain took {len(rows)} of {len(chunk)} entries")
 
 
 def _chain(pending: list[PendingEntry], seq: int, prev: str) -> tuple[int, str]:
@@ -152,42 +233,18 @@ def _chain(pending: list[PendingEntry], seq: int, prev: str) -> tuple[int, str]:
     return seq, prev
 
 
-def _append_at_known_head(conn: Connection, pending: list[PendingEntry]) -> bool:
-    """One statement, if this process's last known head is still the head; else False."""
-    known = _KNOWN_HEADS.get(conn.engine)
-    if known is None or len(pending) > _AT_ONCE:
-        return False
-    new_seq, new_hash = _chain(pending, *known)
-    params: dict[str, Any] = {"old_seq": known[0], "old_hash": known[1], "new_seq": new_seq, "new_hash": new_hash}
-    for n, entry in enumerate(pending):
-        params.update({f"{name}_{n}": value for name, value in entry.row().items()})
-    # Known before the statement even runs: a request of this process that commits at the
-    # same moment chains onto this one (its UPDATE waits for this transaction's lock) instead
-    # of onto the same head as this one. A wrong guess costs a fallback, never a fork: the
-    # CASE compares with the head as committed.
-    _KNOWN_HEADS[conn.engine] = new_seq, new_hash
-    if driver.fetch_now(conn, _append_at(len(pending)), params):
-        return True
-    # Another process appended meanwhile, or a transaction this one chained onto rolled
-    # back: the locked read follows (this transaction holds the head row's lock already).
-    return False
-
-
-@event.listens_for(ServiceSession, "before_commit")
+@event.listens_for(ServiceSession, "before_commit", insert=True)  # before storage.driver's listener
 def _chain_pending(session: Session) -> None:
     # Statements built once and sent to the driver: this runs in every writing transaction.
     pending: list[PendingEntry] = session.info.pop(_PENDING, [])
     if not pending:
         return
     conn = session.connection()
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        # The transaction's own writes first: waiting for the turn while holding row locks
-        # another waiter's flush needs would be a deadlock PostgreSQL cannot see.
-        session.flush()
-        _take_turn(session, conn.engine)
-        if _append_at_known_head(conn, pending):
-            return
+    if conn.dialect.name == "postgresql":
+        session.flush()  # the ORM's rows first: held writes and entries may refer to them
+        _chain_in_database(session, pending)
+        return
+    # SQLite: the transaction holds the database's write lock since it began.
     head = driver.fetch_now(conn, _LOCK_HEAD, {})
     if not head:
         conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
@@ -197,32 +254,6 @@ def _chain_pending(session: Session) -> None:
     seq, prev = _chain(pending, seq, prev)
     driver.execute_now(conn, _ADD_ENTRIES, [entry.row() for entry in pending])
     driver.execute_now(conn, _MOVE_HEAD, [{"new_seq": seq, "new_hash": prev}])
-    if postgres:
-        _KNOWN_HEADS[conn.engine] = seq, prev
-
-
-def _take_turn(session: Session, engine: Engine) -> None:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # a synchronous session: nothing to order it with
-        return
-    held = _TURNS.get(engine)
-    if held is None or held[0] is not loop:
-        held = _TURNS[engine] = loop, asyncio.Lock()
-    lock = held[1]
-    try:
-        await_(asyncio.wait_for(lock.acquire(), _TURN_WAIT_S))
-    except TimeoutError:
-        log.warning("audit chain: no turn after %.0f s; appending without one", _TURN_WAIT_S)
-        return
-    session.info[_TURN] = lock
-
-
-@event.listens_for(ServiceSession, "after_transaction_end")
-def _end_turn(session: Session, _transaction: SessionTransaction) -> None:
-    lock = session.info.pop(_TURN, None)
-    if lock is not None:
-        lock.release()
 
 
 @event.listens_for(ServiceSession, "after_rollback")
@@ -259,6 +290,9 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
                 return ChainReport(False, count, min(entry.seq, expected_seq), problem)
             prev_hash, expected_seq, count, last = entry.hash, entry.seq + 1, count + 1, entry.seq
     head = (await session.execute(select(AuditHead).where(col(AuditHead.id) == 1))).scalar_one_or_none()
+    if head is None and count:
+        return ChainReport(False, count, last + 1, "the chain's head row is missing: entries after the last "
+                                                   "present one cannot be checked")
     if head is not None and (head.seq != last or head.hash != prev_hash):
         return ChainReport(False, count, last + 1, f"entries after #{last} are missing (head is #{head.seq})")
     return ChainReport(True, count)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Insert, and_, bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -22,6 +22,7 @@ from service.outbox.models import OutboxEvent
 from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, expand_recipients
 from service.storage import driver
 from service.storage.bulk import COPY_FROM, bulk_insert
+from service.storage.rows import insert_into
 from service.storage.types import new_id, new_ids, utcnow
 from service.units import Unit
 
@@ -151,15 +152,14 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, r
                            "urgency": doc.urgency, "incoming_number": None, "assignee": None, "note": "",
                            "created_at": now, "updated_at": now, "registered_at": None})
         outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now, next(ids)))
-    if fresh and len(fresh) < COPY_FROM and driver.dialect_of(session) == "postgresql":
-        # One statement per recipient (its delivery, its arrival notice, and on a first send
-        # the document's sent mark), all in one trip to the server instead of three.
-        await _flush_pending(session)
-        await driver.execute_many(session, _DELIVERED, [
-            {**{f"d_{k}": v for k, v in d.items()}, **{f"o_{k}": v for k, v in o.items()},
-             "doc_id": doc.id, "sent_at": now if mark_sent else None}
-            for d, o in zip(deliveries, outbox, strict=True)])
+    await _flush_pending(session)
+    if len(fresh) < COPY_FROM:
+        # Held for the transaction's last statement: on PostgreSQL the deliveries, their
+        # arrival notices, the sent mark and the audit entries go in one trip.
+        await driver.defer(session, insert_into(Delivery.__table__), deliveries)  # type: ignore[attr-defined]
+        await driver.defer(session, insert_into(OutboxEvent.__table__), outbox)  # type: ignore[attr-defined]
         if mark_sent:
+            await driver.defer(session, _MARK_SENT, [{"doc_id": doc.id, "at": now}])
             _marked(doc, now)
     else:
         await _bulk(session, Delivery, deliveries)
@@ -167,23 +167,6 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, r
         if mark_sent:
             await _mark_sent(session, doc, now)
     return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])
-
-
-def _delivered() -> Insert:
-    """PostgreSQL: a delivery, its arrival notice and the document's first-send mark (when
-    ``sent_at`` is given and the document has none yet), as one statement."""
-    deliveries, notices = Delivery.__table__, OutboxEvent.__table__  # type: ignore[attr-defined]
-    documents = Document.__table__  # type: ignore[attr-defined]
-    delivery = insert(deliveries).values({c.name: bindparam(f"d_{c.name}", type_=c.type) for c in deliveries.c})
-    mark = (update(documents)
-            .where(and_(documents.c.id == bindparam("doc_id"), documents.c.sent_at.is_(None),
-                        bindparam("sent_at", type_=documents.c.sent_at.type).is_not(None)))
-            .values(sent_at=bindparam("sent_at", type_=documents.c.sent_at.type)))
-    return (insert(notices).values({c.name: bindparam(f"o_{c.name}", type_=c.type) for c in notices.c})
-            .add_cte(delivery.cte("delivered")).add_cte(mark.cte("marked")))
-
-
-_DELIVERED = _delivered()
 
 
 def _outbox_row(kind: str, unit_id: str, doc: Sendable, delivery_id: str | None,

@@ -85,7 +85,7 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
     data = report.to_dict()
     record = construct(VerificationRecord, document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
                                                 report=data)
-    await insert_rows(session, [record])
+    await insert_rows(session, [record], held=True)  # nothing here waits for it: it goes with the commit
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,
                        object_id=record.id, data={"sha256": doc.sha256, "verdict": record.verdict,
                                                   "signatures": len(data.get("signatures", []))})

@@ -74,13 +74,10 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     if len(rows) < COPY_FROM:
         await driver.execute_many(session, insert_into(table), rows)
         return
-    conn = await session.connection()
-    dialect = conn.dialect.name
+    dialect = driver.dialect_of(session)
     names = [c.name for c in table.columns]
     records = _records(rows, names, _converters(table, dialect))
-    raw = (await conn.get_raw_connection()).driver_connection
-    if raw is None:
-        raise RuntimeError("the database connection is closed")
+    raw = await driver.raw_connection(session)  # the transaction begun: COPY is not a statement of it
     if dialect in ("postgresql", "sqlite"):
         with driver.integrity_errors():  # as SQLAlchemy would have said it: callers know that one
             await _driver_insert(raw, dialect, table.name, names, records)

@@ -16,6 +16,14 @@ directly, inside the session's transaction (SQLAlchemy still begins and commits 
 
 Any other driver executes the same construct through SQLAlchemy unchanged.
 
+A read (a SELECT that locks nothing) sent before the transaction wrote anything runs
+outside it on asyncpg: it sees what a read-committed transaction's first statement would
+see, and BEGIN is not sent for it. On PostgreSQL, writes whose outcome the request does not
+wait for can be held (``defer``) and sent with the transaction's last statement
+(``fetch_last``, the audit chain's), each as a common table expression of that statement:
+one trip for all of them and, when nothing wrote before, no BEGIN and no COMMIT either —
+a single statement is a transaction of its own.
+
 ``fetch_now`` / ``execute_now`` do the same from inside SQLAlchemy's synchronous layer
 (a session event such as the audit chain's ``before_commit``), on its ``Connection``.
 A unique or foreign-key violation is raised as SQLAlchemy's ``IntegrityError``, as
@@ -31,18 +39,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Dialect, Select
+from sqlalchemy import BindParameter, Connection, Dialect, Insert, Select, bindparam, event, insert
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.util import find_tables
 from sqlalchemy.util import await_
 
 from service.storage import sqlite_driver
+from service.storage.db import ServiceSession
 
-__all__ = ["dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_now", "integrity_errors",
-           "memo_last"]
+__all__ = ["defer", "dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_last", "fetch_now",
+           "in_transaction", "integrity_errors", "memo_last", "raw_connection"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -68,6 +80,8 @@ class _Plan:
     columns: tuple[tuple[int, Processor], ...]  # result columns that need converting, by position
     expanding: bool  # has ``IN`` lists: the SQL is rewritten for each call's list lengths
     converters: tuple[tuple[int, Processor], ...]  # positional parameters that need converting
+    writes: bool  # changes or locks rows: runs inside the transaction, after the held writes
+    tables: frozenset[str]  # every table it names
     # With ``IN`` lists: the expanded SQL and its argument slots, by the lists' lengths.
     expansions: dict[tuple[tuple[str, int], ...], tuple[str, tuple[_Slot, ...]]] = field(default_factory=dict)
 
@@ -94,14 +108,24 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
         columns = tuple((at, f) for at, f in enumerate(processors) if f is not None)
         expanding = any(bind.expanding for bind in compiled.binds.values())
         converters = tuple((at, binds[n]) for at, n in enumerate(compiled.positiontup) if n in binds)
-        plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns, expanding, converters)
+        plan = _plans[key] = _Plan(statement, compiled, binds, defaults, columns, expanding, converters,
+                                   _writes(statement), _tables(statement))
     return plan
+
+
+def _writes(statement: Any) -> bool:
+    return isinstance(statement, UpdateBase) or getattr(statement, "_for_update_arg", None) is not None
+
+
+def _tables(statement: Any) -> frozenset[str]:
+    return frozenset(t.name for t in find_tables(statement, include_aliases=True, include_crud=True,
+                                                 include_joins=True) if hasattr(t, "name"))
 
 
 class _Driver(Protocol):
     """One statement call on a driver connection: rows, or one call for many parameter rows."""
 
-    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
+    async def rows(self, sql: str, args: Sequence[Any], begin: bool = True) -> Sequence[Sequence[Any]]: ...
 
     async def many(self, sql: str, args: list[list[Any]]) -> None: ...
 
@@ -110,7 +134,7 @@ class _SQLite:
     def __init__(self, conn: sqlite_driver.LoopConnection) -> None:
         self._conn = conn
 
-    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
+    async def rows(self, sql: str, args: Sequence[Any], begin: bool = True) -> Sequence[Sequence[Any]]:
         async with self._conn.cursor() as cursor:  # runs on the loop, in one step
             with integrity_errors():
                 await cursor.execute(sql, args)
@@ -131,14 +155,20 @@ class _Asyncpg:
     def __init__(self, adapted: Any) -> None:
         self._adapted = adapted  # SQLAlchemy's adapter: it owns the transaction
 
+    async def begun(self) -> Any:
+        """The asyncpg connection, in the adapter's transaction."""
+        return await self._connection()
+
     async def _connection(self) -> Any:
         # The adapter begins its transaction on its first statement; ours may come first.
         if self._adapted._transaction is None:
             await self._adapted._start_transaction()
         return self._adapted._connection
 
-    async def rows(self, sql: str, args: Sequence[Any]) -> Sequence[Sequence[Any]]:
-        conn = await self._connection()
+    async def rows(self, sql: str, args: Sequence[Any], begin: bool = True) -> Sequence[Sequence[Any]]:
+        # Not begun for a read, or for a last statement that nothing wrote before: alone,
+        # a statement is its own transaction (SQLAlchemy sends no COMMIT for one not begun).
+        conn = await self._connection() if begin else self._adapted._connection
         with integrity_errors():
             return list(await conn.fetch(sql, *args))
 
@@ -178,6 +208,21 @@ async def _connection(session: AsyncSession) -> tuple[AsyncConnection, _Driver |
     return conn, driver
 
 
+async def raw_connection(session: AsyncSession) -> Any:
+    """The driver's connection of the session, its transaction begun and the held writes
+    sent: for what goes to the driver outside these functions (COPY)."""
+    conn, driver = await _connection(session)
+    info = session.sync_session.info
+    for h in info.pop(_HELD_WRITES, None) or ():
+        await execute_many(session, h.statement, h.rows)
+    if isinstance(driver, _Asyncpg):
+        return await driver.begun()
+    raw = (await conn.get_raw_connection()).driver_connection
+    if raw is None:
+        raise RuntimeError("the database connection is closed")
+    return raw
+
+
 def dialect_of(session: AsyncSession) -> str:
     """The session's database: "sqlite", "postgresql", …"""
     return session.bind.dialect.name if session.bind is not None else ""
@@ -192,8 +237,9 @@ async def fetch(session: AsyncSession, statement: Statement, params: Mapping[str
     if driver is None:
         return list(await conn.execute(statement, dict(params)))
     plan = _plan(statement, conn.dialect)
+    await _send_held(session, plan)
     sql, args = _bound(plan, params)
-    rows = await driver.rows(sql, args)
+    rows = await driver.rows(sql, args, begin=plan.writes)
     out: list[Sequence[Any]] = []
     for n, row in enumerate(rows, 1):
         out.append(_converted(row, plan.columns))
@@ -215,6 +261,7 @@ async def execute_many(session: AsyncSession, statement: Statement, rows: Sequen
         await conn.execute(statement, [dict(r) for r in rows])
         return
     plan = _plan(statement, conn.dialect)
+    await _send_held(session, plan)
     names = plan.compiled.positiontup or []
     convert = [(at, memo_last(f)) for at, f in plan.converters]
     args = []
@@ -233,13 +280,16 @@ async def execute(session: AsyncSession, statement: Statement, params: Mapping[s
     await execute_many(session, statement, [params])
 
 
-def fetch_now(conn: Connection, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
-    """``fetch`` on a synchronous Connection (inside a session event)."""
+def fetch_now(conn: Connection, statement: Statement, params: Mapping[str, Any], *,
+              last: bool = False) -> list[Sequence[Any]]:
+    """``fetch`` on a synchronous Connection (inside a session event); ``last``: the
+    transaction's last statement, run alone if the transaction has not begun."""
     driver = _driver(conn)
     if driver is None:
         return list(conn.execute(statement, dict(params)))
     plan = _plan(statement, conn.dialect)
-    return [_converted(row, plan.columns) for row in await_(driver.rows(*_bound(plan, params)))]
+    rows = await_(driver.rows(*_bound(plan, params), begin=plan.writes and not last))
+    return [_converted(row, plan.columns) for row in rows]
 
 
 def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -250,6 +300,168 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
         return
     plan = _plan(statement, conn.dialect)
     await_(driver.many(plan.compiled.string, [_values(plan, row) for row in rows]))
+
+
+# -- Writes held for the transaction's last statement (PostgreSQL) ---------------------
+
+_HELD_WRITES = "docexchange.held"  # session.info: the writes ``defer`` holds, in order
+# At most this many parameters go out in one last statement (PostgreSQL allows 32,767;
+# each distinct shape is a prepared statement of its own): more, and the held writes
+# are sent before it, each in one trip.
+_LAST_PARAMS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    statement: Statement
+    rows: list[Mapping[str, Any]]
+    tables: frozenset[str]
+
+
+async def defer(session: AsyncSession, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``rows`` with ``statement`` (INSERT, UPDATE) as part of the transaction's last statement.
+
+    On PostgreSQL the writes are held until the statement that closes the transaction
+    (``fetch_last``) or until a statement needs them first: one that writes, or that
+    reads a table they write. Elsewhere they are written at once (SQLite statements
+    cost no trip). Either way a constraint they break may be raised only at commit: a
+    caller that must know at once uses ``execute_many``. Each row names every column of
+    an INSERT's table.
+    """
+    if not rows:
+        return
+    if dialect_of(session) != "postgresql":
+        await execute_many(session, statement, rows)
+        return
+    held: list[_Held] = in_transaction(session).info.setdefault(_HELD_WRITES, [])
+    held.append(_Held(statement, list(rows), _tables(statement)))
+
+
+def in_transaction(session: AsyncSession) -> Session:
+    """The session's synchronous side, its transaction begun (not yet on the database):
+    what is kept in its ``info`` for the transaction is dropped by a rollback even if
+    nothing was sent yet."""
+    sync = session.sync_session
+    if sync.get_transaction() is None:
+        sync.begin()
+    return sync
+
+
+def _wanted(held: list[_Held], writes: bool, tables: frozenset[str]) -> bool:
+    return writes or any(h.tables & tables for h in held)
+
+
+async def _send_held(session: AsyncSession, plan: _Plan) -> None:
+    """The held writes, sent first when the coming statement needs them."""
+    info = session.sync_session.info
+    held = info.get(_HELD_WRITES)
+    if held and _wanted(held, plan.writes, plan.tables):
+        del info[_HELD_WRITES]
+        for h in held:
+            await execute_many(session, h.statement, h.rows)
+
+
+def _send_held_now(session: Session) -> None:
+    held: list[_Held] | None = session.info.pop(_HELD_WRITES, None)
+    if held:
+        conn = session.connection()
+        for h in held:
+            execute_now(conn, h.statement, h.rows)
+
+
+def fetch_last(session: Session, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+    """Run the transaction's last statement (from ``before_commit``) with the held writes.
+
+    On PostgreSQL each held write becomes a common table expression of ``statement``, so
+    all of it is one trip; if the transaction has not begun (nothing wrote before), it is
+    not begun for this one statement, which is atomic on its own. Rows of ``statement``.
+    """
+    held: list[_Held] = session.info.pop(_HELD_WRITES, [])
+    conn = session.connection()
+    if not held:
+        return fetch_now(conn, statement, params, last=True)
+    if _driver(conn) is None or sum(len(h.rows) * len(h.rows[0]) for h in held) > _LAST_PARAMS:
+        for h in held:
+            execute_now(conn, h.statement, h.rows)
+        return fetch_now(conn, statement, params, last=True)
+    composed, names = _composed(statement, held)
+    values = dict(params)
+    for h, prefixes in zip(held, names, strict=True):
+        for row, prefix in zip(h.rows, prefixes, strict=True):
+            values.update({prefix + k: v for k, v in row.items()})
+    return fetch_now(conn, composed, values, last=True)
+
+
+# A composed statement per shape (the last statement; each held statement, its row count
+# and columns), kept alive with its plan; bounded (a send's shape varies with its recipients).
+_COMPOSED: dict[tuple[Any, ...], tuple[Statement, list[list[str]]]] = {}
+_COMPOSED_MAX = 512
+
+
+def _composed(statement: Statement, held: list[_Held]) -> tuple[Statement, list[list[str]]]:
+    """``statement`` with each held write as a common table expression; per held write, the
+    prefix of each row's parameters."""
+    key = (id(statement), *((id(h.statement), len(h.rows), tuple(h.rows[0])) for h in held))
+    found = _COMPOSED.get(key)
+    if found is None:
+        if len(_COMPOSED) >= _COMPOSED_MAX:
+            _COMPOSED.clear()  # the plans of the dropped statements stay with ``_plans``
+        ctes, names = [], []
+        for at, h in enumerate(held):
+            prefixes = [f"w{at}_{n}_" for n in range(len(h.rows))]
+            names.append(prefixes)
+            if isinstance(h.statement, Insert) and not h.statement._values and not h.statement._multi_values:
+                table = h.statement.table
+                columns = list(h.rows[0])
+                if len(columns) != len(table.c):
+                    raise ValueError(f"a held INSERT into {table.name} names every column")
+                many = insert(table).values([{c: bindparam(p + c, type_=table.c[c].type) for c in columns}
+                                             for p in prefixes])
+                ctes.append(many.cte(f"w{at}"))
+            else:
+                ctes.extend(_renamed(h.statement, p).cte(f"w{at}_{n}") for n, p in enumerate(prefixes))
+        composed = statement.add_cte(*ctes)
+        found = _COMPOSED[key] = (composed, names)
+    return found
+
+
+def _renamed(statement: Statement, prefix: str) -> Statement:
+    """A copy of ``statement`` whose parameters are named ``prefix`` + their name."""
+    made: dict[str, BindParameter[Any]] = {}
+
+    def rename(element: Any) -> Any:
+        if isinstance(element, BindParameter):
+            if element.key not in made:
+                made[element.key] = bindparam(prefix + element.key, type_=element.type, required=element.required,
+                                              value=None if element.required else element.value)
+            return made[element.key]
+        return None
+
+    renamed: Statement = visitors.replacement_traverse(statement, {}, rename)  # type: ignore[call-overload]
+    return renamed
+
+
+@event.listens_for(ServiceSession, "do_orm_execute")
+def _before_orm_statement(state: ORMExecuteState) -> None:
+    held: list[_Held] | None = state.session.info.get(_HELD_WRITES)
+    if held and _wanted(held, not state.is_select or _writes(state.statement), _tables(state.statement)):
+        _send_held_now(state.session)
+
+
+@event.listens_for(ServiceSession, "before_flush")
+def _before_orm_flush(session: Session, _context: Any, _instances: Any) -> None:
+    _send_held_now(session)
+
+
+@event.listens_for(ServiceSession, "before_commit")
+def _before_commit(session: Session) -> None:
+    # After the audit chain's listener (inserted first), which sends them with its statement.
+    _send_held_now(session)
+
+
+@event.listens_for(ServiceSession, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_HELD_WRITES, None)
 
 
 # An ``IN`` list's SQL depends only on the list's length: the expanded SQL and where each

@@ -69,11 +69,12 @@ def insert_into(table: Table) -> Insert:
     return stmt
 
 
-async def insert_rows(session: AsyncSession, objects: Sequence[Any]) -> None:
-    """INSERT ``objects`` (instances of one table model, every column set) in the session's transaction."""
+async def insert_rows(session: AsyncSession, objects: Sequence[Any], *, held: bool = False) -> None:
+    """INSERT ``objects`` (instances of one table model, every column set) in the session's
+    transaction; ``held``: with its last statement (``driver.defer``)."""
     if not objects:
         return
     table: Table = type(objects[0]).__table__
     names = [(c.name, c.key) for c in table.columns]
     rows = [{name: getattr(obj, key) for name, key in names} for obj in objects]
-    await driver.execute_many(session, insert_into(table), rows)
+    await (driver.defer if held else driver.execute_many)(session, insert_into(table), rows)

@@ -100,18 +100,18 @@ async def test_concurrent_writers_make_one_unbroken_chain(database) -> None:
 
 
 async def test_other_processes_and_a_failed_commit_leave_one_unbroken_chain(settings, database) -> None:
-    """Each process remembers the head it last wrote; another process appending, or a
-    commit that fails after the entries were chained, must not fork or break the chain."""
+    """Another process appending between two of this one, or a commit that fails after the
+    entries were chained, must not fork or break the chain."""
     import pytest
     from sqlalchemy.exc import IntegrityError
 
     from service.audit.models import AuditEntry
 
-    other = Database(settings.effective_database_url)  # another API process: its own head in memory
+    other = Database(settings.effective_database_url)  # another API process: its own connections
     try:
         await _fill(database, 1)
         await _fill(other, 2)
-        await _fill(database, 1)  # its remembered head is two entries behind
+        await _fill(database, 1)  # the head moved twice since this one last appended
         async with database.session() as s:
             await audit.append(s, action="test.never")
             s.add(AuditEntry(seq=1, action="duplicate", prev_hash="", hash=""))  # fails at commit
@@ -126,3 +126,55 @@ async def test_other_processes_and_a_failed_commit_leave_one_unbroken_chain(sett
         actions = (await s.execute(text("SELECT action FROM audit_entry ORDER BY seq"))).scalars().all()
     assert report.ok, report.reason
     assert actions == ["test.step"] * 6
+
+
+def test_the_database_hashes_what_entry_hash_hashes() -> None:
+    """PostgreSQL hashes the text the service puts around the previous hash and the sequence
+    number; for every kind of content it must be the text ``entry_hash`` hashes."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from service.audit.service import _BETWEEN, PendingEntry, _around_chained
+
+    at = datetime(2026, 11, 22, 3, 4, 5, 678901, tzinfo=UTC)
+    contents = [
+        {}, {"i": 1}, {"text": "Kế hoạch số 35-KH/HU", "nested": {"b": [1, None, "ư"], "a": True}},
+        {"prev_hash": "", "seq": 0, "unit_id": "x"},  # the chained keys inside the data
+        {"quote": '"prev_hash":"","seq":0,', "tab": "a\tb\n", "emoji": "📄"},
+    ]
+    for n, data in enumerate(contents):
+        for unit_id in (None, "U1", 'Tỉnh "ủy"'):
+            entry = PendingEntry(at, "user1" if n % 2 else None, unit_id, "document.sent", "doc1", None, data)
+            entry.seq, entry.prev_hash = 1000 + n, hashlib.sha256(str(n).encode()).hexdigest()
+            before, after = _around_chained(entry)
+            text = before + entry.prev_hash + _BETWEEN + str(entry.seq) + after
+            assert hashlib.sha256(text.encode()).hexdigest() == audit.entry_hash(entry)
+
+
+async def test_a_missing_head_is_reported_and_refuses_new_entries(database) -> None:
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    await _fill(database, 3)
+    async with database.session() as s:
+        await s.execute(text("DELETE FROM audit_head"))
+        await s.commit()
+    async with database.session() as s:
+        report = await audit.verify_chain(s)
+    assert not report.ok
+    assert "head row is missing" in report.reason
+    with pytest.raises((RuntimeError, IntegrityError)):  # never a chain started over from nothing
+        await _fill(database, 1)
+    async with database.session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM audit_entry"))).scalar_one() == 3
+
+
+async def test_entries_of_a_rolled_back_transaction_are_never_chained(database) -> None:
+    async with database.session() as s:
+        await audit.append(s, action="test.never")  # nothing sent to the database yet
+        await s.rollback()
+        await audit.append(s, action="test.step")
+        await s.commit()
+    async with database.session() as s:
+        actions = (await s.execute(text("SELECT action FROM audit_entry ORDER BY seq"))).scalars().all()
+    assert actions == ["test.step"]
