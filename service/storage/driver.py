@@ -321,16 +321,17 @@ class _Held:
 async def defer(session: AsyncSession, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``rows`` with ``statement`` (INSERT, UPDATE) as part of the transaction's last statement.
 
-    On PostgreSQL the writes are held until the statement that closes the transaction
-    (``fetch_last``) or until a statement needs them first: one that writes, or that
-    reads a table they write. Elsewhere they are written at once (SQLite statements
-    cost no trip). Either way a constraint they break may be raised only at commit: a
+    On PostgreSQL (asyncpg) the writes are held until the statement that closes the
+    transaction (``fetch_last``) or until a statement needs them first: one that writes,
+    or that reads a table they write. Elsewhere they are written at once (SQLite
+    statements cost no trip). Either way a constraint they break may be raised only at commit: a
     caller that must know at once uses ``execute_many``. Each row names every column of
     an INSERT's table.
     """
     if not rows:
         return
-    if dialect_of(session) != "postgresql":
+    bind = session.bind
+    if bind is None or bind.dialect.driver != "asyncpg":  # statements go out one by one anyway
         await execute_many(session, statement, rows)
         return
     held: list[_Held] = in_transaction(session).info.setdefault(_HELD_WRITES, [])
