@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
@@ -113,8 +114,9 @@ async def append(
     """Record one action in the caller's transaction.
 
     The entry is chained (sequence number, previous hash, own hash) when the
-    transaction commits: the chain's head is locked only for that moment, not for
-    the whole request, and a rolled-back transaction leaves no entry.
+    transaction commits, or with the caller's last write (``fetch_chained``): the
+    chain's head is locked only from then to the commit, not for the whole request,
+    and a rolled-back transaction leaves no entry.
     """
     entry = PendingEntry(utcnow(), actor_id, unit_id, action, document_id, object_id, data or {})
     driver.in_transaction(session).info.setdefault(_PENDING, []).append(entry)
@@ -198,9 +200,12 @@ async def fetch_chained(session: AsyncSession, statement: Statement, params: dic
     """``driver.fetch`` of ``statement``, with the entries recorded so far in this transaction
     chained in the same trip (PostgreSQL; elsewhere they are chained at commit as always).
 
-    For a request's last write before its commit: the head row stays locked from here to
-    the commit. If the statement fails, the transaction is over and its entries with it.
+    ``statement`` writes (INSERT, UPDATE, DELETE): it is meant for a request's last write
+    before its commit, and the head row stays locked from here to the commit. If the
+    statement fails, the transaction is over and its entries with it.
     """
+    if not isinstance(statement, UpdateBase):
+        raise TypeError("the chain goes with a write, not a read")
     pending: list[PendingEntry] = session.sync_session.info.get(_PENDING, [])
     if not pending or len(pending) > _AT_ONCE or driver.dialect_of(session) != "postgresql":
         return await driver.fetch(session, statement, params)

@@ -191,20 +191,20 @@ def _driver(conn: Connection) -> _Driver | None:
     return None
 
 
-_HELD = "docexchange.driver"  # session.info key: the connection of the current transaction
+_CURRENT = "docexchange.driver"  # session.info key: the connection of the current transaction
 
 
 async def _connection(session: AsyncSession) -> tuple[AsyncConnection, _Driver | None]:
     """The session's connection (its transaction begun) and its driver, found once per transaction."""
     transaction = session.sync_session.get_transaction()
-    held = session.info.get(_HELD)
-    if held is not None and transaction is not None and held[0] is transaction and transaction.is_active:
-        return held[1], held[2]
+    current = session.info.get(_CURRENT)
+    if current is not None and transaction is not None and current[0] is transaction and transaction.is_active:
+        return current[1], current[2]
     conn = await session.connection()
     if conn.sync_connection is None:
         raise RuntimeError("the database connection is closed")
     driver = _driver(conn.sync_connection)
-    session.info[_HELD] = (session.sync_session.get_transaction(), conn, driver)
+    session.info[_CURRENT] = (session.sync_session.get_transaction(), conn, driver)
     return conn, driver
 
 
