@@ -212,9 +212,7 @@ async def raw_connection(session: AsyncSession) -> Any:
     """The driver's connection of the session, its transaction begun and the held writes
     sent: for what goes to the driver outside these functions (COPY)."""
     conn, driver = await _connection(session)
-    info = session.sync_session.info
-    for h in info.pop(_HELD_WRITES, None) or ():
-        await execute_many(session, h.statement, h.rows)
+    await _send_held(session, None)
     if isinstance(driver, _Asyncpg):
         return await driver.begun()
     raw = (await conn.get_raw_connection()).driver_connection
@@ -352,11 +350,11 @@ def _wanted(held: list[_Held], writes: bool, tables: frozenset[str]) -> bool:
     return writes or any(h.tables & tables for h in held)
 
 
-async def _send_held(session: AsyncSession, plan: _Plan) -> None:
-    """The held writes, sent first when the coming statement needs them."""
+async def _send_held(session: AsyncSession, plan: _Plan | None) -> None:
+    """The held writes, sent first when the coming statement (None: anything) needs them."""
     info = session.sync_session.info
     held = info.get(_HELD_WRITES)
-    if held and _wanted(held, plan.writes, plan.tables):
+    if held and (plan is None or _wanted(held, plan.writes, plan.tables)):
         del info[_HELD_WRITES]
         for h in held:
             await execute_many(session, h.statement, h.rows)
@@ -381,11 +379,14 @@ def fetch_last(session: Session, statement: Statement, params: Mapping[str, Any]
     conn = session.connection()
     if not held:
         return fetch_now(conn, statement, params, last=True)
-    if _driver(conn) is None or sum(len(h.rows) * len(h.rows[0]) for h in held) > _LAST_PARAMS:
+    found = None
+    if _driver(conn) is not None and sum(len(h.rows) * len(h.rows[0]) for h in held) <= _LAST_PARAMS:
+        found = _composed(statement, held)
+    if found is None:
         for h in held:
             execute_now(conn, h.statement, h.rows)
         return fetch_now(conn, statement, params, last=True)
-    composed, names = _composed(statement, held)
+    composed, names = found
     values = dict(params)
     for h, prefixes in zip(held, names, strict=True):
         for row, prefix in zip(h.rows, prefixes, strict=True):
@@ -394,19 +395,21 @@ def fetch_last(session: Session, statement: Statement, params: Mapping[str, Any]
 
 
 # A composed statement per shape (the last statement; each held statement, its row count
-# and columns), kept alive with its plan; bounded (a send's shape varies with its recipients).
+# and columns), kept alive with its plan. A send's shape varies with its recipients; past
+# this many shapes, new ones are not composed (their held writes go out before the last
+# statement): plans are never dropped, so the shapes are what bounds them.
 _COMPOSED: dict[tuple[Any, ...], tuple[Statement, list[list[str]]]] = {}
 _COMPOSED_MAX = 512
 
 
-def _composed(statement: Statement, held: list[_Held]) -> tuple[Statement, list[list[str]]]:
+def _composed(statement: Statement, held: list[_Held]) -> tuple[Statement, list[list[str]]] | None:
     """``statement`` with each held write as a common table expression; per held write, the
-    prefix of each row's parameters."""
+    prefix of each row's parameters. None once ``_COMPOSED_MAX`` shapes were made."""
     key = (id(statement), *((id(h.statement), len(h.rows), tuple(h.rows[0])) for h in held))
     found = _COMPOSED.get(key)
     if found is None:
         if len(_COMPOSED) >= _COMPOSED_MAX:
-            _COMPOSED.clear()  # the plans of the dropped statements stay with ``_plans``
+            return None
         ctes, names = [], []
         for at, h in enumerate(held):
             prefixes = [f"w{at}_{n}_" for n in range(len(h.rows))]
