@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
+    ColumnElement,
     Insert,
     String,
     Text,
@@ -28,19 +28,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
 from service.storage import driver
 from service.storage.db import ServiceSession
-from service.storage.driver import Statement
 from service.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "fetch_chained", "history", "verify_chain"]
+__all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "verify_chain"]
 
 GENESIS = "0" * 64
 
@@ -114,9 +112,8 @@ async def append(
     """Record one action in the caller's transaction.
 
     The entry is chained (sequence number, previous hash, own hash) when the
-    transaction commits, or with the caller's last write (``fetch_chained``): the
-    chain's head is locked only from then to the commit, not for the whole request,
-    and a rolled-back transaction leaves no entry.
+    transaction commits: the chain's head is locked only for that moment, not for
+    the whole request, and a rolled-back transaction leaves no entry.
     """
     entry = PendingEntry(utcnow(), actor_id, unit_id, action, document_id, object_id, data or {})
     driver.in_transaction(session).info.setdefault(_PENDING, []).append(entry)
@@ -135,12 +132,11 @@ _FIELDS = ("at", "actor_id", "unit_id", "action", "document_id", "object_id", "d
 # orders every appender of every process; nothing waits for a head read earlier.
 _AT_ONCE = 8  # entries per statement (a request makes one to three)
 _chains: dict[int, Insert] = {}
-_carriers: dict[tuple[int, int], tuple[Statement, Statement]] = {}  # the statement kept alive with its key
 
 
-def _chain_parts(count: int) -> tuple[CTE, Insert]:
-    """Chain ``count`` entries onto the head and move it: the head's UPDATE (a common table
-    expression) and the entries' INSERT, which together are one statement.
+def _chain_statement(count: int, gate: ColumnElement[bool] | None = None) -> Insert:
+    """Chain ``count`` entries onto the head and move it, in one statement returning the
+    entries' sequence numbers; ``gate``: a condition evaluated before the head is locked.
 
     Each entry's hash is PostgreSQL's ``sha256`` of the text ``entry_hash`` hashes, put
     together from what the service wrote around the previous hash and the sequence number
@@ -148,8 +144,17 @@ def _chain_parts(count: int) -> tuple[CTE, Insert]:
     is read ``FOR UPDATE``: a transaction that moved it and has not committed is waited for,
     and the head is then read as that one left it. A missing head row yields no sequence
     number, which the table refuses: the statement fails rather than chain onto nothing.
+
+    The head is the last lock a transaction takes: the writes that ride with this statement
+    (``storage.driver.fetch_last``) are made to finish first through ``gate``. Otherwise the
+    statement would hold the head while waiting for a row another transaction holds, and
+    that transaction waits for the head at its commit.
     """
-    head = _LOCK_HEAD.cte("head")
+    statement = _chains.get(count) if gate is None else None
+    if statement is not None:
+        return statement
+    head = (select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1, *(() if gate is None else (gate,)))
+            .with_for_update().cte("head"))
     one = select(literal_column("1").label("one")).subquery("one")
     previous: Any = select(head.c.seq, head.c.hash).select_from(one.outerjoin(head, true())).subquery("before_head")
     steps = []
@@ -164,28 +169,12 @@ def _chain_parts(count: int) -> tuple[CTE, Insert]:
     moved = update(_HEAD).where(_HEAD.c.id == 1).values(seq=previous.c.seq, hash=previous.c.hash).cte("moved")
     rows = [select(step.c.seq, *(bindparam(f"{name}_{n}", type_=_ENTRY.c[name].type) for name in _FIELDS),
                    step.c.prev_hash, step.c.hash) for n, step in enumerate(steps)]
-    entries = insert(_ENTRY).from_select(["seq", *_FIELDS, "prev_hash", "hash"],
-                                         union_all(*rows) if count > 1 else rows[0])
-    return moved, entries
-
-
-def _chain_statement(count: int) -> Insert:
-    """The chain of ``count`` entries as a statement of its own, returning the entries' sequence numbers."""
-    statement = _chains.get(count)
-    if statement is None:
-        moved, entries = _chain_parts(count)
-        statement = _chains[count] = entries.add_cte(moved).returning(_ENTRY.c.seq)
+    statement = (insert(_ENTRY).from_select(["seq", *_FIELDS, "prev_hash", "hash"],
+                                            union_all(*rows) if count > 1 else rows[0])
+                 .add_cte(moved).returning(_ENTRY.c.seq))
+    if gate is None:
+        _chains[count] = statement
     return statement
-
-
-def _carrying_chain(statement: Statement, count: int) -> Statement:
-    """``statement`` with the chain of ``count`` entries as common table expressions."""
-    key = (id(statement), count)
-    found = _carriers.get(key)
-    if found is None:
-        moved, entries = _chain_parts(count)
-        found = _carriers[key] = (statement, statement.add_cte(moved, entries.cte("chained")))
-    return found[1]
 
 
 def _chain_params(pending: list[PendingEntry]) -> dict[str, Any]:
@@ -196,38 +185,27 @@ def _chain_params(pending: list[PendingEntry]) -> dict[str, Any]:
     return params
 
 
-async def fetch_chained(session: AsyncSession, statement: Statement, params: dict[str, Any]) -> list[Sequence[Any]]:
-    """``driver.fetch`` of ``statement``, with the entries recorded so far in this transaction
-    chained in the same trip (PostgreSQL; elsewhere they are chained at commit as always).
-
-    ``statement`` writes (INSERT, UPDATE, DELETE): it is meant for a request's last write
-    before its commit, and the head row stays locked from here to the commit. If the
-    statement fails, the transaction is over and its entries with it.
-    """
-    if not isinstance(statement, UpdateBase):
-        raise TypeError("the chain goes with a write, not a read")
-    pending: list[PendingEntry] = session.sync_session.info.get(_PENDING, [])
-    if not pending or len(pending) > _AT_ONCE or driver.dialect_of(session) != "postgresql":
-        return await driver.fetch(session, statement, params)
-    del session.sync_session.info[_PENDING]
-    return await driver.fetch(session, _carrying_chain(statement, len(pending)), {**params, **_chain_params(pending)})
-
-
 def _chain_in_database(session: Session, pending: list[PendingEntry]) -> None:
     chunks = [pending[at:at + _AT_ONCE] for at in range(0, len(pending), _AT_ONCE)]
     for n, chunk in enumerate(chunks, 1):
-        params = _chain_params(chunk)
-        statement = _chain_statement(len(chunk))
+        params, count = _chain_params(chunk), len(chunk)
         try:
             # The last one carries the writes the transaction held for it (storage.driver).
-            rows = (driver.fetch_last(session, statement, params) if n == len(chunks)
-                    else driver.fetch_now(session.connection(), statement, params))
+            rows = (driver.fetch_last(session, functools.partial(_chain_statement, count), count, params)
+                    if n == len(chunks) else driver.fetch_now(session.connection(), _chain_statement(count), params))
         except IntegrityError as exc:
-            if getattr(exc.orig, "table_name", None) == _ENTRY.name:
+            if _no_sequence_number(exc):
                 raise RuntimeError("the audit log's head row is missing: run `docexchange audit verify`") from exc
             raise
         if len(rows) != len(chunk):
             raise RuntimeError(f"the audit chain took {len(rows)} of {len(chunk)} entries")
+
+
+def _no_sequence_number(exc: IntegrityError) -> bool:
+    """The chain found no head: the first entry's number came out NULL."""
+    orig = exc.orig
+    return (getattr(orig, "table_name", None) == _ENTRY.name and getattr(orig, "column_name", None) == "seq"
+            and type(orig).__name__ == "NotNullViolationError")
 
 
 def _chain(pending: list[PendingEntry], seq: int, prev: str) -> tuple[int, str]:
@@ -246,7 +224,7 @@ def _chain_pending(session: Session) -> None:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        session.flush()  # the ORM's rows first: held writes and entries may refer to them
+        session.flush()  # the ORM's rows (after the held writes, sent first) before the chain
         _chain_in_database(session, pending)
         return
     # SQLite: the transaction holds the database's write lock since it began.
@@ -261,9 +239,12 @@ def _chain_pending(session: Session) -> None:
     driver.execute_now(conn, _MOVE_HEAD, [{"new_seq": seq, "new_hash": prev}])
 
 
-@event.listens_for(ServiceSession, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(ServiceSession, "after_transaction_end")
+def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    # The root transaction only (rolled back, closed; a commit took them already): a
+    # savepoint's end leaves the entries of the transaction around it.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 async def history(session: AsyncSession, document_id: str) -> list[AuditEntry]:

@@ -104,12 +104,7 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     key = f"{meta.issued_on.year}:{number.key}"
     doc = _new_document(principal, meta, number, key, main)
     values = {c.name: getattr(doc, c.key) for c in _DOCUMENTS.columns}
-    # Recorded first, so that PostgreSQL chains it with the INSERT in one trip (a duplicate
-    # number rolls both back).
-    await audit.append(session, action="document.registered", actor_id=principal.user_id,
-                       unit_id=principal.unit_id, document_id=doc.id,
-                       data={"number_notation": doc.number_notation, "sha256": doc.sha256, "size": doc.size})
-    if not await audit.fetch_chained(session, _REGISTER.get(driver.dialect_of(session), _REGISTER_ANYWHERE), values):
+    if not await driver.fetch(session, _REGISTER.get(driver.dialect_of(session), _REGISTER_ANYWHERE), values):
         for first_id, first_number in await driver.fetch(session, _SAME_NUMBER, {"unit_id": principal.unit_id,
                                                                                  "key": key}):
             raise DuplicateDocumentError(
@@ -120,6 +115,9 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     rows = [construct(Attachment, document_id=doc.id, filename=a.filename, content_type=a.content_type,
                       sha256=a.sha256, size=a.size) for a in attachments]
     await insert_rows(session, rows)
+    await audit.append(session, action="document.registered", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id,
+                       data={"number_notation": doc.number_notation, "sha256": doc.sha256, "size": doc.size})
     return doc, rows
 
 

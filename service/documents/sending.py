@@ -94,7 +94,9 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Sendab
     return result
 
 
-_MARK_SENT = update(Document).where(col(Document.id) == bindparam("doc_id")).values(sent_at=bindparam("at"))
+# The first send's time stays: two first sends at once (to different units) both mark it.
+_MARK_SENT = (update(Document).where(col(Document.id) == bindparam("doc_id"), col(Document.sent_at).is_(None))
+              .values(sent_at=bindparam("at")))
 
 
 async def _mark_sent(session: AsyncSession, doc: Sendable, at: datetime) -> None:

@@ -34,16 +34,30 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, Connection, Dialect, Insert, Select, bindparam, event, insert
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Dialect,
+    Insert,
+    Select,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
@@ -114,7 +128,11 @@ def _plan(statement: Statement, dialect: Dialect) -> _Plan:
 
 
 def _writes(statement: Any) -> bool:
-    return isinstance(statement, UpdateBase) or getattr(statement, "_for_update_arg", None) is not None
+    """Changes or locks rows: a DML statement, or one with a DML or FOR UPDATE part anywhere
+    (a common table expression, a subquery). A SELECT of a function with side effects is
+    not seen: such a statement goes through ``execute``."""
+    return any(isinstance(e, UpdateBase) or getattr(e, "_for_update_arg", None) is not None
+               for e in visitors.iterate(statement))
 
 
 def _tables(statement: Any) -> frozenset[str]:
@@ -303,28 +321,29 @@ def execute_now(conn: Connection, statement: Statement, rows: Sequence[Mapping[s
 # -- Writes held for the transaction's last statement (PostgreSQL) ---------------------
 
 _HELD_WRITES = "docexchange.held"  # session.info: the writes ``defer`` holds, in order
-# At most this many parameters go out in one last statement (PostgreSQL allows 32,767;
-# each distinct shape is a prepared statement of its own): more, and the held writes
-# are sent before it, each in one trip.
-_LAST_PARAMS = 2000
+# At most this many parameters go out in one last statement (a send to about a dozen
+# units; each distinct shape is a prepared statement and a plan of its own): more, and
+# the held writes are sent before it, each in one trip.
+_LAST_PARAMS = 400
 
 
 @dataclass(frozen=True, slots=True)
 class _Held:
-    statement: Statement
+    statement: UpdateBase
     rows: list[Mapping[str, Any]]
     tables: frozenset[str]
 
 
-async def defer(session: AsyncSession, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+async def defer(session: AsyncSession, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write ``rows`` with ``statement`` (INSERT, UPDATE) as part of the transaction's last statement.
 
     On PostgreSQL (asyncpg) the writes are held until the statement that closes the
     transaction (``fetch_last``) or until a statement needs them first: one that writes,
     or that reads a table they write. Elsewhere they are written at once (SQLite
-    statements cost no trip). Either way a constraint they break may be raised only at commit: a
-    caller that must know at once uses ``execute_many``. Each row names every column of
-    an INSERT's table.
+    statements cost no trip). Either way a constraint they break may be raised only at
+    commit: a caller that must know at once uses ``execute_many``. Each row names every
+    column of an INSERT's table. Held writes sent together see the same snapshot: one must
+    not depend on another's effect (an UPDATE of a row a held INSERT creates).
     """
     if not rows:
         return
@@ -337,9 +356,11 @@ async def defer(session: AsyncSession, statement: Statement, rows: Sequence[Mapp
 
 
 def in_transaction(session: AsyncSession) -> Session:
-    """The session's synchronous side, its transaction begun (not yet on the database):
-    what is kept in its ``info`` for the transaction is dropped by a rollback even if
-    nothing was sent yet."""
+    """The session's synchronous side, its transaction begun (not yet on the database).
+
+    What is kept for the transaction is kept in the session's ``info`` and dropped when the
+    root transaction ends (rollback, close); beginning it here makes that end an event even
+    if nothing was sent yet."""
     sync = session.sync_session
     if sync.get_transaction() is None:
         sync.begin()
@@ -368,24 +389,28 @@ def _send_held_now(session: Session) -> None:
             execute_now(conn, h.statement, h.rows)
 
 
-def fetch_last(session: Session, statement: Statement, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+LastStatement = Callable[[ColumnElement[bool] | None], Statement]
+
+
+def fetch_last(session: Session, make: LastStatement, key: Hashable, params: Mapping[str, Any]) -> list[Sequence[Any]]:
     """Run the transaction's last statement (from ``before_commit``) with the held writes.
 
-    On PostgreSQL each held write becomes a common table expression of ``statement``, so
-    all of it is one trip; if the transaction has not begun (nothing wrote before), it is
-    not begun for this one statement, which is atomic on its own. Rows of ``statement``.
+    ``make(gate)`` builds that statement (``key`` names it among the statements ``make``
+    builds); ``gate`` is None, or a condition the statement evaluates before it takes a
+    lock: the held writes, each a common table expression of the statement, finish when it
+    is evaluated. So the whole commit is one trip, and the statement's own locks are the
+    transaction's last. If the transaction has not begun (nothing wrote before), it is not
+    begun for this one statement, which is atomic on its own. Rows of the statement.
     """
     held: list[_Held] = session.info.pop(_HELD_WRITES, [])
     conn = session.connection()
-    if not held:
-        return fetch_now(conn, statement, params, last=True)
     found = None
-    if _driver(conn) is not None and sum(len(h.rows) * len(h.rows[0]) for h in held) <= _LAST_PARAMS:
-        found = _composed(statement, held)
+    if held and _driver(conn) is not None and sum(len(h.rows) * len(h.rows[0]) for h in held) <= _LAST_PARAMS:
+        found = _composed(make, key, held)
     if found is None:
         for h in held:
             execute_now(conn, h.statement, h.rows)
-        return fetch_now(conn, statement, params, last=True)
+        return fetch_now(conn, make(None), params, last=True)
     composed, names = found
     values = dict(params)
     for h, prefixes in zip(held, names, strict=True):
@@ -395,18 +420,18 @@ def fetch_last(session: Session, statement: Statement, params: Mapping[str, Any]
 
 
 # A composed statement per shape (the last statement; each held statement, its row count
-# and columns), kept alive with its plan. A send's shape varies with its recipients; past
-# this many shapes, new ones are not composed (their held writes go out before the last
-# statement): plans are never dropped, so the shapes are what bounds them.
+# and columns), kept with its plan for the life of the process. A send's shape varies with
+# its recipients (a shape of a few rows holds about 50 – 100 kB); past ``_COMPOSED_MAX``
+# shapes, new ones are not composed: their held writes go out before the last statement.
 _COMPOSED: dict[tuple[Any, ...], tuple[Statement, list[list[str]]]] = {}
-_COMPOSED_MAX = 512
+_COMPOSED_MAX = 32
 
 
-def _composed(statement: Statement, held: list[_Held]) -> tuple[Statement, list[list[str]]] | None:
-    """``statement`` with each held write as a common table expression; per held write, the
-    prefix of each row's parameters. None once ``_COMPOSED_MAX`` shapes were made."""
-    key = (id(statement), *((id(h.statement), len(h.rows), tuple(h.rows[0])) for h in held))
-    found = _COMPOSED.get(key)
+def _composed(make: LastStatement, key: Hashable, held: list[_Held]) -> tuple[Statement, list[list[str]]] | None:
+    """The last statement with each held write as a common table expression, and per held
+    write the prefix of each row's parameters; None once ``_COMPOSED_MAX`` shapes were made."""
+    shape = (key, *((id(h.statement), len(h.rows), tuple(h.rows[0])) for h in held))
+    found = _COMPOSED.get(shape)
     if found is None:
         if len(_COMPOSED) >= _COMPOSED_MAX:
             return None
@@ -421,15 +446,17 @@ def _composed(statement: Statement, held: list[_Held]) -> tuple[Statement, list[
                     raise ValueError(f"a held INSERT into {table.name} names every column")
                 many = insert(table).values([{c: bindparam(p + c, type_=table.c[c].type) for c in columns}
                                              for p in prefixes])
-                ctes.append(many.cte(f"w{at}"))
+                ctes.append(many.returning(literal_column("1")).cte(f"w{at}"))
             else:
-                ctes.extend(_renamed(h.statement, p).cte(f"w{at}_{n}") for n, p in enumerate(prefixes))
-        composed = statement.add_cte(*ctes)
-        found = _COMPOSED[key] = (composed, names)
+                ctes.extend(_renamed(h.statement, p).returning(literal_column("1")).cte(f"w{at}_{n}")
+                            for n, p in enumerate(prefixes))
+        # Counting a write's RETURNING rows runs it to its end.
+        gate = and_(*(select(func.count()).select_from(cte).scalar_subquery() >= 0 for cte in ctes))
+        found = _COMPOSED[shape] = (make(gate).add_cte(*ctes), names)
     return found
 
 
-def _renamed(statement: Statement, prefix: str) -> Statement:
+def _renamed(statement: UpdateBase, prefix: str) -> UpdateBase:
     """A copy of ``statement`` whose parameters are named ``prefix`` + their name."""
     made: dict[str, BindParameter[Any]] = {}
 
@@ -441,7 +468,7 @@ def _renamed(statement: Statement, prefix: str) -> Statement:
             return made[element.key]
         return None
 
-    renamed: Statement = visitors.replacement_traverse(statement, {}, rename)  # type: ignore[call-overload]
+    renamed: UpdateBase = visitors.replacement_traverse(statement, {}, rename)  # type: ignore[call-overload]
     return renamed
 
 
@@ -463,9 +490,12 @@ def _before_commit(session: Session) -> None:
     _send_held_now(session)
 
 
-@event.listens_for(ServiceSession, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_HELD_WRITES, None)
+@event.listens_for(ServiceSession, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # The root transaction only (rolled back, closed; a commit sent them already): a
+    # savepoint's end leaves the writes of the transaction around it.
+    if transaction.parent is None:
+        session.info.pop(_HELD_WRITES, None)
 
 
 # An ``IN`` list's SQL depends only on the list's length: the expanded SQL and where each

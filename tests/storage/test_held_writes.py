@@ -100,3 +100,42 @@ async def test_a_read_of_a_held_table_sees_the_held_rows_and_a_rollback_drops_th
         assert await _codes(db) == ["KEPT"]
     finally:
         await db.dispose()
+
+
+async def test_a_held_write_that_waits_for_a_row_does_not_hold_the_audit_head(db_url: str) -> None:
+    """A writes a row early and chains its entry at commit; B holds a write of the same row.
+    B's last statement must wait for A's row before it takes the chain's head: the other way
+    round each waits for the other (PostgreSQL aborts one as a deadlock)."""
+    import asyncio
+
+    db = Database(db_url, pool_size=2)
+    outcome: dict[str, str] = {}
+
+    async def early_writer() -> None:
+        async with db.session() as s:
+            await driver.execute_many(s, _UNITS, [_row("SAME")])
+            await audit.append(s, action="test.early")
+            await asyncio.sleep(0.4)  # the other one's commit starts meanwhile
+            await s.commit()
+            outcome["early"] = "committed"
+
+    async def holder() -> None:
+        await asyncio.sleep(0.1)
+        async with db.session() as s:
+            try:
+                await _hold_and_commit(s, [_row("SAME")])
+                outcome["held"] = "committed"
+            except IntegrityError:
+                outcome["held"] = "refused"
+                await s.rollback()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(early_writer(), holder()), 30)
+        assert outcome == {"early": "committed", "held": "refused"}
+        assert await _codes(db) == ["SAME"]
+        async with db.session() as s:
+            report = await audit.verify_chain(s)
+        assert report.ok
+        assert report.entries == 1
+    finally:
+        await db.dispose()
