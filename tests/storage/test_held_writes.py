@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import audit
-from service.audit.models import AuditEntry
 from service.storage import driver
 from service.storage.db import Database
 from service.storage.rows import insert_into
@@ -33,9 +32,12 @@ async def _codes(db: Database) -> list[str]:
         return sorted((await s.execute(select(Unit.code))).scalars())
 
 
-async def _entries(db: Database) -> int:
+async def _chained_entries(db: Database) -> int:
+    """The entries of an intact chain (fails if it is broken)."""
     async with db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+        report = await audit.verify_chain(s)
+    assert report.ok, report.reason
+    return report.entries
 
 
 async def test_held_rows_commit_with_the_audit_entries(db_url: str) -> None:
@@ -47,10 +49,7 @@ async def test_held_rows_commit_with_the_audit_entries(db_url: str) -> None:
             await audit.append(s, action="test.held", data={"codes": ["A", "B"]})
             await s.commit()
         assert await _codes(db) == ["A", "B"]
-        async with db.session() as s:
-            report = await audit.verify_chain(s)
-        assert report.ok
-        assert report.entries == 1
+        assert await _chained_entries(db) == 1
     finally:
         await db.dispose()
 
@@ -77,9 +76,7 @@ async def test_a_held_row_that_breaks_a_constraint_fails_the_commit_and_nothing_
                 await _hold_and_commit(s, [_row("NEW"), _row("TAKEN")])
             await s.rollback()
         assert await _codes(db) == ["TAKEN"]
-        assert await _entries(db) == 1
-        async with db.session() as s:
-            assert (await audit.verify_chain(s)).ok
+        assert await _chained_entries(db) == 1
     finally:
         await db.dispose()
 
@@ -133,9 +130,6 @@ async def test_a_held_write_that_waits_for_a_row_does_not_hold_the_audit_head(db
         await asyncio.wait_for(asyncio.gather(early_writer(), holder()), 30)
         assert outcome == {"early": "committed", "held": "refused"}
         assert await _codes(db) == ["SAME"]
-        async with db.session() as s:
-            report = await audit.verify_chain(s)
-        assert report.ok
-        assert report.entries == 1
+        assert await _chained_entries(db) == 1
     finally:
         await db.dispose()
