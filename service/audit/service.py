@@ -150,9 +150,15 @@ def _chain_statement(count: int, gate: ColumnElement[bool] | None = None) -> Ins
     statement would hold the head while waiting for a row another transaction holds, and
     that transaction waits for the head at its commit.
     """
-    statement = _chains.get(count) if gate is None else None
-    if statement is not None:
-        return statement
+    if gate is not None:  # a shape of its own, kept by storage.driver
+        return _build_chain(count, gate)
+    statement = _chains.get(count)
+    if statement is None:
+        statement = _chains[count] = _build_chain(count, None)
+    return statement
+
+
+def _build_chain(count: int, gate: ColumnElement[bool] | None) -> Insert:
     head = (select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1, *(() if gate is None else (gate,)))
             .with_for_update().cte("head"))
     one = select(literal_column("1").label("one")).subquery("one")
@@ -169,12 +175,9 @@ def _chain_statement(count: int, gate: ColumnElement[bool] | None = None) -> Ins
     moved = update(_HEAD).where(_HEAD.c.id == 1).values(seq=previous.c.seq, hash=previous.c.hash).cte("moved")
     rows = [select(step.c.seq, *(bindparam(f"{name}_{n}", type_=_ENTRY.c[name].type) for name in _FIELDS),
                    step.c.prev_hash, step.c.hash) for n, step in enumerate(steps)]
-    statement = (insert(_ENTRY).from_select(["seq", *_FIELDS, "prev_hash", "hash"],
-                                            union_all(*rows) if count > 1 else rows[0])
-                 .add_cte(moved).returning(_ENTRY.c.seq))
-    if gate is None:
-        _chains[count] = statement
-    return statement
+    return (insert(_ENTRY).from_select(["seq", *_FIELDS, "prev_hash", "hash"],
+                                       union_all(*rows) if count > 1 else rows[0])
+            .add_cte(moved).returning(_ENTRY.c.seq))
 
 
 def _chain_params(pending: list[PendingEntry]) -> dict[str, Any]:

@@ -164,8 +164,8 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, r
             await driver.defer(session, _MARK_SENT, [{"doc_id": doc.id, "at": now}])
             _marked(doc, now)
     else:
-        await _bulk(session, Delivery, deliveries)
-        await _bulk(session, OutboxEvent, outbox)
+        await bulk_insert(session, Delivery.__table__, deliveries)  # type: ignore[attr-defined]
+        await bulk_insert(session, OutboxEvent.__table__, outbox)  # type: ignore[attr-defined]
         if mark_sent:
             await _mark_sent(session, doc, now)
     return SendResult(doc.id, len(fresh), len(recipients) - len(fresh), [d["id"] for d in deliveries])

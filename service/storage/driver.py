@@ -174,11 +174,8 @@ class _Asyncpg:
         self._adapted = adapted  # SQLAlchemy's adapter: it owns the transaction
 
     async def begun(self) -> Any:
-        """The asyncpg connection, in the adapter's transaction."""
-        return await self._connection()
-
-    async def _connection(self) -> Any:
-        # The adapter begins its transaction on its first statement; ours may come first.
+        """The asyncpg connection, in the adapter's transaction (the adapter begins it on its
+        first statement; ours may come first)."""
         if self._adapted._transaction is None:
             await self._adapted._start_transaction()
         return self._adapted._connection
@@ -186,12 +183,12 @@ class _Asyncpg:
     async def rows(self, sql: str, args: Sequence[Any], begin: bool = True) -> Sequence[Sequence[Any]]:
         # Not begun for a read, or for a last statement that nothing wrote before: alone,
         # a statement is its own transaction (SQLAlchemy sends no COMMIT for one not begun).
-        conn = await self._connection() if begin else self._adapted._connection
+        conn = await self.begun() if begin else self._adapted._connection
         with integrity_errors():
             return list(await conn.fetch(sql, *args))
 
     async def many(self, sql: str, args: list[list[Any]]) -> None:
-        conn = await self._connection()
+        conn = await self.begun()
         with integrity_errors():
             if len(args) == 1:  # executemany's batch costs 15 – 20 µs more for a single row
                 await conn.execute(sql, *args[0])
@@ -352,7 +349,7 @@ async def defer(session: AsyncSession, statement: UpdateBase, rows: Sequence[Map
         await execute_many(session, statement, rows)
         return
     held: list[_Held] = in_transaction(session).info.setdefault(_HELD_WRITES, [])
-    held.append(_Held(statement, list(rows), _tables(statement)))
+    held.append(_Held(statement, list(rows), _plan(statement, bind.dialect).tables))
 
 
 def in_transaction(session: AsyncSession) -> Session:
@@ -402,15 +399,15 @@ def fetch_last(session: Session, make: LastStatement, key: Hashable, params: Map
     transaction's last. If the transaction has not begun (nothing wrote before), it is not
     begun for this one statement, which is atomic on its own. Rows of the statement.
     """
-    held: list[_Held] = session.info.pop(_HELD_WRITES, [])
+    held: list[_Held] = session.info.get(_HELD_WRITES, [])
     conn = session.connection()
     found = None
     if held and _driver(conn) is not None and sum(len(h.rows) * len(h.rows[0]) for h in held) <= _LAST_PARAMS:
         found = _composed(make, key, held)
     if found is None:
-        for h in held:
-            execute_now(conn, h.statement, h.rows)
+        _send_held_now(session)
         return fetch_now(conn, make(None), params, last=True)
+    del session.info[_HELD_WRITES]
     composed, names = found
     values = dict(params)
     for h, prefixes in zip(held, names, strict=True):
