@@ -97,6 +97,7 @@ class Results:
     fanout: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # (backend, recipients)
     fanout_cpu: dict[tuple[str, int], list[float]] = field(default_factory=dict)
     rss: dict[str, tuple[int, int, float]] = field(default_factory=dict)      # server: idle, peak, seconds
+    writeback: dict[str, float] = field(default_factory=dict)  # server: seconds of sync after its windows
     seeding: dict[str, float] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     cpu: str = ""
@@ -281,11 +282,18 @@ def upload_send(api: Docex | Bare, make: UploadBody, issuer: str) -> Any:
 async def throughput(targets: list[Target], plan: Plan, res: Results) -> None:
     """Interleaved windows (bare, docex-sqlite, docex-postgres, bare, …) so that load from
     elsewhere on the machine falls on every server alike."""
+    last = ""
     for i, size in enumerate(plan.sizes):
         make = UploadBody(size)
         parts: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
         for rnd in range(plan.rounds):
             for t in targets:
+                # What the previous window left in the page cache goes to disk now, not
+                # during this server's window: the bare server never syncs, the service does.
+                with timed() as took:
+                    await asyncio.to_thread(os.sync)
+                res.writeback[last] = res.writeback.get(last, 0.0) + took[0]
+                last = t.name
                 issuer = f"T{i}R{rnd}{uuid.uuid4().hex[:6].upper()}"
                 parts[t.name].append(await run_load(
                     upload_send(t.api, make, issuer), concurrency=plan.concurrency,
@@ -385,6 +393,11 @@ async def run_memory(tmp: Path, sqlite_url: str, token: str, data: Path, plan: P
 # --------------------------------------------------------------------------- report
 
 
+def writeback_note(res: Results) -> str:
+    shown = [f"{name} {seconds:.1f} s" for name, seconds in res.writeback.items() if name]
+    return "those syncs took, after the windows of " + ", ".join(shown) if shown else "no window ran"
+
+
 def report(res: Results, command: str, info: dict[str, str], backends: list[str]) -> tuple[str, str]:
     plan, when, box = res.plan, info["date"], info["label"]
     ok = {True: "yes", False: "**NO**"}
@@ -461,7 +474,9 @@ PostgreSQL is a database `docex_bench_<random>` created for the run and dropped 
   in the same kind of uvicorn process whose `POST /upload` streams the same request body to a file and whose
   `POST /send/{{id}}` only parses the same JSON. The servers run side by side and are measured in
   interleaved windows ({plan.rounds} × {plan.window:g} s per server and size, after {plan.warmup:g} s /
-  {plan.rewarm:g} s warm-up), so that other load on the machine falls on all of them alike; ops/s counts ops completed
+  {plan.rewarm:g} s warm-up), so that other load on the machine falls on all of them alike. Before each window
+  the page cache is written to disk (`sync`, not timed), so that no server's window pays for the writes a
+  previous window left unsynced ({writeback_note(res)}); ops/s counts ops completed
   inside the windows; p50/p99 are per op (both requests); CPU/op is the server process's CPU time
   (with its child processes) inside the windows divided by the ops, which other load on the machine
   disturbs much less than ops/s (a bare server far below 1 core per its ops/s is limited by the load
