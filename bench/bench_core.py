@@ -292,7 +292,8 @@ async def throughput(targets: list[Target], plan: Plan, res: Results) -> None:
                 # during this server's window: the bare server never syncs, the service does.
                 with timed() as took:
                     await asyncio.to_thread(os.sync)
-                res.writeback[last] = res.writeback.get(last, 0.0) + took[0]
+                if last:
+                    res.writeback[last] = res.writeback.get(last, 0.0) + took[0]
                 last = t.name
                 issuer = f"T{i}R{rnd}{uuid.uuid4().hex[:6].upper()}"
                 parts[t.name].append(await run_load(
@@ -394,7 +395,7 @@ async def run_memory(tmp: Path, sqlite_url: str, token: str, data: Path, plan: P
 
 
 def writeback_note(res: Results) -> str:
-    shown = [f"{name} {seconds:.1f} s" for name, seconds in res.writeback.items() if name]
+    shown = [f"{name} {seconds:.1f} s" for name, seconds in res.writeback.items()]
     return "those syncs took, after the windows of " + ", ".join(shown) if shown else "no window ran"
 
 

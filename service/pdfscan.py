@@ -89,8 +89,8 @@ def _whole(buf: bytes, at: int, marker: bytes, cut: int) -> bool:
 
 def _after_field_type(buf: bytes, at: int, before: bytes) -> bool:
     lead = buf[max(0, at - _TAIL):at]
-    if len(lead) < _TAIL:
-        lead = before[-(_TAIL - len(lead)):] + lead if before else lead
+    if len(lead) < _TAIL and before:
+        lead = before[len(lead) - _TAIL:] + lead
     return lead.rstrip(_SPACE).endswith(_FIELD_TYPE)
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
@@ -96,7 +96,7 @@ class PendingEntry:
                 "data": self.data, "prev_hash": self.prev_hash, "hash": self.hash}
 
 
-_PENDING = "audit_pending"
+_PENDING = driver.per_transaction("audit_pending")
 
 
 async def append(
@@ -240,14 +240,6 @@ def _chain_pending(session: Session) -> None:
     seq, prev = _chain(pending, seq, prev)
     driver.execute_now(conn, _ADD_ENTRIES, [entry.row() for entry in pending])
     driver.execute_now(conn, _MOVE_HEAD, [{"new_seq": seq, "new_hash": prev}])
-
-
-@event.listens_for(ServiceSession, "after_transaction_end")
-def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
-    # The root transaction only (rolled back, closed; a commit took them already): a
-    # savepoint's end leaves the entries of the transaction around it.
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
 
 
 async def history(session: AsyncSession, document_id: str) -> list[AuditEntry]:

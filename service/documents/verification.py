@@ -84,7 +84,7 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
     report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = construct(VerificationRecord, document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
-                                                report=data)
+                       report=data)
     await insert_rows(session, [record], held=True)  # nothing here waits for it: it goes with the commit
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,
                        object_id=record.id, data={"sha256": doc.sha256, "verdict": record.verdict,

@@ -68,7 +68,7 @@ from service.storage import sqlite_driver
 from service.storage.db import ServiceSession
 
 __all__ = ["defer", "dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_last", "fetch_now",
-           "in_transaction", "integrity_errors", "memo_last", "raw_connection"]
+           "in_transaction", "integrity_errors", "memo_last", "per_transaction", "raw_connection"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -352,12 +352,23 @@ async def defer(session: AsyncSession, statement: UpdateBase, rows: Sequence[Map
     held.append(_Held(statement, list(rows), _plan(statement, bind.dialect).tables))
 
 
+_PER_TRANSACTION = {_HELD_WRITES}  # session.info keys dropped when the root transaction ends
+
+
+def per_transaction(key: str) -> str:
+    """Name a session.info ``key`` whose value belongs to the current transaction: it is
+    dropped when the root transaction ends (rollback, close; a commit's listeners take it
+    first). Returns ``key``."""
+    _PER_TRANSACTION.add(key)
+    return key
+
+
 def in_transaction(session: AsyncSession) -> Session:
     """The session's synchronous side, its transaction begun (not yet on the database).
 
-    What is kept for the transaction is kept in the session's ``info`` and dropped when the
-    root transaction ends (rollback, close); beginning it here makes that end an event even
-    if nothing was sent yet."""
+    What is kept for the transaction under a ``per_transaction`` key is dropped when the
+    root transaction ends; beginning it here makes that end an event even if nothing was
+    sent yet."""
     sync = session.sync_session
     if sync.get_transaction() is None:
         sync.begin()
@@ -489,10 +500,11 @@ def _before_commit(session: Session) -> None:
 
 @event.listens_for(ServiceSession, "after_transaction_end")
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    # The root transaction only (rolled back, closed; a commit sent them already): a
-    # savepoint's end leaves the writes of the transaction around it.
+    # The root transaction only (rolled back, closed; a commit took them already): a
+    # savepoint's end leaves what the transaction around it keeps.
     if transaction.parent is None:
-        session.info.pop(_HELD_WRITES, None)
+        for key in _PER_TRANSACTION:
+            session.info.pop(key, None)
 
 
 # An ``IN`` list's SQL depends only on the list's length: the expanded SQL and where each
