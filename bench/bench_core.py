@@ -49,6 +49,7 @@ from _common import (  # noqa: E402
     write_big_pdf,
     write_section,
 )
+from wire import WireClient  # noqa: E402
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ROOT_CODE = "BENCH"
@@ -71,6 +72,7 @@ class Plan:
     reps: int = 3
     big_upload: int = 300 * MiB
     pg_workers: int = 2           # also measure PostgreSQL with this many API processes (1: not)
+    client: str = "wire"          # the load generator of (a) and (b): the lean bench/wire.py, or httpx
 
     @classmethod
     def make(cls, args: argparse.Namespace) -> Plan:
@@ -80,6 +82,7 @@ class Plan:
             plan.big_upload = 50 * MiB
         plan.concurrency = args.concurrency or plan.concurrency
         plan.pg_workers = args.pg_workers
+        plan.client = args.client
         return plan
 
     @property
@@ -181,6 +184,7 @@ def asyncpg_url(url: str) -> str:
 
 
 EXTRA_ENV: dict[str, str] = {}  # --env KEY=VALUE, for A/B runs
+CLIENTS = {"httpx": "httpx", "wire": "bench/wire.py, a lean HTTP/1.1 client"}
 
 
 def docex_env(data_dir: Path, db_url: str, max_upload: int) -> dict[str, str]:
@@ -208,7 +212,7 @@ class Docex:
 
     recipients = [f"{ROOT_CODE}.D01", f"{ROOT_CODE}.D02", f"{ROOT_CODE}.D03"]
 
-    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
+    def __init__(self, client: Any, token: str) -> None:
         self.client, self.auth = client, {"Authorization": f"Bearer {token}"}
 
     async def upload(self, body: bytes | Any, length: int | None = None) -> str:
@@ -231,7 +235,7 @@ class Docex:
 class Bare:
     """Client side of the baseline: the same two requests, the same bodies."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
 
     async def upload(self, body: bytes | Any, length: int | None = None) -> str:
@@ -250,7 +254,12 @@ class Bare:
         return dict(r.json())
 
 
-def client_for(server: Server, concurrency: int) -> httpx.AsyncClient:
+Client = httpx.AsyncClient | WireClient
+
+
+def client_for(server: Server, concurrency: int, kind: str = "httpx") -> Client:
+    if kind == "wire":
+        return WireClient(server.base, concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(base_url=server.base, timeout=httpx.Timeout(300.0), limits=limits)
 
@@ -261,7 +270,7 @@ class Target:
 
     name: str  # "bare", "docex-sqlite", "docex-postgres"
     server: Server
-    client: httpx.AsyncClient
+    client: Client
     api: Docex | Bare
 
 
@@ -347,14 +356,18 @@ async def big_upload(name: str, server: Server, api: Docex | Bare, path: Path, r
 # --------------------------------------------------------------------------- phases
 
 
-async def start(name: str, server: Server, concurrency: int, token: str = "") -> Target:
+async def start(name: str, server: Server, plan: Plan, token: str = "") -> Target:
     try:
         await server.ready()
     except BaseException:
         server.stop()
         raise
-    client = client_for(server, concurrency)
-    return Target(name, server, client, Docex(client, token) if token else Bare(client))
+    client = client_for(server, plan.concurrency, plan.client)
+    target = Target(name, server, client, Docex(client, token) if token else Bare(client))
+    # One op first, untimed: what a server does once (the service opens its signing runtime
+    # and PKI on the first send, about 2 s) is not steady-state throughput.
+    await upload_send(target.api, UploadBody(20 * 1024), f"P{uuid.uuid4().hex[:6].upper()}")(1)
+    return target
 
 
 async def stop(targets: list[Target]) -> None:
@@ -461,7 +474,8 @@ res.extra_env.items()) if res.extra_env else ""}. Every server is uvicorn (`loop
 `http={HTTP}`, access log off) on 127.0.0.1, one process unless the table says otherwise; a row with
 {plan.pg_workers} API processes compares PostgreSQL served by `{plan.pg_workers}` uvicorn workers (as
 `docexchange serve --workers {plan.pg_workers}` runs it) with a bare server run with the same workers;
-the load generator (httpx, {plan.concurrency} concurrent connections, closed loop) runs on the same machine.
+the load generator ({CLIENTS[plan.client]}, {plan.concurrency} concurrent connections, closed loop) runs on the
+same machine; each server served one upload + send, untimed, before its first window.
 Data directories (both servers) are under `{res.workdir}`, where creating one file cost
 {res.create_cost * 1e6:.0f} µs of CPU at the start of the run (ext4's inode search; it varies with the
 volume's history, and each server creates at least one file per upload).
@@ -552,7 +566,7 @@ async def main(args: argparse.Namespace) -> int:
             targets: list[Target] = []
             try:
                 for name, server, tok in pending:
-                    targets.append(await start(name, server, plan.concurrency, tok))
+                    targets.append(await start(name, server, plan, tok))
                 backends += [t.name.split("-", 1)[1] for t in targets if t.name == "docex-postgres"]
                 print("(a) upload + send, interleaved windows: " + ", ".join(t.name for t in targets), flush=True)
                 await throughput(targets, plan, res)
@@ -594,6 +608,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="markdown file whose section is rewritten (default: docs/performance.md after a full run; "
                    "a --quick run writes only when this is given)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave the docs alone")
+    p.add_argument("--client", choices=sorted(CLIENTS), default="wire",
+                   help="load generator of (a) and (b): bench/wire.py (default), which spends a third of "
+                   "httpx's CPU per request so that the two cores go to the servers, or httpx (the eighth "
+                   "round's and earlier)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="where the servers' data directories go (default: the system's temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
