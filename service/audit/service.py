@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,8 +34,6 @@ from service.audit.models import AuditEntry, AuditHead
 from service.storage import driver
 from service.storage.db import ServiceSession
 from service.storage.types import utcnow
-
-log = logging.getLogger(__name__)
 
 __all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "verify_chain"]
 
