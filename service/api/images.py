@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+from collections.abc import AsyncIterator
 
 from PIL import Image, UnidentifiedImageError
 from starlette.requests import Request
 
 from service.api.multipart import receive_body
-from service.documents import BlobStore
+from service.documents import BlobStore, BlobWriter
 from service.errors import InvalidInputError
 
-__all__ = ["receive_png"]
+__all__ = ["received_png"]
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_SIDE = 4000
 
 
 def _check_png(data: bytes) -> None:
@@ -22,20 +25,22 @@ def _check_png(data: bytes) -> None:
         raise InvalidInputError("the image must be a PNG (with a transparent background)")
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.width > MAX_SIDE or img.height > MAX_SIDE:
+                raise InvalidInputError(f"the image is larger than {MAX_SIDE}×{MAX_SIDE} pixels")
             img.verify()
-            if img.width > 4000 or img.height > 4000:
-                raise InvalidInputError("the image is larger than 4000×4000 pixels")
+    except Image.DecompressionBombError as exc:  # declares far more pixels than it could hold
+        raise InvalidInputError(f"the image is larger than {MAX_SIDE}×{MAX_SIDE} pixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidInputError("the PNG image is damaged") from exc
 
 
-async def receive_png(request: Request, blobs: BlobStore) -> str:
-    """Store the request body as a PNG blob; returns its SHA-256. Raises InvalidInputError, TooLargeError."""
+@contextlib.asynccontextmanager
+async def received_png(request: Request, blobs: BlobStore) -> AsyncIterator[BlobWriter]:
+    """The request body, checked to be a PNG, for the block to keep (``commit``) once the
+    caller may set it; otherwise nothing of it stays. Raises InvalidInputError, TooLargeError."""
     writer = await receive_body(request, blobs, MAX_IMAGE_BYTES)
     try:
         await asyncio.to_thread(_check_png, writer.tmp_path.read_bytes())
-        writer.commit(writer.sha256)
-    except BaseException:
-        writer.discard()
-        raise
-    return writer.sha256
+        yield writer
+    finally:
+        writer.discard()  # nothing to remove once committed

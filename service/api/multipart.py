@@ -7,10 +7,11 @@ the event loop, and the size limit stops the upload as soon as it is passed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:  # the TypedDict exists only for type checkers
 __all__ = ["ReceivedFile", "ReceivedForm", "receive_body", "receive_form"]
 
 MAX_FIELD_BYTES = 1024 * 1024
+MAX_BOUNDARY = 70  # RFC 2046: a boundary is 1 to 70 characters
+# A media type as RFC 9110 writes it (type "/" subtype, token characters only): what the
+# service stores is sent back one day as a Content-Type header, so it must be a valid one.
+_MEDIA_TYPE = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
 class UnsupportedMediaTypeError(ServiceError):
@@ -58,6 +63,7 @@ class _Events:
         self._name = b""
         self._value = b""
         self.headers: dict[bytes, bytes] = {}
+        self.ended = False  # the closing delimiter was read: the form is whole
 
     def callbacks(self) -> MultipartCallbacks:
         return {
@@ -68,6 +74,7 @@ class _Events:
             "on_headers_finished": lambda: self.items.append(("begin", dict(self.headers))),
             "on_part_data": lambda d, s, e: self.items.append(("data", bytes(d[s:e]))),
             "on_part_end": lambda: self.items.append(("end", None)),
+            "on_end": lambda: setattr(self, "ended", True),
         }
 
     def _header_end(self) -> None:
@@ -93,12 +100,14 @@ async def receive_form(request: Request, store: BlobStore, limit: int) -> Receiv
             await _drain(events, form, store, budget)
         parser.finalize()
         await _drain(events, form, store, budget)
+        if not events.ended:
+            raise InvalidInputError("the upload ended before the end of the form (it was cut short); send it again")
         for f in form.files:
             f.sha256 = await f.writer.finish()
     except ClientDisconnect as exc:
         form.discard()
         raise InvalidInputError("the upload was interrupted before it was complete") from exc
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # the parser's own errors: the body is not a form
         form.discard()
         raise InvalidInputError("the upload is not valid multipart/form-data; send it again") from exc
     except BaseException:
@@ -120,7 +129,11 @@ def _boundary(request: Request) -> bytes:
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedMediaTypeError("send the document as multipart/form-data (fields 'metadata', 'file')")
-    return params[b"boundary"]
+    boundary = params[b"boundary"]
+    if not 0 < len(boundary) <= MAX_BOUNDARY:
+        raise UnsupportedMediaTypeError(f"the multipart boundary must be 1 to {MAX_BOUNDARY} characters long "
+                                        f"(this one has {len(boundary)})")
+    return boundary
 
 
 async def _drain(events: _Events, form: ReceivedForm, store: BlobStore, b: _Budget) -> None:
@@ -142,11 +155,25 @@ def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b:
     name = opts.get(b"name", b"").decode("utf-8", "replace")
     if b"filename" in opts:
         filename = opts[b"filename"].decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
-        ctype = headers.get(b"content-type", b"application/octet-stream").decode("latin-1")
-        b.current = ReceivedFile(name, filename or "document.pdf", ctype, store.writer(b.limit))
+        filename = filename or ("document.pdf" if name == "file" else f"attachment-{len(form.files)}")
+        ctype = _media_type(headers.get(b"content-type"), filename)
+        b.current = ReceivedFile(name, filename, ctype, store.writer(b.limit))
         form.files.append(b.current)
     else:
+        if name in form.fields:
+            raise InvalidInputError(f"the form field {name!r} appears twice; send it once")
         b.current, b.text, b.text_name = None, bytearray(), name
+
+
+def _media_type(header: bytes | None, filename: str) -> str:
+    """The part's media type, without parameters; Raises InvalidInputError if it is not one."""
+    if header is None:
+        return "application/octet-stream"
+    ctype, _ = parse_options_header(header)
+    if not _MEDIA_TYPE.fullmatch(ctype):
+        raise InvalidInputError(f"the file {filename} has a Content-Type that is not a media type "
+                                f"(such as application/pdf)")
+    return ctype.decode("ascii")
 
 
 async def _data(chunk: bytes, b: _Budget) -> None:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from service.signing._x509 import KeyPair
+from service.signing.errors import PkiError
 
 __all__ = ["TSA_POLICY_OID", "Responders", "RevocationEntry"]
 
@@ -84,21 +85,24 @@ class Responders:
         try:
             req = tsp.TimeStampReq.load(tsq_der)
             req.native  # noqa: B018 - forces a full parse so malformed input fails here
-        except ValueError as exc:
+            der: bytes = self._granted(req, now).dump()
+        except (ValueError, TypeError, KeyError) as exc:
             return _rejection(f"bad request: {exc}")
-        der: bytes = self.timestamp_response(req, now).dump()
         return der
 
     def timestamp_response(self, req: tsp.TimeStampReq, now: datetime) -> tsp.TimeStampResp:
         """The response as an asn1crypto object (freshly built, so pyHanko can embed
-        it without asn1crypto re-parsing and re-serialising a loaded token)."""
+        it without asn1crypto re-parsing and re-serialising a loaded token). Raises PkiError."""
         try:
-            imprint = req["message_imprint"]
-            md_name = imprint["hash_algorithm"]["algorithm"].native
-            hashlib.new(md_name)
-            token = self._token(req, md_name, now.replace(microsecond=0))
+            return self._granted(req, now)
         except (ValueError, TypeError, KeyError) as exc:
-            return tsp.TimeStampResp.load(_rejection(f"bad request: {exc}"))
+            raise PkiError(f"the timestamp request is not valid: {exc}") from exc
+
+    def _granted(self, req: tsp.TimeStampReq, now: datetime) -> tsp.TimeStampResp:
+        imprint = req["message_imprint"]
+        md_name = imprint["hash_algorithm"]["algorithm"].native
+        hashlib.new(md_name)
+        token = self._token(req, md_name, now.replace(microsecond=0))
         status = tsp.PKIStatusInfo({"status": "granted"})
         return tsp.TimeStampResp({"status": status, "time_stamp_token": token})
 
@@ -166,11 +170,18 @@ def _attr(name: str, value: object) -> cms.CMSAttribute:
     return cms.CMSAttribute({"type": name, "values": (value,)})
 
 
+class _StatusOnly(core.Sequence):  # type: ignore[misc]  # asn1crypto has no type hints
+    """A TimeStampResp without its token, as RFC 3161 answers a refused request
+    (asn1crypto's TimeStampResp cannot be built without one)."""
+
+    _fields = [("status", tsp.PKIStatusInfo)]
+
+
 def _rejection(text: str) -> bytes:
     status = tsp.PKIStatusInfo(
-        {"status": "rejection", "status_string": [text], "fail_info": tsp.PKIFailureInfo({"bad_data_format"})}
+        {"status": "rejection", "status_string": [text[:200]], "fail_info": tsp.PKIFailureInfo({"bad_data_format"})}
     )
-    der: bytes = tsp.TimeStampResp({"status": status}).dump()
+    der: bytes = _StatusOnly({"status": status}).dump()
     return der
 
 

@@ -2,41 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from starlette.background import BackgroundTask
 
 from service import documents as docs
 from service.api.deps import DB, Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
-from service.api.images import receive_png
+from service.api.images import received_png
 from service.api.multipart import receive_body, receive_form
+from service.documents import BlobWriter, verification
 from service.documents import evidence as evidence_export
 from service.documents import external_signing as external
 from service.documents import signing as doc_signing
-from service.documents import verification
 from service.errors import InvalidInputError
 from service.text import to_vn_iso
 
 router = APIRouter(tags=["signatures"])
 
 
+def _field_name(name: str) -> str:
+    # A PDF field's partial name: '.' would make it a path of fields, and a control
+    # character is no name a person could have given it.
+    if not name or "." in name or any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError("a signature field's name is 1 to 100 characters, without '.' or control characters")
+    return unicodedata.normalize("NFC", name)
+
+
+FieldName = Annotated[str, Field(max_length=100), AfterValidator(_field_name)]
+Coordinate = Annotated[float, Field(ge=0, le=14400, allow_inf_nan=False)]  # 14,400 pt: the largest PDF page
+
+
 class PersonalSignatureRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"page": 0, "box": [330, 120, 500, 200]}})
 
-    page: int = Field(default=0, ge=0, description="0-based page of the signature")
-    box: tuple[float, float, float, float] | None = Field(
+    page: int = Field(default=0, ge=0, le=100_000, description="0-based page of the signature")
+    box: tuple[Coordinate, Coordinate, Coordinate, Coordinate] | None = Field(
         default=None, description="x1, y1, x2, y2 in PDF points from the bottom left; default: lower right")
-    field_name: str | None = Field(default=None, max_length=100, description="An existing empty signature field")
+    field_name: FieldName | None = Field(default=None, description="An existing empty signature field")
+
+    @field_validator("box")
+    @classmethod
+    def _box_has_area(cls, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if box is not None and (box[2] <= box[0] or box[3] <= box[1]):
+            raise ValueError("the box is x1, y1, x2, y2 with x2 greater than x1 and y2 greater than y1")
+        return box
 
 
 class SealRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    personal_field: str | None = Field(default=None, max_length=100,
-                                       description="The personal signature to overlap (default: the one made here)")
+    personal_field: FieldName | None = Field(
+        default=None, description="The personal signature to overlap (default: the one made here)")
 
 
 def _signature_view(s: docs.DocumentSignature) -> dict[str, Any]:
@@ -103,36 +123,43 @@ async def document_verification(doc_id: str, tx: Tx, db: DB, principal: CurrentP
              response_model=None)
 async def verify_any(request: Request, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs,
                      settings: SettingsDep, format: Literal["json", "html"] = Query("json")) -> Response:
-    path = await _received_pdf(request, blobs, settings.max_upload_bytes)
+    received = await _received_pdf(request, blobs, settings.max_upload_bytes)
     try:
-        report = await runtime.verify(path)
+        report = await runtime.verify(received.tmp_path)
     finally:
-        path.unlink(missing_ok=True)
+        received.discard()
     return _report(report.to_dict(), format)
 
 
-async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> Any:
-    if request.headers.get("content-type", "").startswith("multipart/"):
-        form = await receive_form(request, blobs, limit)
-        files = [f for f in form.files if f.field == "file"]
-        if len(files) != 1:
-            form.discard()
-            raise InvalidInputError("send the PDF in the form field 'file'")
-        return files[0].writer.tmp_path
-    return (await receive_body(request, blobs, limit)).tmp_path
+async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> BlobWriter:
+    """The PDF of a body or of a form's 'file' field, still temporary: the caller discards it.
+    Raises InvalidInputError, TooLargeError."""
+    if not request.headers.get("content-type", "").startswith("multipart/"):
+        return await receive_body(request, blobs, limit)
+    form = await receive_form(request, blobs, limit)
+    files = [f for f in form.files if f.field == "file"]
+    keep = files[0] if len(files) == 1 else None
+    for f in form.files:
+        if f is not keep:
+            f.writer.discard()  # nothing but the one PDF is looked at
+    if keep is None:
+        raise InvalidInputError("send the PDF in the form field 'file', once")
+    return keep.writer
 
 
 @router.put("/me/signature-image", status_code=204, summary="Signer: upload the blue signature image (PNG)")
 async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
-    sha = await receive_png(request, blobs)
-    await doc_signing.set_signature_image(tx.session, principal, sha)
+    async with received_png(request, blobs) as png:
+        await doc_signing.set_signature_image(tx.session, principal, png.sha256)
+        png.commit(png.sha256)
     await tx.commit()
 
 
 @router.put("/units/me/seal-image", status_code=204, summary="Admin or clerk of a sealing unit: the red seal (PNG)")
 async def put_seal_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
-    sha = await receive_png(request, blobs)
-    await doc_signing.set_seal_image(tx.session, principal, sha)
+    async with received_png(request, blobs) as png:
+        await doc_signing.set_seal_image(tx.session, principal, png.sha256)
+        png.commit(png.sha256)
     await tx.commit()
 
 

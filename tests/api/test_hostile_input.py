@@ -1,0 +1,177 @@
+"""Hostile and malformed requests to the upload, image, signing and PKI endpoints: each
+gets a problem+json a clerk can act on (or, for the TSA, a protocol rejection), never a
+500, and nothing of a refused request is kept."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+from asn1crypto import cms, core, tsp
+from PIL import Image
+
+from tests.factories.pdf import make_pdf, metadata, upload_form
+
+BOUNDARY = "hostile-test-boundary"
+
+
+def _problem(r, status: int) -> str:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == status
+    return str(r.json()["detail"])
+
+
+def _blob_files(settings) -> list[Path]:
+    """Every file the store holds, finished or temporary (its LAYOUT note aside)."""
+    root = settings.blob_dir
+    return [p for p in root.rglob("*") if p.is_file() and p.name != "LAYOUT"] if root.exists() else []
+
+
+def _part(name: str, data: bytes, filename: str | None = None, ctype: bytes | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+    head = f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n".encode()
+    if ctype is not None:
+        head += b"Content-Type: " + ctype + b"\r\n"
+    return head + b"\r\n" + data + b"\r\n"
+
+
+def _form(*parts: bytes, closed: bool = True) -> bytes:
+    return b"".join(parts) + (f"--{BOUNDARY}--\r\n".encode() if closed else b"")
+
+
+def _post_form(client, world, body: bytes, boundary: str = BOUNDARY, who: str = "xa1"):
+    headers = {**world.auth(who), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return client.post("/api/v1/documents", headers=headers, content=body)
+
+
+def _meta_part() -> bytes:
+    return _part("metadata", json.dumps(metadata(), ensure_ascii=False).encode())
+
+
+async def _outbox(client, world) -> list:
+    return (await client.get("/api/v1/outbox", headers=world.auth("xa1"))).json()["items"]
+
+
+async def test_an_upload_cut_short_is_refused_even_when_its_file_looks_whole(client, world, settings) -> None:
+    # The PDF part is complete (it ends in %%EOF), the attachment is cut halfway, and the
+    # form's closing delimiter never comes: what arrived is not what the clerk sent.
+    attachment = make_pdf("phu luc", padding=2000)
+    body = _form(_meta_part(), _part("file", make_pdf(), "kehoach.pdf", b"application/pdf"),
+                 _part("attachments", attachment, "phuluc.pdf", b"application/pdf"), closed=False)
+    r = await _post_form(client, world, body[: len(body) - len(attachment) // 2])
+    assert "cut short" in _problem(r, 422)
+    assert await _outbox(client, world) == []
+    assert _blob_files(settings) == []
+
+
+async def test_a_boundary_longer_than_the_standard_allows_is_refused(client, world, settings) -> None:
+    r = await _post_form(client, world, _form(_meta_part()), boundary="B" * 5000)
+    assert "boundary" in _problem(r, 415)
+    assert _blob_files(settings) == []
+
+
+async def test_an_attachment_type_that_is_not_a_media_type_is_refused(client, world, settings) -> None:
+    for bad in (b"text/\x00html", b"t\xe9xt/h\x7ftml", b"nonsense"):
+        body = _form(_meta_part(), _part("file", make_pdf(), "kehoach.pdf", b"application/pdf"),
+                     _part("attachments", b"hello", "note.txt", bad))
+        assert "Content-Type" in _problem(await _post_form(client, world, body), 422)
+    assert await _outbox(client, world) == []
+    assert _blob_files(settings) == []
+
+
+async def test_an_attachment_keeps_a_plain_media_type_and_is_served_with_it(client, world) -> None:
+    body = _form(_meta_part(), _part("file", make_pdf(), "kehoach.pdf", b"application/pdf"),
+                 _part("attachments", b"hello", "", b"Text/Plain; charset=utf-8"))
+    r = await _post_form(client, world, body)
+    assert r.status_code == 201, r.text
+    att = r.json()["attachments"][0]
+    assert att["filename"] == "attachment-1", "a part without a file name gets a neutral one, not 'document.pdf'"
+    got = await client.get(f"/api/v1/documents/{r.json()['id']}/attachments/{att['id']}", headers=world.auth("xa1"))
+    assert got.status_code == 200
+    assert got.headers["content-type"].startswith("text/plain")
+    assert got.content == b"hello"
+
+
+async def test_a_form_field_sent_twice_is_refused_not_silently_replaced(client, world, settings) -> None:
+    other = _part("metadata", json.dumps(metadata("99-KH/ĐU"), ensure_ascii=False).encode())
+    body = _form(_meta_part(), other, _part("file", make_pdf(), "kehoach.pdf", b"application/pdf"))
+    assert "appears twice" in _problem(await _post_form(client, world, body), 422)
+    assert await _outbox(client, world) == []
+    assert _blob_files(settings) == []
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` × ``height`` pixels and holds almost none."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGBA", (300, 120), (0, 0, 200, 0)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def test_an_image_declaring_huge_dimensions_is_refused(client, world, settings) -> None:
+    r = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1_signer"),
+                         content=_png_header_only(20000, 20000))
+    assert "4000" in _problem(r, 422)
+    assert _blob_files(settings) == []
+
+
+async def test_an_image_from_someone_not_allowed_to_set_it_is_not_kept(client, world, settings) -> None:
+    # A clerk is no signer; a branch holds no seal. The PNG itself is fine.
+    assert (await client.put("/api/v1/me/signature-image", headers=world.auth("xa1"), content=_png())).status_code \
+        == 403
+    r = await client.put("/api/v1/units/me/seal-image", headers=world.auth("cb_dong"), content=_png())
+    assert r.status_code == 403
+    assert _blob_files(settings) == [], "a refused image must leave no file behind"
+    ok = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1_signer"), content=_png())
+    assert ok.status_code == 204
+    assert len(_blob_files(settings)) == 1
+
+
+async def test_verifying_a_form_with_extra_files_keeps_none_of_them(client, world, settings) -> None:
+    files = [("file", ("a.pdf", make_pdf(), "application/pdf")), ("extra", ("b.pdf", make_pdf("b"), "application/pdf"))]
+    r = await client.post("/api/v1/verify", headers=world.auth("xa1"), files=files)
+    assert r.status_code == 200, r.text
+    assert _blob_files(settings) == [], "verifying stores nothing"
+    r = await client.post("/api/v1/verify", headers=world.auth("xa1"),
+                          files=[("other", ("b.pdf", make_pdf("b"), "application/pdf"))])
+    assert "'file'" in _problem(r, 422)
+    assert _blob_files(settings) == []
+
+
+async def test_signature_requests_with_impossible_fields_are_refused(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata()))
+    doc = up.json()["id"]
+    url = f"/api/v1/documents/{doc}/signatures/personal"
+    for body, words in (({"field_name": "\u0000"}, "control characters"), ({"field_name": "a.b"}, "'.'"),
+                        ({"box": [0, 0, 0, 0]}, "greater than"), ({"box": [10, 10, 5, 50]}, "greater than"),
+                        ({"box": [0, 0, 1e300, 50]}, "less than or equal")):
+        r = await client.post(url, headers=world.auth("xa1_signer"), json=body)
+        assert words in _problem(r, 422), body
+    history = await client.get(f"/api/v1/documents/{doc}/signatures", headers=world.auth("xa1"))
+    assert history.json()["signatures"] == [], "a refused request signs nothing"
+
+
+class _Reply(core.Sequence):
+    """RFC 3161 TimeStampResp, with the token optional as the RFC has it."""
+
+    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+
+
+async def test_the_timestamp_authority_rejects_garbage_by_the_protocol(client) -> None:
+    for body in (b"", b"not a request", json.dumps({"a": 1}).encode(), b"\x30\x03\x02\x01\x01"):
+        r = await client.post("/api/v1/pki/tsa", content=body, headers={"Content-Type": "application/timestamp-query"})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/timestamp-reply"
+        reply = _Reply.load(r.content)
+        assert reply["status"]["status"].native == "rejection"
+        assert reply["status"]["fail_info"].native == {"bad_data_format"}
