@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime, timedelta, timezone
+from typing import Annotated
 
-__all__ = ["VN_TZ", "fold", "nfc", "search_key", "to_vn_iso"]
+from pydantic import AfterValidator
+
+__all__ = ["VN_TZ", "PlainText", "fold", "nfc", "plain_text", "search_key", "to_vn_iso"]
 
 # Vietnam has kept UTC+07:00 without daylight saving since 1975.
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -14,6 +17,22 @@ VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 def nfc(text: str) -> str:
     """The NFC form, with surrounding whitespace trimmed."""
     return unicodedata.normalize("NFC", text).strip()
+
+
+def plain_text(text: str) -> str:
+    """``text`` itself; raises ValueError if it holds a control character (a NUL, an escape)
+    other than tab and line breaks, or half of a UTF-16 surrogate pair. No name, number or
+    note a person types holds one; PostgreSQL cannot store a NUL, and a header built
+    from such text (a mail's subject) would be broken."""
+    for ch in text:
+        category = unicodedata.category(ch)
+        if (category == "Cc" and ch not in "\t\n\r") or category == "Cs":
+            raise ValueError(f"the text holds the control character U+{ord(ch):04X}; remove it")
+    return text
+
+
+# For request models: any text field a person fills in.
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 def fold(text: str) -> str:

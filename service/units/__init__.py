@@ -1,6 +1,12 @@
 """The unit tree: bodies of the organisation, their codes, levels and mailboxes."""
 
-from service.units.errors import InvalidTreeError, UnitNotFoundError, UnknownUnitsError, UsernameTakenError
+from service.units.errors import (
+    InvalidTreeError,
+    UnitCodeTakenError,
+    UnitNotFoundError,
+    UnknownUnitsError,
+    UsernameTakenError,
+)
 from service.units.models import ApiToken, Unit, User
 from service.units.service import (
     ImportResult,
@@ -13,13 +19,15 @@ from service.units.service import (
     unit_in_scope,
     update_unit,
 )
-from service.units.tree import UnitSpec, dump_csv, dump_json, parse_tree, valid_code
+from service.units.tree import MAX_LEVELS, UnitSpec, dump_csv, dump_json, parse_tree, valid_code
 
 __all__ = [
+    "MAX_LEVELS",
     "ApiToken",
     "ImportResult",
     "InvalidTreeError",
     "Unit",
+    "UnitCodeTakenError",
     "UnitNotFoundError",
     "UnitSpec",
     "UnknownUnitsError",

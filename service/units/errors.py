@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 
-__all__ = ["InvalidTreeError", "UnitNotFoundError", "UnknownUnitsError", "UsernameTakenError"]
+__all__ = ["InvalidTreeError", "UnitCodeTakenError", "UnitNotFoundError", "UnknownUnitsError", "UsernameTakenError"]
 
 
 class UnitNotFoundError(NotFoundError):
@@ -20,9 +20,16 @@ class UnknownUnitsError(InvalidInputError):
 
 
 class InvalidTreeError(InvalidInputError):
-    """An import or move would break the tree (cycle, missing parent, bad code)."""
+    """An import or move would break the tree (cycle, missing or out-of-scope parent,
+    bad code, too deep), or the unit file cannot be read."""
 
     code = "invalid-unit-tree"
+
+
+class UnitCodeTakenError(ConflictError):
+    """The identifier code is already used by another unit (a retry will not help)."""
+
+    code = "unit-code-taken"
 
 
 class UsernameTakenError(ConflictError):

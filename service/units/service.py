@@ -10,9 +10,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from service.text import fold, nfc
-from service.units.errors import InvalidTreeError, UnitNotFoundError, UnknownUnitsError
+from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError, UnknownUnitsError
 from service.units.models import Unit
-from service.units.tree import UnitSpec, valid_code
+from service.units.tree import MAX_LEVELS, UnitSpec, valid_code
 
 __all__ = [
     "ImportResult",
@@ -25,6 +25,9 @@ __all__ = [
     "unit_in_scope",
     "update_unit",
 ]
+
+
+MAX_DEPTH = MAX_LEVELS - 1  # a root has depth 0
 
 
 @dataclass(frozen=True)
@@ -67,54 +70,92 @@ async def resolve_units(session: AsyncSession, keys: list[str]) -> list[Unit]:
     return [by_key.get(k) or by_key[k.upper()] for k in wanted]
 
 
-async def import_tree(session: AsyncSession, specs: list[UnitSpec]) -> ImportResult:
+async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit | None = None) -> ImportResult:
     """Create or update every unit of ``specs`` (matched by code), parents first.
 
     Existing units keep their id (and so their documents) when renamed or moved.
-    Raises InvalidTreeError for a missing parent or a cycle.
+    With ``scope`` (an admin's own unit) the import stays inside its subtree: every
+    unit written and every parent named lies there, and ``scope`` itself keeps its
+    place; without it (the operator's CLI) the whole tree is open.
+    Raises InvalidTreeError (missing or out-of-scope parent, cycle, too deep) and
+    UnitCodeTakenError (a code used outside ``scope``); the caller's rollback then
+    leaves the tree as it was.
     """
     existing = {u.code: u for u in (await session.execute(select(Unit))).scalars()}
+    if scope is not None:
+        _check_scope(specs, existing, scope)
+    # Units outside the scope are not parents to offer: unknown and out-of-scope look alike.
+    known = existing if scope is None else {c: u for c, u in existing.items() if _inside(u, scope)}
     created = updated = 0
-    for spec in _parents_first(specs, existing):
+    for spec in _parents_first(specs, known, "known" if scope is None else "in your part of the tree"):
         unit = existing.get(spec.code)
-        parent = existing.get(spec.parent_code) if spec.parent_code else None
+        parent = known.get(spec.parent_code) if spec.parent_code else None
         if unit is None:
             unit = _new_unit(spec, parent)
             session.add(unit)
-            existing[spec.code] = unit
+            existing[spec.code] = known[spec.code] = unit
             created += 1
         else:
-            await _apply(session, unit, spec, parent)
+            await _apply(session, unit, spec, parent, move=scope is None or unit.id != scope.id)
             updated += 1
     await session.flush()
     return ImportResult(created, updated)
 
 
-def _parents_first(specs: list[UnitSpec], existing: dict[str, Unit]) -> list[UnitSpec]:
+def _inside(unit: Unit, scope: Unit) -> bool:
+    return unit.path.startswith(scope.path)
+
+
+def _check_scope(specs: list[UnitSpec], existing: dict[str, Unit], scope: Unit) -> None:
+    for spec in specs:
+        unit = existing.get(spec.code)
+        if unit is not None and not _inside(unit, scope):
+            # Codes are unique across the tree, so "taken" is all that can be said.
+            raise UnitCodeTakenError(f"unit code {spec.code} is already taken by a unit outside your part "
+                                     "of the tree; choose another code")
+        if spec.code == scope.code and spec.parent_code:
+            raise InvalidTreeError(f"unit {spec.code} is your own unit: it keeps its place in the tree "
+                                   "(leave its parent_code empty)")
+        if spec.code != scope.code and not spec.parent_code:
+            raise InvalidTreeError(f"unit {spec.code} has no parent; imported units go under your unit {scope.code}")
+
+
+def _parents_first(specs: list[UnitSpec], known: dict[str, Unit], where: str) -> list[UnitSpec]:
+    """``specs`` with every parent before its children. Walks each chain of parents
+    in a loop, not by recursion: a file may hold a chain of any length."""
     by_code = {s.code: s for s in specs}
     ordered: list[UnitSpec] = []
-    state: dict[str, int] = {}  # 1 = visiting, 2 = done
-
-    def visit(spec: UnitSpec) -> None:
-        if state.get(spec.code) == 2:
-            return
-        if state.get(spec.code) == 1:
-            raise InvalidTreeError(f"unit {spec.code} is its own ancestor (cycle in the file)")
-        state[spec.code] = 1
-        parent = spec.parent_code
-        if parent and parent in by_code:
-            visit(by_code[parent])
-        elif parent and parent not in existing:
-            raise InvalidTreeError(f"unit {spec.code}: parent {parent} is neither in the file nor known")
-        state[spec.code] = 2
-        ordered.append(spec)
-
+    placed: set[str] = set()
     for spec in specs:
-        visit(spec)
+        chain: list[UnitSpec] = []
+        in_chain: set[str] = set()
+        step: UnitSpec | None = spec
+        while step is not None and step.code not in placed:
+            if step.code in in_chain:
+                raise InvalidTreeError(f"unit {step.code} is its own ancestor (cycle in the file)")
+            chain.append(step)
+            in_chain.add(step.code)
+            step = _parent_spec(step, by_code, known, where)
+        ordered.extend(reversed(chain))
+        placed.update(s.code for s in chain)
     return ordered
 
 
+def _parent_spec(spec: UnitSpec, by_code: dict[str, UnitSpec], known: dict[str, Unit],
+                 where: str) -> UnitSpec | None:
+    """The parent's entry in the file; None when there is none (a root, or a parent already stored)."""
+    parent = spec.parent_code
+    if parent and parent in by_code:
+        return by_code[parent]
+    if parent and parent not in known:
+        raise InvalidTreeError(f"unit {spec.code}: parent {parent} is neither in the file nor {where}")
+    return None
+
+
 def _new_unit(spec: UnitSpec, parent: Unit | None) -> Unit:
+    if parent is not None and parent.depth + 1 > MAX_DEPTH:
+        raise InvalidTreeError(f"unit {spec.code} would be level {parent.depth + 2} of the tree; "
+                               f"a unit tree has at most {MAX_LEVELS} levels")
     unit = Unit(
         code=spec.code,
         name=spec.name,
@@ -129,10 +170,10 @@ def _new_unit(spec: UnitSpec, parent: Unit | None) -> Unit:
     return unit
 
 
-async def _apply(session: AsyncSession, unit: Unit, spec: UnitSpec, parent: Unit | None) -> None:
+async def _apply(session: AsyncSession, unit: Unit, spec: UnitSpec, parent: Unit | None, *, move: bool) -> None:
     unit.name, unit.name_folded, unit.level = spec.name, fold(spec.name), spec.level
     unit.mailboxes, unit.has_seal = spec.mailboxes, spec.has_seal
-    if (parent.id if parent else None) != unit.parent_id:
+    if move and (parent.id if parent else None) != unit.parent_id:
         await _reparent(session, unit, parent)
 
 
@@ -150,6 +191,8 @@ async def _reparent(session: AsyncSession, unit: Unit, parent: Unit | None) -> N
     new_prefix = (parent.path if parent else "/") + unit.id + "/"
     delta = (parent.depth + 1 if parent else 0) - unit.depth
     await session.flush()
+    if delta > 0:
+        await _check_depth(session, unit, delta)
     await session.execute(
         update(Unit)
         .where(col(Unit.path).startswith(old_prefix))
@@ -158,6 +201,14 @@ async def _reparent(session: AsyncSession, unit: Unit, parent: Unit | None) -> N
     )
     unit.parent_id = parent.id if parent else None
     _patch_loaded_paths(session, old_prefix, new_prefix, delta)
+
+
+async def _check_depth(session: AsyncSession, unit: Unit, delta: int) -> None:
+    deepest = (await session.execute(
+        select(func.max(col(Unit.depth))).where(col(Unit.path).startswith(unit.path)))).scalar_one()
+    if deepest + delta > MAX_DEPTH:
+        raise InvalidTreeError(f"moving {unit.code} there would make the tree {deepest + delta + 1} levels deep; "
+                               f"a unit tree has at most {MAX_LEVELS} levels")
 
 
 def _patch_loaded_paths(session: AsyncSession, old_prefix: str, new_prefix: str, delta: int) -> None:
@@ -178,14 +229,12 @@ async def rename_unit(session: AsyncSession, unit: Unit, name: str) -> Unit:
 
 async def update_unit(
     session: AsyncSession, unit: Unit, *, name: str | None, level: str | None,
-    code: str | None, mailboxes: list[str] | None, has_seal: bool | None,
+    code: str | None, mailboxes: list[str] | None, has_seal: bool | None, scope_path: str = "/",
 ) -> Unit:
-    """Change a unit's descriptive fields. Raises InvalidTreeError for a bad code."""
+    """Change a unit's descriptive fields. Raises InvalidTreeError for a bad code and
+    UnitCodeTakenError for one another unit has (named if it lies under ``scope_path``)."""
     if code is not None:
-        code = nfc(code).upper()
-        if not valid_code(code):
-            raise InvalidTreeError(f"unit code {code!r} is not an identifier code")
-        unit.code = code
+        unit.code = await _free_code(session, unit, code, scope_path)
     if name is not None:
         await rename_unit(session, unit, name)
     if level is not None:
@@ -196,6 +245,21 @@ async def update_unit(
         unit.has_seal = has_seal
     await session.flush()
     return unit
+
+
+async def _free_code(session: AsyncSession, unit: Unit, code: str, scope_path: str) -> str:
+    # Checked before the write: the unique index stays as the backstop for a race, but its
+    # error ("changed at the same moment; retry") would send the clerk retrying in vain.
+    code = nfc(code).upper()
+    if not valid_code(code):
+        raise InvalidTreeError(f"unit code {code[:60]!r} is not an identifier code")
+    stmt = select(Unit).where(col(Unit.code) == code, col(Unit.id) != unit.id)
+    other = (await session.execute(stmt)).scalars().first()
+    if other is None:
+        return code
+    if other.path.startswith(scope_path):
+        raise UnitCodeTakenError(f"unit code {code} is already used by {other.name}; choose another code")
+    raise UnitCodeTakenError(f"unit code {code} is already taken by another unit; choose another code")
 
 
 async def export_tree(session: AsyncSession, root: Unit | None = None) -> list[UnitSpec]:

@@ -1,4 +1,9 @@
-"""Reading a unit tree from JSON or CSV, and writing it back."""
+"""Reading a unit tree from JSON or CSV, and writing it back.
+
+Everything read from a file is checked here, strictly: a wrong type, an overlong
+field or an absurd nesting is refused with InvalidTreeError naming the unit or
+line, never passed on to fail later as a 500.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,21 @@ from typing import Any
 from service.text import nfc
 from service.units.errors import InvalidTreeError
 
-__all__ = ["UnitSpec", "dump_csv", "dump_json", "parse_tree", "valid_code"]
+__all__ = ["MAX_LEVELS", "UnitSpec", "dump_csv", "dump_json", "parse_tree", "valid_code"]
 
 # QCVN 102 (V1V2V3.Z1Z2.Y1Y2.MX1X2) is a special case of Decision 20/2020's
 # form: up to 35 characters, dot-separated groups of digits and capitals.
 _CODE = re.compile(r"^[0-9A-Z]+(\.[0-9A-Z]+)*$")
 CSV_COLUMNS = ("code", "name", "level", "parent_code", "mailboxes", "has_seal")
+# A real organisation is a handful of levels deep (province → commune → branch);
+# the limit keeps deep input from exhausting the stack or the 4000-character path.
+MAX_LEVELS = 20
+_LIMITS = {"name": 300, "level": 100}  # the column sizes of Unit
+_MAILBOX = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+$")
+_MAILBOX_MAX = 320  # RFC 5321: 64 + 1 + 255
+_NUMBER_MAX_DIGITS = 30  # nothing in a unit file is a number; longer ones only cost CPU
+_YES = frozenset({"true", "yes", "1", "có"})
+_NO = frozenset({"false", "no", "0", "không", ""})  # an empty cell: no seal, as when the key is absent
 
 
 def valid_code(code: str) -> bool:
@@ -39,65 +53,156 @@ class UnitSpec:
 def parse_tree(data: bytes, filename: str) -> list[UnitSpec]:
     """Units from a JSON (flat list or nested ``children``) or CSV file.
 
-    Raises InvalidTreeError naming the first bad row.
+    Raises InvalidTreeError naming the first bad unit (JSON) or line (CSV).
     """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidTreeError("the unit file is not UTF-8 text") from exc
-    if filename.lower().endswith(".csv"):
-        specs = [_from_row(row, n) for n, row in enumerate(csv.DictReader(io.StringIO(text)), start=2)]
-    else:
-        specs = _from_json(text)
+    specs = _from_csv(text) if filename.lower().endswith(".csv") else _from_json(text)
     _check_codes(specs)
     return specs
 
 
+def _from_csv(text: str) -> list[UnitSpec]:
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return [_from_row(row, reader.line_num) for row in reader]
+    except csv.Error as exc:  # e.g. a field over the csv module's 131072-character limit
+        # line_num counts the lines of the rows read whole: the bad row starts on the next.
+        raise InvalidTreeError(f"line {reader.line_num + 1}: the CSV cannot be read ({exc})") from exc
+
+
+def _from_row(row: dict[str | None, Any], line: int) -> UnitSpec:
+    where = f"line {line}"
+    item: dict[str, Any] = {k: row.get(k) or "" for k in CSV_COLUMNS}
+    item["mailboxes"] = [m for m in re.split(r"[,;]", item["mailboxes"]) if m.strip()]
+    item["has_seal"] = _csv_bool(item["has_seal"], where)
+    return _spec(item, None, where)
+
+
+def _csv_bool(value: str, where: str) -> bool:
+    word = nfc(value).lower()
+    if word in _YES or word in _NO:
+        return word in _YES
+    raise InvalidTreeError(f"{where}: has_seal {_show(value)!r} is neither yes nor no "
+                           "(write true/false, yes/no, 1/0 or có/không)")
+
+
 def _from_json(text: str) -> list[UnitSpec]:
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
         raise InvalidTreeError(f"the unit file is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:  # the C decoder's own guard: nothing is left half-done
+        raise InvalidTreeError(
+            f"the unit file is nested too deeply; a unit tree has at most {MAX_LEVELS} levels") from exc
     items = doc.get("units", []) if isinstance(doc, dict) else doc
     if not isinstance(items, list):
         raise InvalidTreeError("the unit file must hold a list of units (or {'units': [...]})")
-    specs: list[UnitSpec] = []
-    for item in items:
-        _flatten(item, None, specs)
-    return specs
+    return _flatten(items)
 
 
-def _flatten(item: Any, parent_code: str | None, out: list[UnitSpec]) -> None:
-    if not isinstance(item, dict):
-        raise InvalidTreeError(f"unit #{len(out) + 1} is not an object")
-    spec = _spec(item, parent_code, f"unit #{len(out) + 1}")
-    out.append(spec)
-    for child in item.get("children") or []:
-        _flatten(child, spec.code, out)
+def _json_int(digits: str) -> int:
+    # Python refuses to convert more than 4300 digits with a ValueError; refuse sooner, and clearly.
+    if len(digits) > _NUMBER_MAX_DIGITS:
+        raise InvalidTreeError(f"the unit file holds a number of {len(digits)} digits; "
+                               "write codes and names as text in quotes")
+    return int(digits)
 
 
-def _from_row(row: dict[str, Any], line: int) -> UnitSpec:
-    item = dict(row)
-    item["mailboxes"] = [m for m in (row.get("mailboxes") or "").replace(",", ";").split(";") if m.strip()]
-    item["has_seal"] = str(row.get("has_seal") or "").strip().lower() in {"1", "true", "yes", "có", "x"}
-    return _spec(item, None, f"line {line}")
+def _flatten(items: list[Any]) -> list[UnitSpec]:
+    """Units in file order, each before its ``children``; a loop, not recursion,
+    so no nesting reaches Python's recursion limit."""
+    out: list[UnitSpec] = []
+    todo: list[tuple[Any, str | None, int]] = [(item, None, 1) for item in reversed(items)]
+    while todo:
+        item, parent_code, level = todo.pop()
+        where = _where(item, len(out) + 1)
+        if not isinstance(item, dict):
+            raise InvalidTreeError(f"{where} is not an object like {{\"code\": …, \"name\": …, \"level\": …}}")
+        if level > MAX_LEVELS:
+            raise InvalidTreeError(f"{where} is nested {level} levels deep; a unit tree has at most {MAX_LEVELS}")
+        spec = _spec(item, parent_code, where)
+        out.append(spec)
+        todo.extend((child, spec.code, level + 1) for child in reversed(_children(item, where)))
+    return out
+
+
+def _where(item: Any, number: int) -> str:
+    code = item.get("code") if isinstance(item, dict) else None
+    return f"unit {number} ({_show(code)})" if isinstance(code, str) and code.strip() else f"unit {number}"
+
+
+def _children(item: dict[str, Any], where: str) -> list[Any]:
+    children = item.get("children")
+    if children is None:
+        return []
+    if not isinstance(children, list):
+        raise InvalidTreeError(f"{where}: 'children' must be a list of units")
+    return children
 
 
 def _spec(item: dict[str, Any], parent_code: str | None, where: str) -> UnitSpec:
-    missing = [k for k in ("code", "name", "level") if not str(item.get(k) or "").strip()]
+    missing = [k for k in ("code", "name", "level") if _blank(item.get(k))]
     if missing:
         raise InvalidTreeError(f"{where}: missing {', '.join(missing)}")
-    mailboxes = item.get("mailboxes") or []
-    if isinstance(mailboxes, str):
-        mailboxes = [mailboxes]
     return UnitSpec(
-        code=nfc(str(item["code"])).upper(),
-        name=nfc(str(item["name"])),
-        level=nfc(str(item["level"])),
-        parent_code=(nfc(str(item.get("parent_code") or "")).upper() or parent_code),
-        mailboxes=[nfc(str(m)) for m in mailboxes],
-        has_seal=bool(item.get("has_seal", False)),
+        code=_text(item, "code", where).upper(),
+        name=_text(item, "name", where),
+        level=_text(item, "level", where),
+        parent_code=_parent_code(item, where) or parent_code,
+        mailboxes=_mailboxes(item.get("mailboxes"), where),
+        has_seal=_json_bool(item.get("has_seal"), where),
     )
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(item: dict[str, Any], key: str, where: str) -> str:
+    value = item[key]
+    if not isinstance(value, str):
+        raise InvalidTreeError(f"{where}: '{key}' must be text in quotes")
+    text = nfc(value)
+    limit = _LIMITS.get(key)
+    if limit is not None and len(text) > limit:
+        raise InvalidTreeError(f"{where}: '{key}' is {len(text)} characters long; at most {limit}")
+    return text
+
+
+def _parent_code(item: dict[str, Any], where: str) -> str | None:
+    value = item.get("parent_code")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidTreeError(f"{where}: 'parent_code' must be a unit code in quotes")
+    code = nfc(value).upper()
+    if code and not valid_code(code):
+        raise InvalidTreeError(f"{where}: parent_code {_show(code)!r} is not an identifier code")
+    return code or None
+
+
+def _mailboxes(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    boxes = [value] if isinstance(value, str) else value
+    if not isinstance(boxes, list) or not all(isinstance(m, str) for m in boxes):
+        raise InvalidTreeError(f"{where}: 'mailboxes' must be a list of addresses")
+    addresses = [nfc(m) for m in boxes]
+    for address in addresses:
+        if len(address) > _MAILBOX_MAX or not _MAILBOX.match(address):
+            raise InvalidTreeError(f"{where}: mailbox {_show(address)!r} is not an e-mail address")
+    return addresses
+
+
+def _json_bool(value: Any, where: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):  # "no" and 0 would read as true and false by accident
+        raise InvalidTreeError(f"{where}: 'has_seal' must be true or false (without quotes)")
+    return value
 
 
 def _check_codes(specs: list[UnitSpec]) -> None:
@@ -105,12 +210,17 @@ def _check_codes(specs: list[UnitSpec]) -> None:
     for spec in specs:
         if not valid_code(spec.code):
             raise InvalidTreeError(
-                f"unit code {spec.code!r} is not an identifier code "
+                f"unit code {_show(spec.code)!r} is not an identifier code "
                 "(e.g. 000.00.00.H49: digits and capitals in dot-separated groups, at most 35 characters)"
             )
         if spec.code in seen:
             raise InvalidTreeError(f"unit code {spec.code} appears twice in the file")
         seen.add(spec.code)
+
+
+def _show(text: str) -> str:
+    """Input echoed in a message, cut short: a refusal must not repeat a megabyte."""
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def dump_json(specs: list[UnitSpec]) -> str:

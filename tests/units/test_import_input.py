@@ -1,0 +1,123 @@
+"""A unit file the import cannot use is refused with a problem naming what is wrong,
+never a server error, and nothing of it is imported."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.units.conftest import XA1
+
+IMPORT = "/api/v1/units/import"
+
+
+def _unit(**fields) -> dict:
+    return {"code": "000.09.01.H99", "name": "Chi bộ mới", "level": "Chi bộ", "parent_code": XA1, **fields}
+
+
+def _nested(depth: int) -> dict:
+    """A chain of ``depth`` units, each the only child of the one before, under XA1."""
+    node: dict = {"code": f"9.{depth}", "name": "Chi bộ", "level": "Chi bộ"}
+    for level in range(depth - 1, 0, -1):
+        node = {"code": f"9.{level}", "name": "Chi bộ", "level": "Chi bộ", "children": [node]}
+    return {**node, "parent_code": XA1}
+
+
+def _chain(length: int) -> list[dict]:
+    """The same chain as a flat list, each unit naming the one before as parent."""
+    return [{"code": f"9.{n}", "name": "Chi bộ", "level": "Chi bộ", "parent_code": f"9.{n - 1}" if n > 1 else XA1}
+            for n in range(1, length + 1)]
+
+
+def _csv(*rows: str) -> bytes:
+    return ("code,name,level,parent_code,mailboxes,has_seal\n" + "".join(r + "\n" for r in rows)).encode()
+
+
+JSON_CASES = {
+    "children not a list": ([_unit(children=5)], "unit 1 (000.09.01.H99): 'children' must be a list of units"),
+    "mailboxes not a list": ([_unit(), _unit(code="000.09.02.H99", mailboxes=5)],
+                             "unit 2 (000.09.02.H99): 'mailboxes' must be a list of addresses"),
+    "mailbox not an address": ([_unit(mailboxes=["văn phòng"])], "'văn phòng' is not an e-mail address"),
+    "has_seal as a word": ([_unit(has_seal="no")], "unit 1 (000.09.01.H99): 'has_seal' must be true or false"),
+    "has_seal as a number": ([_unit(has_seal=0)], "'has_seal' must be true or false"),
+    "name not text": ([_unit(name=["Chi bộ"])], "'name' must be text"),
+    "name too long": ([_unit(name="x" * 301)], "'name' is 301 characters long; at most 300"),
+    "unit not an object": ([_unit(children=["000.09.02.H99"])], "unit 2 is not an object"),
+    "nested too deep to read": (None, "nested too deeply"),
+    "nested deeper than a tree": ([_nested(25)], "unit 21 (9.21) is nested 21 levels deep; a unit tree has at most 20"),
+    "a chain deeper than a tree": (_chain(5000), "would be level 21 of the tree; a unit tree has at most 20 levels"),
+}
+
+
+@pytest.mark.parametrize("case", list(JSON_CASES))
+async def test_bad_json_is_a_problem_naming_the_unit(client, commune_admin, snapshot, case) -> None:
+    rows, words = JSON_CASES[case]
+    # 20,000 levels of nesting: more than Python's JSON decoder will recurse.
+    body = json.dumps(rows).encode() if rows is not None else b'{"children":[' * 20_000 + b"]}" * 20_000
+    before = await snapshot()
+    r = await client.post(IMPORT, headers={**commune_admin, "content-type": "application/json"}, content=body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert words in r.json()["detail"]
+    assert await snapshot() == before
+
+
+async def test_a_number_of_thousands_of_digits_is_refused(client, commune_admin, snapshot) -> None:
+    before = await snapshot()
+    body = b'[{"code": "000.09.01.H99", "name": "A", "level": "B", "parent_code": "' + XA1.encode() + b'", "x": '
+    r = await client.post(IMPORT, headers={**commune_admin, "content-type": "application/json"},
+                          content=body + b"7" * 5000 + b"}]")
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "a number of 5000 digits" in r.json()["detail"]
+    assert await snapshot() == before
+
+
+CSV_CASES = {
+    "field over the csv limit": (_csv(f"000.09.01.H99,Chi bộ A,Chi bộ,{XA1},,", f"000.09.02.H99,{'x' * 140_000},,,,"),
+                                 "line 3: the CSV cannot be read"),
+    "has_seal not yes or no": (_csv(f"000.09.01.H99,Chi bộ A,Chi bộ,{XA1},,có",
+                                    f"000.09.02.H99,Chi bộ B,Chi bộ,{XA1},,x"),
+                               "line 3: has_seal 'x' is neither yes nor no"),
+    "name too long": (_csv(f"000.09.01.H99,{'x' * 400},Chi bộ,{XA1},,"), "line 2: 'name' is 400 characters long"),
+}
+
+
+@pytest.mark.parametrize("case", list(CSV_CASES))
+async def test_bad_csv_is_a_problem_naming_the_line(client, commune_admin, snapshot, case) -> None:
+    body, words = CSV_CASES[case]
+    before = await snapshot()
+    r = await client.post(IMPORT, headers={**commune_admin, "content-type": "text/csv"}, content=body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert words in r.json()["detail"]
+    assert await snapshot() == before
+
+
+async def test_csv_seals_read_yes_and_no_in_either_language(client, commune_admin, snapshot) -> None:
+    words = {"000.09.01.H99": ("Có", True), "000.09.02.H99": ("KHÔNG", False), "000.09.03.H99": ("yes", True),
+             "000.09.04.H99": ("0", False), "000.09.05.H99": ("", False)}
+    body = _csv(*(f"{code},Chi bộ {code},Chi bộ,{XA1},,{word}" for code, (word, _) in words.items()))
+    r = await client.post(IMPORT, headers={**commune_admin, "content-type": "text/csv"}, content=body)
+    assert r.status_code == 200, r.text
+    seals = {u["code"]: u["has_seal"] for u in await snapshot()}
+    assert {code: seals[code] for code in words} == {code: seal for code, (_, seal) in words.items()}
+
+
+async def test_json_seals_read_true_and_false(client, commune_admin, snapshot) -> None:
+    rows = [_unit(has_seal=True), _unit(code="000.09.02.H99", has_seal=False), _unit(code="000.09.03.H99")]
+    r = await client.post(IMPORT, headers=commune_admin, json=rows)
+    assert r.status_code == 200, r.text
+    seals = {u["code"]: u["has_seal"] for u in await snapshot()}
+    assert [seals[u["code"]] for u in rows] == [True, False, False]
+
+
+async def test_an_absurdly_large_file_is_refused_before_it_is_read(client, commune_admin, snapshot) -> None:
+    before = await snapshot()
+    body = json.dumps([_unit(name="x" * 200)]).encode() + b" " * (17 * 1024 * 1024)
+    r = await client.post(IMPORT, headers={**commune_admin, "content-type": "application/json"}, content=body)
+    assert r.status_code == 413, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "larger than 16 MB" in r.json()["detail"]
+    assert await snapshot() == before
