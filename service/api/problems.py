@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import DataError as PostgresDataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import ServiceError
@@ -64,6 +65,28 @@ async def _race_lost(request: Request, exc: Exception) -> JSONResponse:
                    "another request changed the same data at the same moment; nothing was changed, retry")
 
 
+# PostgreSQL's codes for text it cannot hold: a NUL character (U+0000), or a character
+# outside the database's encoding. SQLite stores either, so only PostgreSQL raises them.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def _unstorable_text(exc: BaseException) -> bool:
+    for err in (exc, getattr(exc, "orig", None), exc.__cause__):  # SQLAlchemy wraps the driver's error
+        if getattr(err, "sqlstate", None) in _UNSTORABLE_TEXT or getattr(err, "pgcode", None) in _UNSTORABLE_TEXT:
+            return True
+    return False
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Request models refuse control characters; this catches text that reaches PostgreSQL
+    # another way (a path or query parameter). The transaction is rolled back.
+    if _unstorable_text(exc):
+        return problem(request, 422, "unstorable-text", "Invalid text",
+                       "the request holds a NUL character (U+0000), which no text may contain; "
+                       "remove it and send again")
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Logged with the request id for operators; the client sees no internals.
     log.exception("unexpected error", extra={"request_id": getattr(request.state, "request_id", None)})
@@ -77,4 +100,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _race_lost)
+    # Handled where routes raise them (a handler for Exception runs outermost, and Starlette
+    # raises the error again after it, to be logged as a crash).
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PostgresDataError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,6 +6,7 @@ not, so that ids of other units cannot be probed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, bindparam, exists, select
@@ -17,7 +18,8 @@ from service.documents.models import Delivery, Document
 from service.errors import NotFoundError, PermissionDeniedError
 from service.units import Unit
 
-__all__ = ["DocumentNotFoundError", "require_role", "visible_delivery", "visible_document", "visible_select"]
+__all__ = ["DocumentNotFoundError", "require_role", "sees_every_recipient", "units_under", "visible_delivery",
+           "visible_document", "visible_select"]
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -92,6 +94,33 @@ async def visible_delivery(session: AsyncSession, principal: Principal, delivery
     except DocumentNotFoundError as exc:
         raise DocumentNotFoundError("no such delivery in your unit") from exc
     involved = {delivery.recipient_unit_id, delivery.from_unit_id, doc.sender_unit_id}
-    if principal.unit_id not in involved and not principal.has("auditor"):
-        raise DocumentNotFoundError("no such delivery in your unit")
-    return delivery, doc
+    if principal.unit_id in involved:
+        return delivery, doc
+    # An auditor sees the deliveries its subtree took part in: seeing the document (one of
+    # its units received it) does not open how another unit outside handled its copy.
+    if principal.has("auditor") and await _any_under(session, involved, principal.audit_root_path):
+        return delivery, doc
+    raise DocumentNotFoundError("no such delivery in your unit")
+
+
+async def _any_under(session: AsyncSession, unit_ids: Iterable[str | None], root_path: str) -> bool:
+    return bool(await units_under(session, unit_ids, root_path))
+
+
+async def units_under(session: AsyncSession, unit_ids: Iterable[str | None], root_path: str) -> set[str]:
+    """Those of ``unit_ids`` that are ``root_path``'s unit or below it."""
+    wanted = [u for u in unit_ids if u]
+    if not wanted:
+        return set()
+    found = await session.execute(select(col(Unit.id)).where(
+        col(Unit.id).in_(wanted), col(Unit.path).startswith(root_path)))
+    return {row[0] for row in found}
+
+
+async def sees_every_recipient(session: AsyncSession, principal: Principal, doc: Document) -> bool:
+    """Whether the caller sees the whole exchange of ``doc``, as its sender does: its own
+    unit sent it, or it audits the unit that did."""
+    if doc.sender_unit_id == principal.unit_id:
+        return True
+    return principal.has("auditor") and doc.sender_unit_id in await units_under(
+        session, {doc.sender_unit_id}, principal.audit_root_path)

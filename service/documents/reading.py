@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from service import audit
 from service.auth import Principal
-from service.documents.access import DocumentNotFoundError, visible_document
+from service.documents.access import DocumentNotFoundError, sees_every_recipient, units_under, visible_document
 from service.documents.models import Attachment, Delivery, DeliveryEvent, Document
 from service.documents.statuses import STATUS_NAMES
 from service.errors import ServiceError
@@ -56,12 +56,16 @@ async def readable_content(session: AsyncSession, principal: Principal, doc_id: 
 
 
 async def document_history(session: AsyncSession, principal: Principal, doc_id: str) -> list[dict[str, Any]]:
-    """Audited actions on the document: all for its sender and auditors, the
-    caller's own unit's otherwise. Raises DocumentNotFoundError."""
+    """Audited actions on the document: all for its sender (and the sender's auditors);
+    otherwise those of the caller's own unit, and for an auditor those of the units it
+    audits. Raises DocumentNotFoundError."""
     doc = await visible_document(session, principal, doc_id)
     entries = await audit.history(session, doc.id)
-    if doc.sender_unit_id != principal.unit_id and not principal.has("auditor"):
-        entries = [e for e in entries if e.unit_id == principal.unit_id]
+    if not await sees_every_recipient(session, principal, doc):
+        mine = {principal.unit_id}
+        if principal.has("auditor"):
+            mine |= await units_under(session, {e.unit_id for e in entries}, principal.audit_root_path)
+        entries = [e for e in entries if e.unit_id in mine]
     return [{"seq": e.seq, "at": to_vn_iso(e.at), "action": e.action, "actor_id": e.actor_id,
              "unit_id": e.unit_id, "object_id": e.object_id, "data": e.data, "hash": e.hash} for e in entries]
 

@@ -6,9 +6,11 @@ from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInputError
-from service.text import fold, nfc
+from service.routing import MAX_RECIPIENTS, InvalidRecipientError, parse_recipients
+from service.text import PlainText, fold, nfc
 
 __all__ = [
     "URGENCY_NAMES",
@@ -57,17 +59,18 @@ class DocumentMetadata(BaseModel):
         }},
     )
 
-    number_notation: str = Field(min_length=3, max_length=150, description="Số và ký hiệu, e.g. 35-KH/HU or 15/QĐ-BNV")
-    doc_type: str = Field(min_length=1, max_length=100, description="Loại văn bản, e.g. Kế hoạch")
+    number_notation: PlainText = Field(min_length=3, max_length=150,
+                                       description="Số và ký hiệu, e.g. 35-KH/HU or 15/QĐ-BNV")
+    doc_type: PlainText = Field(min_length=1, max_length=100, description="Loại văn bản, e.g. Kế hoạch")
     issued_on: date = Field(description="Ngày ban hành, YYYY-MM-DD")
-    place: str = Field(default="", max_length=200)
-    subject: str = Field(min_length=1, max_length=2000, description="Trích yếu")
-    signer_name: str = Field(default="", max_length=300)
-    signer_position: str = Field(default="", max_length=300)
+    place: PlainText = Field(default="", max_length=200)
+    subject: PlainText = Field(min_length=1, max_length=2000, description="Trích yếu")
+    signer_name: PlainText = Field(default="", max_length=300)
+    signer_position: PlainText = Field(default="", max_length=300)
     urgency: int = Field(default=0, description="Thường, Khẩn, Thượng khẩn, Hỏa tốc (or 0–3)")
-    secrecy: str = Field(default="", max_length=50, description="Must be empty: classified documents are refused")
+    secrecy: PlainText = Field(default="", max_length=50, description="Must be empty: classified documents are refused")
     deadline: date | None = Field(default=None, description="Hạn xử lý, YYYY-MM-DD")
-    recipients_text: str = Field(default="", max_length=4000, description="Nơi nhận, as printed")
+    recipients_text: PlainText = Field(default="", max_length=4000, description="Nơi nhận, as printed")
 
     @field_validator("number_notation", "doc_type", "place", "subject", "signer_name",
                      "signer_position", "recipients_text", mode="after")
@@ -100,7 +103,22 @@ class SendRequest(BaseModel):
         "recipients": ["000.00.01.H49", {"under": "000.00.01.H49", "level": "Chi bộ"}],
     }})
 
-    recipients: list[str | dict[str, Any]] = Field(min_length=1, max_length=10000)
+    recipients: list[str | dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_RECIPIENTS,
+        description='Each a unit code or id, {"unit": code}, or {"under": code, "level": name, '
+                    '"include_root": false} for the units below one (of one level)')
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _recipients(cls, value: Any) -> Any:
+        # Checked before the types above, by the same parser the send uses, so that a bad
+        # entry is named by its position in words a clerk can act on, and nothing is sent.
+        if isinstance(value, list):
+            try:
+                parse_recipients(value)
+            except InvalidRecipientError as exc:
+                raise PydanticCustomError("invalid_recipient", "{detail}", {"detail": exc.detail}) from exc
+        return value
 
 
 class StatusChange(BaseModel):
@@ -111,6 +129,6 @@ class StatusChange(BaseModel):
     }})
 
     status: str = Field(pattern=r"^(02|03|04|05|06|15|16)$")
-    note: str = Field(default="", max_length=2000)
-    incoming_number: str | None = Field(default=None, max_length=50)
-    assignee: str | None = Field(default=None, max_length=300)
+    note: PlainText = Field(default="", max_length=2000)
+    incoming_number: PlainText | None = Field(default=None, max_length=50)
+    assignee: PlainText | None = Field(default=None, max_length=300)

@@ -19,7 +19,7 @@ from service.documents.models import Delivery, DeliveryEvent, Document
 from service.documents.statuses import RECALLABLE, InvalidTransitionError
 from service.errors import InvalidInputError
 from service.outbox.models import OutboxEvent
-from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, expand_recipients
+from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, resolve_recipients
 from service.storage import driver
 from service.storage.bulk import COPY_FROM, bulk_insert
 from service.storage.rows import insert_into
@@ -85,8 +85,7 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Sendab
     require_role(principal, "clerk")
     if doc.sender_unit_id != principal.unit_id:
         raise InvalidInputError("only the sending unit sends a document; use forward for a received one")
-    sender, recipients = await expand_recipients(session, principal.unit_id, selectors)
-    policy.check(sender, recipients)
+    sender, recipients = await resolve_recipients(session, principal.unit_id, selectors, policy)
     result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
                             base_hops=[sender.id], notice=notice, mark_sent=doc.sent_at is None)
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
@@ -110,17 +109,21 @@ def _marked(doc: Sendable, at: datetime) -> None:
 
 
 async def forward_delivery(session: AsyncSession, principal: Principal, delivery_id: str,
-                           selectors: list[RecipientSelector]) -> SendResult:
+                           selectors: list[RecipientSelector], policy: RoutingPolicy | None = None) -> SendResult:
     """A registered recipient passes the document to units below it; hops are kept.
 
-    Raises DocumentNotFoundError, InvalidTransitionError, RoutingRefusedError.
+    ``policy`` is the deployment's routing policy: a unit it lets the caller send to is one
+    the caller knows of, so a forward there is refused naming the unit and the rule. Without
+    it only units of the caller's own subtree are named; any other is answered as unknown.
+
+    Raises DocumentNotFoundError, InvalidTransitionError, UnknownUnitsError, RoutingRefusedError.
     """
     require_role(principal, "clerk")
     parent, doc = await visible_delivery(session, principal, delivery_id, as_recipient=True)
     if parent.status not in {"03", "04", "05", "06"}:
         raise InvalidTransitionError("register the document (03) before forwarding it")
-    me, recipients = await expand_recipients(session, principal.unit_id, selectors)
-    FORWARD_POLICY.check(me, recipients)
+    me, recipients = await resolve_recipients(session, principal.unit_id, selectors, FORWARD_POLICY,
+                                              known_by=policy)
     result = await _deliver(session, principal, doc, recipients, sender_name=me.name, parent=parent,
                             base_hops=list(parent.hops))
     await audit.append(session, action="delivery.forwarded", actor_id=principal.user_id,

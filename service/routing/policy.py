@@ -61,18 +61,32 @@ class RoutingPolicy:
     def allows(self, sender: UnitRef, recipient: UnitRef) -> bool:
         return any(RULES[name][1](sender, recipient) for name in self.rules)
 
-    def check(self, sender: UnitRef, recipients: Iterable[UnitRef]) -> None:
-        """Raises RoutingRefusedError naming the rules and the refused units."""
+    def knows(self, sender: UnitRef, unit: UnitRef) -> bool:
+        """Whether ``sender``'s clerks may learn that ``unit`` exists by naming it: a unit of
+        its own subtree (what GET /units shows them, ``units.unit_in_scope`` at the unit's
+        path) or one this policy lets it send to (a send there would tell them anyway).
+        Any other unit must be answered as one that does not exist."""
+        return unit.path.startswith(sender.path) or self.allows(sender, unit)
+
+    def check(self, sender: UnitRef, recipients: Iterable[UnitRef], *,
+              known_by: RoutingPolicy | None = None) -> None:
+        """Raises RoutingRefusedError naming the rules and the refused units, those that
+        ``known_by`` (by default this policy) lets the sender know of by code and name."""
         refused = [r for r in recipients if not self.allows(sender, r)]
-        if refused:
-            shown = ", ".join(f"{r.code} ({r.name})" for r in refused[:10])
-            more = f" and {len(refused) - 10} more" if len(refused) > 10 else ""
-            raise RoutingRefusedError(
-                f"the routing policy lets {sender.code} send only to: {self.describe()}; "
-                f"not allowed: {shown}{more}",
-                rules=list(self.rules),
-                refused=[r.code for r in refused[:100]],
-            )
+        if not refused:
+            return
+        named = [r for r in refused if (known_by or self).knows(sender, r)]
+        shown = ", ".join(f"{r.code} ({r.name})" for r in named[:10])
+        if len(named) > 10:
+            shown += f" and {len(named) - 10} more"
+        if len(named) < len(refused):  # reached through a selector: neither their codes nor how many
+            hidden = "units under a selector that lie outside your part of the tree (narrow the selector)"
+            shown = f"{shown}; {hidden}" if shown else hidden
+        raise RoutingRefusedError(
+            f"the routing policy lets {sender.code} send only to: {self.describe()}; not allowed: {shown}",
+            rules=list(self.rules),
+            refused=[r.code for r in named[:100]],
+        )
 
 
 FORWARD_POLICY = RoutingPolicy(("descendants",))

@@ -175,3 +175,30 @@ async def test_the_timestamp_authority_rejects_garbage_by_the_protocol(client) -
         reply = _Reply.load(r.content)
         assert reply["status"]["status"].native == "rejection"
         assert reply["status"]["fail_info"].native == {"bad_data_format"}
+
+
+async def test_text_with_a_control_character_is_refused_on_every_database(client, world, settings) -> None:
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                          **upload_form(metadata(subject="Kế hoạch\x00 năm 2027")))
+    assert "U+0000" in _problem(r, 422)
+    assert await _outbox(client, world) == []
+    assert _blob_files(settings) == []
+    r = await client.post("/api/v1/users", headers=world.auth("admin"),
+                          json={"username": "van\x1bthu", "full_name": "Văn thư", "roles": ["clerk"]})
+    assert "U+001B" in _problem(r, 422)
+    up = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata("77-KH/ĐU")))
+    doc = up.json()["id"]
+    assert (await client.post(f"/api/v1/documents/{doc}/send", headers=world.auth("xa1"),
+                              json={"recipients": ["000.01.01.H99"]})).status_code == 200
+    r = await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("xa1"), json={"reason": "sai\x00sót"})
+    assert "U+0000" in _problem(r, 422)
+    # Lines and tabs are text, not control.
+    ok = await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("xa1"),
+                           json={"reason": "Ban hành nhầm số.\n\tĐề nghị trả lại."})
+    assert ok.status_code == 200, ok.text
+
+
+async def test_an_id_with_a_nul_in_the_path_is_a_problem_not_a_crash(client, world) -> None:
+    r = await client.get("/api/v1/documents/abc%00def", headers=world.auth("xa1"))
+    assert r.status_code in (404, 422), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")

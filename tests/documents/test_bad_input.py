@@ -129,13 +129,28 @@ async def test_unknown_recipient_units_are_listed(client, world) -> None:
 
 
 async def test_routing_refusal_names_the_rule(client, world) -> None:
+    # The branch knows its own unit, and no rule lets a unit send to itself.
     up = await client.post("/api/v1/documents", headers=world.auth("cb_dong"), **upload_form(metadata("3-CV/CB")))
     r = await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("cb_dong"),
-                          json={"recipients": ["000.01.02.H99"]})
+                          json={"recipients": ["000.01.01.H99"]})
     body = _problem(r, 403)
     assert body["rules"] == ["parent", "children", "siblings", "descendants"]
-    assert body["refused"] == ["000.01.02.H99"]
+    assert body["refused"] == ["000.01.01.H99"]
     assert "parent" in body["detail"]
+
+
+async def test_a_unit_the_sender_may_not_know_of_is_answered_as_unknown_with_the_rule(client, world) -> None:
+    # The province exists, but it is not the branch's parent and not in its part of the tree:
+    # the answer is the one for a code that names nothing, and it says why either happens.
+    up = await client.post("/api/v1/documents", headers=world.auth("cb_dong"), **upload_form(metadata("4-CV/CB")))
+    url = f"/api/v1/documents/{up.json()['id']}/send"
+    hidden = _problem(await client.post(url, headers=world.auth("cb_dong"), json={"recipients": ["000.00.00.H99"]}),
+                      422)
+    missing = _problem(await client.post(url, headers=world.auth("cb_dong"), json={"recipients": ["999.99.99.H99"]}),
+                       422)
+    assert hidden["detail"].replace("000.00.00.H99", "X") == missing["detail"].replace("999.99.99.H99", "X")
+    assert "siblings" in hidden["detail"]
+    assert "Tỉnh ủy" not in hidden["detail"]
 
 
 async def test_nfd_names_are_the_same_names(client, world) -> None:

@@ -14,6 +14,7 @@ from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, T
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
 from service.routing import RecipientSelector
+from service.text import PlainText
 
 router = APIRouter(tags=["documents"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -23,7 +24,7 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
 class RecallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"reason": "Ban hành nhầm số"}})
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: PlainText = Field(min_length=1, max_length=2000)
 
 
 async def filters(status: str | None = Query(None, pattern=r"^\d{2}$"), urgency: int | None = Query(None, ge=0, le=3),
@@ -143,12 +144,12 @@ async def change_status(delivery_id: str, body: docs.StatusChange, tx: Tx,
 
 
 @router.post("/deliveries/{delivery_id}/forward", summary="Forward a registered document to units below")
-async def forward(delivery_id: str, body: docs.SendRequest, tx: Tx, principal: CurrentPrincipal,
+async def forward(delivery_id: str, body: docs.SendRequest, tx: Tx, principal: CurrentPrincipal, policy: Policy,
                   idempotency_key: IdemKey = None) -> JSONResponse:
     selectors = [RecipientSelector.parse(item) for item in body.recipients]
 
     async def run() -> dict[str, Any]:
-        result = await docs.forward_delivery(tx.session, principal, delivery_id, selectors)
+        result = await docs.forward_delivery(tx.session, principal, delivery_id, selectors, policy)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 
     retry_print = docs.fingerprint("forward", delivery_id, body.model_dump()) if idempotency_key else ""

@@ -13,7 +13,7 @@ from service import auth, units
 from service.api.deps import CurrentPrincipal, Principals, SettingsDep, Tx, require_roles
 from service.auth import Principal
 from service.errors import NotFoundError
-from service.text import to_vn_iso
+from service.text import PlainText, to_vn_iso
 
 router = APIRouter(tags=["people"])
 Admin = Depends(require_roles("admin"))
@@ -24,11 +24,11 @@ class NewUser(BaseModel):
         "username": "vanthu.tanlap", "full_name": "Trần Thị Bình", "roles": ["clerk"],
         "position": "Văn thư", "email": "vanthu.tanlap@tinhuy.vn"}})
 
-    username: str = Field(min_length=2, max_length=200)
-    full_name: str = Field(min_length=1, max_length=300)
+    username: PlainText = Field(min_length=2, max_length=200)
+    full_name: PlainText = Field(min_length=1, max_length=300)
     roles: list[str] = Field(min_length=1)
-    position: str = ""
-    email: str = ""
+    position: PlainText = Field(default="", max_length=300)
+    email: PlainText = Field(default="", max_length=300)
     unit: str | None = Field(default=None, description="A unit under the admin's (default: the admin's own)")
     audit_root: str | None = Field(default=None, description="For auditors: the subtree they read")
     is_service: bool = Field(default=False, description="An integration account (service token)")
@@ -37,7 +37,7 @@ class NewUser(BaseModel):
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(default="", max_length=200)
+    label: PlainText = Field(default="", max_length=200)
     days: int | None = Field(default=None, ge=1, le=3650)
 
 
