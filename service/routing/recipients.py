@@ -27,7 +27,7 @@ __all__ = [
     "unit_ref",
 ]
 
-MAX_RECIPIENTS = 10_000
+MAX_RECIPIENTS = 60_000  # units named one by one: the whole organisation is some 50,000
 # Each selector is a subtree query of up to a province (10,000+ rows): a request needs a few.
 MAX_SELECTORS = 100
 _KEY_CHARS = 64  # the longest unit code (ids are 32)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from service.routing import MAX_RECIPIENTS
 from tests.factories.pdf import metadata, upload_form
 
 PROVINCE, XA1, XA2 = "000.00.00.H99", "000.00.01.H99", "000.00.02.H99"
@@ -86,7 +87,7 @@ MALFORMED = {  # recipients → what the answer says about them
     "a very long code": (["0" * 100_000], "recipient 1: the code or id is longer than any unit code or id"),
     "a very long 'under'": ([{"under": "0" * 100_000}], "recipient 1: 'under' is longer than any unit code"),
     "no recipients": ([], "name at least one recipient"),
-    "100,000 recipients": ([XA1] * 100_000, "at most 10000 recipients in one request"),
+    "100,000 recipients": ([XA1] * 100_000, f"at most {MAX_RECIPIENTS} recipients in one request"),
     "more than 100 selectors": ([{"under": XA1}] * 101, "at most 100 selectors"),
 }
 
