@@ -1,6 +1,7 @@
 """The API process starts without the signing stack: PDF signing and verification (pyHanko,
 fonts, certificate validation: tens of MB) load on the first request that needs them,
-which keeps an idle process, and one streaming a large upload, small."""
+which keeps an idle process, and one streaming a large upload, small. On SQLite it does not
+load the PostgreSQL driver either."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ PROBE = """
 import sys
 from service.api.app import create_app
 create_app()
-print(sorted(m for m in ("pyhanko", "pyhanko_certvalidator", "fontTools") if m in sys.modules))
+print(sorted(m for m in ("pyhanko", "pyhanko_certvalidator", "fontTools", "asyncpg") if m in sys.modules))
 """
 
 

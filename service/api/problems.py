@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asyncpg.exceptions import DataError as PostgresDataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -95,7 +94,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
                    "Quote the request id to the administrator.")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, *, postgres: bool = False) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -103,5 +102,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     # Handled where routes raise them (a handler for Exception runs outermost, and Starlette
     # raises the error again after it, to be logged as a crash).
     app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(PostgresDataError, _database_error)
+    if postgres:  # asyncpg is a few MB of memory a SQLite deployment does without
+        from asyncpg.exceptions import DataError as PostgresDataError
+
+        app.add_exception_handler(PostgresDataError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
