@@ -50,6 +50,12 @@ JSON_CASES = {
 }
 
 
+def _assert_refused(r, words: str) -> None:
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert words in r.json()["detail"]
+
+
 @pytest.mark.parametrize("case", list(JSON_CASES))
 async def test_bad_json_is_a_problem_naming_the_unit(client, commune_admin, snapshot, case) -> None:
     rows, words = JSON_CASES[case]
@@ -57,9 +63,7 @@ async def test_bad_json_is_a_problem_naming_the_unit(client, commune_admin, snap
     body = json.dumps(rows).encode() if rows is not None else b'{"children":[' * 20_000 + b"]}" * 20_000
     before = await snapshot()
     r = await client.post(IMPORT, headers={**commune_admin, "content-type": "application/json"}, content=body)
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert words in r.json()["detail"]
+    _assert_refused(r, words)
     assert await snapshot() == before
 
 
@@ -68,9 +72,7 @@ async def test_a_number_of_thousands_of_digits_is_refused(client, commune_admin,
     body = b'[{"code": "000.09.01.H99", "name": "A", "level": "B", "parent_code": "' + XA1.encode() + b'", "x": '
     r = await client.post(IMPORT, headers={**commune_admin, "content-type": "application/json"},
                           content=body + b"7" * 5000 + b"}]")
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert "a number of 5000 digits" in r.json()["detail"]
+    _assert_refused(r, "a number of 5000 digits")
     assert await snapshot() == before
 
 
@@ -89,9 +91,7 @@ async def test_bad_csv_is_a_problem_naming_the_line(client, commune_admin, snaps
     body, words = CSV_CASES[case]
     before = await snapshot()
     r = await client.post(IMPORT, headers={**commune_admin, "content-type": "text/csv"}, content=body)
-    assert r.status_code == 422, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert words in r.json()["detail"]
+    _assert_refused(r, words)
     assert await snapshot() == before
 
 
