@@ -18,7 +18,7 @@ from service.documents import BlobStore
 from service.plugins import freeze_loaded, import_optional
 from service.routing import RoutingPolicy
 from service.settings import Settings
-from service.storage.db import Database, is_sqlite
+from service.storage.db import Database
 
 __all__ = ["create_app"]
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.policy = RoutingPolicy.parse(settings.routing_rules)
     app.state.principals = PrincipalCache(settings.auth_cache_s)
-    install_problem_handlers(app, postgres=not is_sqlite(settings.effective_database_url))
+    install_problem_handlers(app)
     app.add_middleware(RequestSessions)
     install_observability(app)
     # Each router straight on the app (a nested router matches every request twice),

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from service.documents import BlobStore, BlobWriter, TooLargeError
 from service.errors import InvalidInputError, ServiceError
+from service.text import plain_text
 
 if TYPE_CHECKING:  # the TypedDict exists only for type checkers
     from python_multipart.multipart import MultipartCallbacks
@@ -156,6 +157,11 @@ def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b:
     if b"filename" in opts:
         filename = opts[b"filename"].decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
         filename = filename or ("document.pdf" if name == "file" else f"attachment-{len(form.files)}")
+        try:
+            plain_text(filename)
+        except ValueError as exc:
+            raise InvalidInputError(f"the name of the file in the field {name!r} holds a control character; "
+                                    "rename the file and send it again") from exc
         ctype = _media_type(headers.get(b"content-type"), filename)
         b.current = ReceivedFile(name, filename, ctype, store.writer(b.limit))
         form.files.append(b.current)

@@ -65,12 +65,15 @@ async def _race_lost(request: Request, exc: Exception) -> JSONResponse:
 
 
 # PostgreSQL's codes for text it cannot hold: a NUL character (U+0000), or a character
-# outside the database's encoding. SQLite stores either, so only PostgreSQL raises them.
+# outside the database's encoding.
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 
 
 def _unstorable_text(exc: BaseException) -> bool:
-    for err in (exc, getattr(exc, "orig", None), exc.__cause__):  # SQLAlchemy wraps the driver's error
+    # SQLAlchemy wraps the driver's error; either driver fails to encode a lone surrogate.
+    for err in (exc, getattr(exc, "orig", None), exc.__cause__, exc.__context__):
+        if isinstance(err, UnicodeEncodeError):
+            return True
         if getattr(err, "sqlstate", None) in _UNSTORABLE_TEXT or getattr(err, "pgcode", None) in _UNSTORABLE_TEXT:
             return True
     return False
@@ -81,8 +84,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # another way (a path or query parameter). The transaction is rolled back.
     if _unstorable_text(exc):
         return problem(request, 422, "unstorable-text", "Invalid text",
-                       "the request holds a NUL character (U+0000), which no text may contain; "
-                       "remove it and send again")
+                       "the request holds text no field may contain: a NUL character (U+0000) or half of "
+                       "a surrogate pair (such as \\ud800 in JSON); remove it and send again")
     return await _unexpected(request, exc)
 
 
@@ -94,16 +97,13 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
                    "Quote the request id to the administrator.")
 
 
-def install_problem_handlers(app: FastAPI, *, postgres: bool = False) -> None:
+def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _race_lost)
     # Handled where routes raise them (a handler for Exception runs outermost, and Starlette
     # raises the error again after it, to be logged as a crash).
-    app.add_exception_handler(DBAPIError, _database_error)
-    if postgres:  # asyncpg is a few MB of memory a SQLite deployment does without
-        from asyncpg.exceptions import DataError as PostgresDataError
-
-        app.add_exception_handler(PostgresDataError, _database_error)
+    app.add_exception_handler(DBAPIError, _database_error)  # storage.driver raises the driver's errors as these
+    app.add_exception_handler(UnicodeEncodeError, _database_error)  # sqlite3 under SQLAlchemy raises it as it is
     app.add_exception_handler(Exception, _unexpected)

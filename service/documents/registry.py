@@ -29,6 +29,7 @@ __all__ = [
     "NotPdfError",
     "StoredFile",
     "check_pdf",
+    "check_pdf_header",
     "find_idempotent",
     "fingerprint",
     "register_document",
@@ -66,12 +67,17 @@ class StoredFile:
     tail: bytes
 
 
+def check_pdf_header(size: int, head: bytes, what: str) -> None:
+    """Raises NotPdfError unless ``head`` (the first bytes) starts a PDF."""
+    if size == 0:
+        raise NotPdfError(f"{what} is empty")
+    if b"%PDF-" not in head[:1024]:
+        raise NotPdfError(f"{what} is not a PDF: it does not start with %PDF-")
+
+
 def check_pdf(f: StoredFile, what: str = "the document") -> None:
     """Cheap structural check of a PDF. Raises NotPdfError naming the problem."""
-    if f.size == 0:
-        raise NotPdfError(f"{what} ({f.filename}) is empty")
-    if b"%PDF-" not in f.head[:1024]:
-        raise NotPdfError(f"{what} ({f.filename}) is not a PDF: it does not start with %PDF-")
+    check_pdf_header(f.size, f.head, f"{what} ({f.filename})")
     if b"%%EOF" not in f.tail or b"startxref" not in f.tail:
         raise NotPdfError(f"{what} ({f.filename}) is truncated: the end of the PDF (startxref, %%EOF) is missing")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInputError
-from service.routing import MAX_RECIPIENTS, InvalidRecipientError, parse_recipients
+from service.routing import MAX_RECIPIENTS, InvalidRecipientError, RecipientSelector, parse_recipients
 from service.text import PlainText, fold, nfc
 
 __all__ = [
@@ -103,22 +103,27 @@ class SendRequest(BaseModel):
         "recipients": ["000.00.01.H49", {"under": "000.00.01.H49", "level": "Chi bộ"}],
     }})
 
-    recipients: list[str | dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_RECIPIENTS,
+    recipients: Annotated[list[Any], WithJsonSchema({
+        "type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS,
+        "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}})] = Field(
         description='Each a unit code or id, {"unit": code}, or {"under": code, "level": name, '
                     '"include_root": false} for the units below one (of one level)')
 
     @field_validator("recipients", mode="before")
     @classmethod
-    def _recipients(cls, value: Any) -> Any:
-        # Checked before the types above, by the same parser the send uses, so that a bad
-        # entry is named by its position in words a clerk can act on, and nothing is sent.
-        if isinstance(value, list):
-            try:
-                parse_recipients(value)
-            except InvalidRecipientError as exc:
-                raise PydanticCustomError("invalid_recipient", "{detail}", {"detail": exc.detail}) from exc
-        return value
+    def _recipients(cls, value: Any) -> list[RecipientSelector]:
+        # Parsed here, once, by the parser the send uses: a bad entry is named by its position
+        # in words a clerk can act on, and nothing is sent.
+        if not isinstance(value, list):
+            raise PydanticCustomError("invalid_recipient", "must be a list of recipients")
+        try:
+            return parse_recipients(value)
+        except InvalidRecipientError as exc:
+            raise PydanticCustomError("invalid_recipient", "{detail}", {"detail": exc.detail}) from exc
+
+    @property
+    def selectors(self) -> list[RecipientSelector]:
+        return list(self.recipients)
 
 
 class StatusChange(BaseModel):

@@ -27,7 +27,9 @@ __all__ = [
     "unit_ref",
 ]
 
-MAX_RECIPIENTS = 60_000  # units named one by one: the whole organisation is some 50,000
+# Units named one by one. The look-up binds two parameters per key (id, code), and asyncpg
+# binds at most 32,767; a province's 10,000+ units are one selector {"under": code} away.
+MAX_RECIPIENTS = 15_000
 # Each selector is a subtree query of up to a province (10,000+ rows): a request needs a few.
 MAX_SELECTORS = 100
 _KEY_CHARS = 64  # the longest unit code (ids are 32)

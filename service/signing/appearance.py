@@ -23,6 +23,8 @@ from pyhanko.pdf_utils import images, layout, text
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
 from pyhanko.stamp import TextStampStyle
 
+from service.signing.errors import SignatureCreationError
+
 __all__ = [
     "ATTACHMENT_FONT_SIZE",
     "MM_TO_PT",
@@ -157,9 +159,14 @@ def _png(img: Image.Image) -> bytes:
 
 # -- stamp styles ---------------------------------------------------------------------
 def image_style(png: bytes) -> TextStampStyle:
-    """An appearance that is just the (transparent) image, scaled to the box."""
-    pil: Image.Image = Image.open(io.BytesIO(png))
-    pil.load()
+    """An appearance that is just the (transparent) image, scaled to the box.
+
+    Raises SignatureCreationError if the image cannot be read."""
+    try:
+        pil: Image.Image = Image.open(io.BytesIO(png))
+        pil.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:  # stored before images were fully checked
+        raise SignatureCreationError("the signature or seal image is damaged; upload it again") from exc
     if pil.mode not in ("RGBA", "LA"):
         pil = pil.convert("RGBA")
     return TextStampStyle(

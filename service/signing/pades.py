@@ -232,7 +232,7 @@ async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
                 appearance_text_params=job.text_params or None,
                 chunk_size=_IO_CHUNK,
             )
-    except (PdfError, PyhankoSigningError, OSError, ValueError, KeyError) as exc:
+    except (PdfError, PyhankoSigningError, OSError, ValueError, KeyError, ArithmeticError) as exc:
         dst.unlink(missing_ok=True)
         raise SignatureCreationError(f"signing failed: {exc}") from exc
 

@@ -79,7 +79,7 @@ async def bulk_insert(session: AsyncSession, table: Table, rows: Sequence[dict[s
     records = _records(rows, names, _converters(table, dialect))
     raw = await driver.raw_connection(session)  # the transaction begun: COPY is not a statement of it
     if dialect in ("postgresql", "sqlite"):
-        with driver.integrity_errors():  # as SQLAlchemy would have said it: callers know that one
+        with driver.sqlalchemy_errors():  # as SQLAlchemy would have said it: callers know that one
             await _driver_insert(raw, dialect, table.name, names, records)
     else:
         await session.execute(insert_into(table), list(rows))

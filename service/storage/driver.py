@@ -55,7 +55,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine.interfaces import Compiled
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql import visitors
@@ -68,7 +68,7 @@ from service.storage import sqlite_driver
 from service.storage.db import ServiceSession
 
 __all__ = ["defer", "dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_last", "fetch_now",
-           "in_transaction", "integrity_errors", "memo_last", "per_transaction", "raw_connection"]
+           "in_transaction", "sqlalchemy_errors", "memo_last", "per_transaction", "raw_connection"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -154,7 +154,7 @@ class _SQLite:
 
     async def rows(self, sql: str, args: Sequence[Any], begin: bool = True) -> Sequence[Sequence[Any]]:
         async with self._conn.cursor() as cursor:  # runs on the loop, in one step
-            with integrity_errors():
+            with sqlalchemy_errors():
                 await cursor.execute(sql, args)
             return await cursor.fetchall()
 
@@ -165,7 +165,7 @@ class _SQLite:
             for start in range(0, len(args), _YIELD_EVERY):
                 if start:
                     await asyncio.sleep(0)
-                with integrity_errors():
+                with sqlalchemy_errors():
                     await cursor.executemany(sql, args[start : start + _YIELD_EVERY])
 
 
@@ -184,12 +184,12 @@ class _Asyncpg:
         # Not begun for a read, or for a last statement that nothing wrote before: alone,
         # a statement is its own transaction (SQLAlchemy sends no COMMIT for one not begun).
         conn = await self.begun() if begin else self._adapted._connection
-        with integrity_errors():
+        with sqlalchemy_errors():
             return list(await conn.fetch(sql, *args))
 
     async def many(self, sql: str, args: list[list[Any]]) -> None:
         conn = await self.begun()
-        with integrity_errors():
+        with sqlalchemy_errors():
             if len(args) == 1:  # executemany's batch costs 15 – 20 µs more for a single row
                 await conn.execute(sql, *args[0])
             else:
@@ -559,21 +559,30 @@ def _converted(row: Sequence[Any], columns: tuple[tuple[int, Processor], ...]) -
 
 
 @contextmanager
-def integrity_errors() -> Iterator[None]:
-    """A constraint violation raised as SQLAlchemy's IntegrityError, as ``session.execute`` raises it."""
+def sqlalchemy_errors() -> Iterator[None]:
+    """The driver's errors as ``session.execute`` raises them: a constraint violation as
+    IntegrityError; data the database cannot take (PostgreSQL refusing a NUL, text that
+    cannot be encoded) as DataError."""
     try:
         yield
     except Exception as exc:
         if _is_integrity_error(exc):
             raise IntegrityError("statement sent to the driver", None, exc) from exc
+        if isinstance(exc, UnicodeEncodeError) or _named_in_mro(exc, "DataError"):
+            raise DataError("statement sent to the driver", None, exc) from exc
         raise
+
+
+def _named_in_mro(exc: BaseException, name: str) -> bool:
+    # asyncpg's classes by name: this module does not import the driver it may not need.
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
 def _is_integrity_error(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.IntegrityError):
         return True
     # asyncpg's constraint violations (unique, foreign key, not null) share this base.
-    return any(cls.__name__ == "IntegrityConstraintViolationError" for cls in type(exc).__mro__)
+    return _named_in_mro(exc, "IntegrityConstraintViolationError")
 
 
 def _convert(processor: Processor | None, value: Any) -> Any:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.text import nfc
+from service.text import nfc, plain_text
 from service.units.errors import InvalidTreeError
 
 __all__ = ["MAX_LEVELS", "UnitSpec", "dump_csv", "dump_json", "parse_tree", "valid_code"]
@@ -67,6 +67,8 @@ def parse_tree(data: bytes, filename: str) -> list[UnitSpec]:
 def _from_csv(text: str) -> list[UnitSpec]:
     reader = csv.DictReader(io.StringIO(text))
     try:
+        if not {"code", "name"} <= set(reader.fieldnames or ()):
+            raise InvalidTreeError(f"the CSV's first line must name its columns: {','.join(CSV_COLUMNS)}")
         return [_from_row(row, reader.line_num) for row in reader]
     except csv.Error as exc:  # e.g. a field over the csv module's 131072-character limit
         # line_num counts the lines of the rows read whole: the bad row starts on the next.
@@ -165,11 +167,18 @@ def _text(item: dict[str, Any], key: str, where: str) -> str:
     value = item[key]
     if not isinstance(value, str):
         raise InvalidTreeError(f"{where}: '{key}' must be text in quotes")
-    text = nfc(value)
+    text = _plain(nfc(value), f"{where}: '{key}'")
     limit = _LIMITS.get(key)
     if limit is not None and len(text) > limit:
         raise InvalidTreeError(f"{where}: '{key}' is {len(text)} characters long; at most {limit}")
     return text
+
+
+def _plain(text: str, what: str) -> str:
+    try:
+        return plain_text(text)
+    except ValueError as exc:
+        raise InvalidTreeError(f"{what}: {exc}") from exc
 
 
 def _parent_code(item: dict[str, Any], where: str) -> str | None:
@@ -190,7 +199,7 @@ def _mailboxes(value: Any, where: str) -> list[str]:
     boxes = [value] if isinstance(value, str) else value
     if not isinstance(boxes, list) or not all(isinstance(m, str) for m in boxes):
         raise InvalidTreeError(f"{where}: 'mailboxes' must be a list of addresses")
-    addresses = [nfc(m) for m in boxes]
+    addresses = [_plain(nfc(m), f"{where}: a mailbox") for m in boxes]
     for address in addresses:
         if len(address) > _MAILBOX_MAX or not _MAILBOX.match(address):
             raise InvalidTreeError(f"{where}: mailbox {_show(address)!r} is not an e-mail address")

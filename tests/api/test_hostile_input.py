@@ -121,7 +121,7 @@ def _png() -> bytes:
 async def test_an_image_declaring_huge_dimensions_is_refused(client, world, settings) -> None:
     r = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1_signer"),
                          content=_png_header_only(20000, 20000))
-    assert "4000" in _problem(r, 422)
+    assert "2000×2000 pixels" in _problem(r, 422)
     assert _blob_files(settings) == []
 
 
@@ -202,3 +202,73 @@ async def test_an_id_with_a_nul_in_the_path_is_a_problem_not_a_crash(client, wor
     r = await client.get("/api/v1/documents/abc%00def", headers=world.auth("xa1"))
     assert r.status_code in (404, 422), r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_image_cut_short_is_refused_when_uploaded_not_when_signing(client, world, settings) -> None:
+    png = _png()
+    r = await client.put("/api/v1/me/signature-image", headers=world.auth("xa1_signer"), content=png[: len(png) - 40])
+    assert "damaged" in _problem(r, 422)
+    assert _blob_files(settings) == []
+
+
+async def test_signature_boxes_too_small_to_show_anything_and_blank_field_names_are_refused(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata("81-KH/ĐU")))
+    url = f"/api/v1/documents/{up.json()['id']}/signatures/personal"
+    for body in ({"box": [0, 0, 0.001, 0.001]}, {"box": [100, 100, 105, 300]}, {"field_name": " "},
+                 {"field_name": "\u200b"}):
+        r = await client.post(url, headers=world.auth("xa1_signer"), json=body)
+        _problem(r, 422)
+    signatures = await client.get(f"/api/v1/documents/{up.json()['id']}/signatures", headers=world.auth("xa1"))
+    assert signatures.json()["signatures"] == []
+
+
+async def test_half_a_surrogate_pair_is_a_problem_wherever_it_is_sent(client, world) -> None:
+    admin = {**world.auth("admin"), "Content-Type": "application/json"}
+    requests = [
+        ("POST", "/api/v1/units/import",
+         b'[{"code": "000.09.01.H99", "name": "A\\ud800", "level": "Chi b\\u1ed9", "parent_code": "000.00.01.H99"}]'),
+        ("POST", "/api/v1/users", b'{"username": "x.y", "full_name": "X", "roles": ["clerk"], "unit": "a\\ud800b"}'),
+        ("PATCH", "/api/v1/units/000.01.01.H99", b'{"parent": "a\\ud800b"}'),
+    ]
+    for method, url, body in requests:
+        r = await client.request(method, url, headers=admin, content=body)
+        assert r.status_code == 422, (url, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    unit = await client.get("/api/v1/units/000.01.01.H99", headers=world.auth("admin"))
+    assert unit.json()["name"] == "Chi bộ thôn Đông", "nothing was changed"
+
+
+async def test_unit_files_with_control_characters_or_no_header_are_refused(client, world) -> None:
+    admin = world.auth("admin")
+    bad = [
+        ("application/json", '[{"code": "000.09.01.H99", "name": "Chi bộ\\u001b[31mX", "level": "Chi bộ", '
+                             '"parent_code": "000.00.01.H99"}]', "U+001B"),
+        ("application/json", '[{"code": "000.09.01.H99", "name": "Chi bộ X", "level": "Chi bộ", '
+                             '"parent_code": "000.00.01.H99", "mailboxes": ["a\\u0000b@c.vn"]}]', "U+0000"),
+        ("text/csv", "\ufeff", "first line must name its columns"),
+        ("text/csv", "ma,ten\n000.09.01.H99,Chi bộ X\n", "first line must name its columns"),
+    ]
+    for ctype, body, words in bad:
+        r = await client.post("/api/v1/units/import", headers={**admin, "Content-Type": ctype},
+                              content=body.encode())
+        assert words in _problem(r, 422), body
+    assert (await client.get("/api/v1/units/000.09.01.H99", headers=admin)).status_code == 404
+
+
+async def test_file_names_with_control_characters_are_refused(client, world, settings) -> None:
+    for name, field in (("a\x00.pdf", "file"), ("a\x1b[31mb.txt", "attachments")):
+        main_name = name if field == "file" else "kehoach.pdf"
+        parts = [_meta_part(), _part("file", make_pdf(), main_name, b"application/pdf")]
+        if field == "attachments":
+            parts.append(_part("attachments", b"hello", name, b"text/plain"))
+        assert "control character" in _problem(await _post_form(client, world, _form(*parts)), 422)
+    assert await _outbox(client, world) == []
+    assert _blob_files(settings) == []
+
+
+async def test_verifying_an_empty_body_or_a_file_that_is_no_pdf_is_refused(client, world, settings) -> None:
+    for body, words in ((b"", "empty"), (b"<html>hello</html>", "not a PDF")):
+        r = await client.post("/api/v1/verify", headers={**world.auth("xa1"), "Content-Type": "application/pdf"},
+                              content=body)
+        assert words in _problem(r, 422)
+    assert _blob_files(settings) == []

@@ -121,11 +121,14 @@ async def test_verify_any_pdf_never_passes_a_changed_or_broken_file(client, worl
     tampered = bytearray(pdf)
     pos = pdf.index(b"trang 1")
     tampered[pos] = ord("T")
-    for data in (bytes(tampered), pdf + b"\n% appended after signing\n", b"%PDF-1.7\n garbage", b""):
+    for data in (bytes(tampered), pdf + b"\n% appended after signing\n", b"%PDF-1.7\n garbage"):
         r = await client.post("/api/v1/verify", headers={**world.auth("xa2"), "content-type": "application/pdf"},
                               content=data)
         assert r.status_code == 200, r.text
         assert r.json()["verdict"] != "passed"
+    empty = await client.post("/api/v1/verify", headers={**world.auth("xa2"), "content-type": "application/pdf"},
+                              content=b"")
+    assert empty.status_code == 422, "an empty body is no PDF to report on"
     changed = await client.post("/api/v1/verify", headers={**world.auth("xa2"), "content-type": "application/pdf"},
                                 content=bytes(tampered))
     assert changed.json()["verdict"] == "failed"

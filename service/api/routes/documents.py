@@ -13,7 +13,6 @@ from service import documents as docs
 from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
-from service.routing import RecipientSelector
 from service.text import PlainText
 
 router = APIRouter(tags=["documents"])
@@ -81,7 +80,7 @@ async def attachment(doc_id: str, att_id: str, tx: Tx, principal: CurrentPrincip
 async def send(doc_id: str, body: docs.SendRequest, request: Request, tx: Tx, principal: CurrentPrincipal,
                policy: Policy, settings: SettingsDep, blobs: Blobs, db: DB,
                idempotency_key: IdemKey = None) -> JSONResponse:
-    selectors = [RecipientSelector.parse(item) for item in body.recipients]
+    selectors = body.selectors
     runtime = await signing_runtime(request) if settings.verify_on_send else None
     retry_print = docs.fingerprint("send", doc_id, body.model_dump()) if idempotency_key else ""
     answer, replayed = await send_verified(tx.session, db, principal, doc_id, selectors, policy, runtime, blobs,
@@ -146,7 +145,7 @@ async def change_status(delivery_id: str, body: docs.StatusChange, tx: Tx,
 @router.post("/deliveries/{delivery_id}/forward", summary="Forward a registered document to units below")
 async def forward(delivery_id: str, body: docs.SendRequest, tx: Tx, principal: CurrentPrincipal, policy: Policy,
                   idempotency_key: IdemKey = None) -> JSONResponse:
-    selectors = [RecipientSelector.parse(item) for item in body.recipients]
+    selectors = body.selectors
 
     async def run() -> dict[str, Any]:
         result = await docs.forward_delivery(tx.session, principal, delivery_id, selectors, policy)

@@ -27,13 +27,16 @@ router = APIRouter(tags=["signatures"])
 def _field_name(name: str) -> str:
     # A PDF field's partial name: '.' would make it a path of fields, and a control
     # character is no name a person could have given it.
-    if not name or "." in name or any(unicodedata.category(c) == "Cc" for c in name):
-        raise ValueError("a signature field's name is 1 to 100 characters, without '.' or control characters")
+    visible = [c for c in name if unicodedata.category(c)[0] not in "CZ"]  # not space, control or format
+    if not visible or "." in name or any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise ValueError("a signature field's name is 1 to 100 characters, with a letter or digit, "
+                         "without '.' or control characters")
     return unicodedata.normalize("NFC", name)
 
 
 FieldName = Annotated[str, Field(max_length=100), AfterValidator(_field_name)]
 Coordinate = Annotated[float, Field(ge=0, le=14400, allow_inf_nan=False)]  # 14,400 pt: the largest PDF page
+_MIN_SIDE = 10  # points: a smaller box shows nothing, and pyHanko cannot scale an image into it
 
 
 class PersonalSignatureRequest(BaseModel):
@@ -47,8 +50,9 @@ class PersonalSignatureRequest(BaseModel):
     @field_validator("box")
     @classmethod
     def _box_has_area(cls, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
-        if box is not None and (box[2] <= box[0] or box[3] <= box[1]):
-            raise ValueError("the box is x1, y1, x2, y2 with x2 greater than x1 and y2 greater than y1")
+        if box is not None and (box[2] - box[0] < _MIN_SIDE or box[3] - box[1] < _MIN_SIDE):
+            raise ValueError(f"the box is x1, y1, x2, y2 with x2 greater than x1 and y2 greater than y1, "
+                             f"by {_MIN_SIDE} points (3.5 mm) at least")
         return box
 
 
@@ -125,6 +129,8 @@ async def verify_any(request: Request, principal: CurrentPrincipal, runtime: Sig
                      settings: SettingsDep, format: Literal["json", "html"] = Query("json")) -> Response:
     received = await _received_pdf(request, blobs, settings.max_upload_bytes)
     try:
+        # A damaged PDF gets a report (that is what its verifier is for); a file that is no PDF at all does not.
+        docs.check_pdf_header(received.size, received.head, "the file to verify")
         report = await runtime.verify(received.tmp_path)
     finally:
         received.discard()

@@ -29,7 +29,7 @@ class UnitPatch(BaseModel):
     code: PlainText | None = Field(default=None, max_length=64)
     mailboxes: list[PlainText] | None = Field(default=None, max_length=20)
     has_seal: bool | None = None
-    parent: str | None = Field(default=None, description="Move under this unit (code or id)")
+    parent: PlainText | None = Field(default=None, max_length=64, description="Move under this unit (code or id)")
 
 
 def _view(unit: units.Unit) -> dict[str, Any]:

@@ -29,8 +29,10 @@ class NewUser(BaseModel):
     roles: list[str] = Field(min_length=1)
     position: PlainText = Field(default="", max_length=300)
     email: PlainText = Field(default="", max_length=300)
-    unit: str | None = Field(default=None, description="A unit under the admin's (default: the admin's own)")
-    audit_root: str | None = Field(default=None, description="For auditors: the subtree they read")
+    unit: PlainText | None = Field(default=None, max_length=64,
+                                  description="A unit under the admin's (default: the admin's own)")
+    audit_root: PlainText | None = Field(default=None, max_length=64,
+                                        description="For auditors: the subtree they read")
     is_service: bool = Field(default=False, description="An integration account (service token)")
 
 
