@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from pydantic import AfterValidator
 
-__all__ = ["VN_TZ", "PlainText", "fold", "nfc", "plain_text", "search_key", "to_vn_iso"]
+__all__ = ["VN_TZ", "PlainText", "first_control", "fold", "nfc", "plain_text", "search_key", "to_vn_iso",
+           "without_controls"]
 
 # Vietnam has kept UTC+07:00 without daylight saving since 1975.
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -19,15 +21,32 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+# Control characters (Unicode's Cc: C0, DEL, C1) and halves of surrogate pairs, which JSON can
+# carry ("\ud800") but no encoding can store; the second leaves tab and line breaks to text.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def first_control(text: str, *, breaks: bool = True) -> str | None:
+    """The first control character of ``text`` (or half of a surrogate pair), if any; with
+    ``breaks`` tab and line breaks are text, not control."""
+    found = (_CONTROL_IN_TEXT if breaks else _CONTROL).search(text)
+    return found.group() if found else None
+
+
+def without_controls(text: str) -> str:
+    """``text`` with each control character read as a space."""
+    return _CONTROL.sub(" ", text)
+
+
 def plain_text(text: str) -> str:
     """``text`` itself; raises ValueError if it holds a control character (a NUL, an escape)
-    other than tab and line breaks, or half of a UTF-16 surrogate pair. No name, number or
-    note a person types holds one; PostgreSQL cannot store a NUL, and a header built
-    from such text (a mail's subject) would be broken."""
-    for ch in text:
-        category = unicodedata.category(ch)
-        if (category == "Cc" and ch not in "\t\n\r") or category == "Cs":
-            raise ValueError(f"the text holds the control character U+{ord(ch):04X}; remove it")
+    other than tab and line breaks, or half of a surrogate pair. No name, number or note a
+    person types holds one; PostgreSQL cannot store a NUL, and a header built from such
+    text (a mail's subject) would be broken."""
+    ch = first_control(text)
+    if ch is not None:
+        raise ValueError(f"the text holds the control character U+{ord(ch):04X}; remove it")
     return text
 
 

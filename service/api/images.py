@@ -38,11 +38,12 @@ def _check_png(data: bytes) -> None:
 
 @contextlib.asynccontextmanager
 async def received_png(request: Request, blobs: BlobStore) -> AsyncIterator[BlobWriter]:
-    """The request body, checked to be a PNG, for the block to keep (``commit``) once the
-    caller may set it; otherwise nothing of it stays. Raises InvalidInputError, TooLargeError."""
+    """The request body, checked to be a PNG; kept in the store if the block ends normally
+    (the caller was allowed to set it), removed if it raises. Raises InvalidInputError, TooLargeError."""
     writer = await receive_body(request, blobs, MAX_IMAGE_BYTES)
     try:
         await asyncio.to_thread(_check_png, writer.tmp_path.read_bytes())
         yield writer
+        writer.commit(writer.sha256)
     finally:
         writer.discard()  # nothing to remove once committed

@@ -22,7 +22,7 @@ from service.text import plain_text
 if TYPE_CHECKING:  # the TypedDict exists only for type checkers
     from python_multipart.multipart import MultipartCallbacks
 
-__all__ = ["ReceivedFile", "ReceivedForm", "receive_body", "receive_form"]
+__all__ = ["ReceivedFile", "ReceivedForm", "read_small_body", "receive_body", "receive_form"]
 
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_BOUNDARY = 70  # RFC 2046: a boundary is 1 to 70 characters
@@ -199,6 +199,23 @@ def _decode_field(name: str, raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"the form field {name!r} is not UTF-8 text") from exc
+
+
+async def read_small_body(request: Request, limit: int, what: str) -> bytes:
+    """A body small enough to hold in memory (``what`` names it in the refusal).
+    Raises TooLargeError as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"{what} is larger than {_size(limit)}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
 
 async def receive_body(request: Request, store: BlobStore, limit: int) -> BlobWriter:

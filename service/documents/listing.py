@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,7 +22,7 @@ from service.documents.models import Delivery, Document
 from service.documents.schemas import URGENCY_NAMES
 from service.documents.statuses import STATUS_NAMES
 from service.errors import InvalidInputError
-from service.text import VN_TZ, fold, search_key
+from service.text import VN_TZ, fold, search_key, without_controls
 from service.units import Unit
 
 __all__ = ["ListFilters", "Page", "delivery_counts", "document_deliveries", "inbox", "outbox"]
@@ -110,17 +109,13 @@ def _like(text: str) -> str:
 
 
 def _text_filter(q: str) -> ColumnElement[bool]:
-    q = _without_controls(q)
+    # Control characters (a NUL pasted along with a number) are never in stored text, and
+    # PostgreSQL refuses a NUL in a parameter: read them as the spaces they stand between.
+    q = without_controls(q)
     # Typed without diacritics ("ke hoach") → compare folded; typed with them → exact letters.
     if fold(q) == search_key(q):
         return col(Document.search_folded).like(_like(fold(q)), escape="\\")
     return col(Document.search_text).like(_like(search_key(q)), escape="\\")
-
-
-def _without_controls(q: str) -> str:
-    # Control characters (a NUL pasted along with a number) are never in stored text, and
-    # PostgreSQL refuses a NUL in a parameter: read them as the spaces they stand between.
-    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in q)
 
 
 def _day_start(day: date, later: int = 0) -> datetime | None:

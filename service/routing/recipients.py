@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ from sqlmodel import col
 from service.errors import InvalidInputError, PermissionDeniedError
 from service.routing.policy import RoutingPolicy, UnitRef
 from service.storage import driver
-from service.text import nfc, search_key
+from service.text import first_control, nfc, search_key
 from service.units import Unit, UnknownUnitsError
 
 __all__ = [
@@ -108,9 +107,8 @@ def _flag(value: Any) -> bool:
 
 
 def _unprintable(text: str) -> bool:
-    # NUL and other controls have no place in a code or a level name (PostgreSQL refuses NUL
-    # in text); a lone surrogate cannot even be stored as UTF-8.
-    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+    # No control character (not even a tab) has a place in a code or a level name.
+    return first_control(text, breaks=False) is not None
 
 
 def _shown(text: str) -> str:

@@ -85,9 +85,12 @@ class Responders:
         try:
             req = tsp.TimeStampReq.load(tsq_der)
             req.native  # noqa: B018 - forces a full parse so malformed input fails here
-            der: bytes = self._granted(req, now).dump()
-        except (ValueError, TypeError, KeyError) as exc:
+        except ValueError as exc:
             return _rejection(f"bad request: {exc}")
+        try:
+            der: bytes = self.timestamp_response(req, now).dump()
+        except PkiError as exc:
+            return _rejection(exc.detail)
         return der
 
     def timestamp_response(self, req: tsp.TimeStampReq, now: datetime) -> tsp.TimeStampResp:

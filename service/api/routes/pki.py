@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.api.deps import Signing
-from service.errors import InvalidInputError, NotFoundError
+from service.api.multipart import read_small_body
+from service.errors import NotFoundError
 
 if TYPE_CHECKING:
     from service.signing import DevelopmentPki
@@ -31,12 +32,7 @@ def _pki(runtime: SigningRuntime) -> DevelopmentPki:
 
 
 async def _body(request: Request) -> bytes:
-    data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > _MAX_REQUEST:
-            raise InvalidInputError("the request is too large for an OCSP or timestamp request")
-    return data
+    return await read_small_body(request, _MAX_REQUEST, "an OCSP or timestamp request")
 
 
 @router.get("/ca.crl", summary="CRL of the issuing CA (DER)", response_class=Response)

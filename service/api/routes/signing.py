@@ -19,7 +19,7 @@ from service.documents import evidence as evidence_export
 from service.documents import external_signing as external
 from service.documents import signing as doc_signing
 from service.errors import InvalidInputError
-from service.text import to_vn_iso
+from service.text import first_control, to_vn_iso
 
 router = APIRouter(tags=["signatures"])
 
@@ -28,7 +28,7 @@ def _field_name(name: str) -> str:
     # A PDF field's partial name: '.' would make it a path of fields, and a control
     # character is no name a person could have given it.
     visible = [c for c in name if unicodedata.category(c)[0] not in "CZ"]  # not space, control or format
-    if not visible or "." in name or any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+    if not visible or "." in name or first_control(name, breaks=False) is not None:
         raise ValueError("a signature field's name is 1 to 100 characters, with a letter or digit, "
                          "without '.' or control characters")
     return unicodedata.normalize("NFC", name)
@@ -157,7 +157,6 @@ async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> BlobWrite
 async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
     async with received_png(request, blobs) as png:
         await doc_signing.set_signature_image(tx.session, principal, png.sha256)
-        png.commit(png.sha256)
     await tx.commit()
 
 
@@ -165,7 +164,6 @@ async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrinci
 async def put_seal_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
     async with received_png(request, blobs) as png:
         await doc_signing.set_seal_image(tx.session, principal, png.sha256)
-        png.commit(png.sha256)
     await tx.commit()
 
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import units
 from service.api.deps import CurrentPrincipal, Principals, Tx, require_roles
+from service.api.multipart import read_small_body
 from service.auth import Principal
-from service.documents import TooLargeError, unit_brief
+from service.documents import unit_brief
 from service.text import PlainText
 
 router = APIRouter(prefix="/units", tags=["units"])
@@ -47,19 +48,6 @@ async def _managed(tx: Tx, principal: Principal, key: str) -> units.Unit:
     return await units.unit_in_scope(tx.session, key, principal.unit_path)
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body; raises TooLargeError as soon as it passes ``limit``."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"the unit file is larger than {limit // (1024 * 1024)} MB; "
-                                "split it and import the parts one after another, parents first")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.get("/me", summary="The caller's own unit")
 async def my_unit(tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
     return _view(await units.get_unit(tx.session, principal.unit_id))
@@ -88,7 +76,8 @@ async def export(tx: Tx, principal: Principal = Admin,
 async def import_units(request: Request, tx: Tx, principals: Principals,
                        principal: Principal = Admin) -> dict[str, int]:
     ctype = request.headers.get("content-type", "")
-    data = await _body(request, MAX_TREE_BYTES)
+    data = await read_small_body(request, MAX_TREE_BYTES,
+                                 "the unit file (split it and import the parts one after another, parents first)")
     # Parsing megabytes is CPU work: off the event loop.
     specs = await asyncio.to_thread(units.parse_tree, data, "upload.csv" if "csv" in ctype else "upload.json")
     me = await units.get_unit(tx.session, principal.unit_id)
