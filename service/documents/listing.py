@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlalchemy.sql import Select
@@ -41,6 +41,15 @@ class ListFilters:
     q: str | None = None
     limit: int = 50
     cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        """Raises InvalidInputError for filters that can only be a mistake."""
+        if self.status is not None and self.status not in STATUS_NAMES:
+            raise InvalidInputError(f"there is no status {self.status!r}; use one of {', '.join(STATUS_NAMES)}",
+                                    field="status")
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise InvalidInputError(f"'since' ({self.since}) is after 'until' ({self.until}), so nothing can "
+                                    "match; swap the two dates", field="since")
 
 
 @dataclass(frozen=True)
@@ -130,33 +139,26 @@ def _day_start(day: date, later: int = 0) -> datetime | None:
         return None
 
 
-def _check(f: ListFilters) -> None:
-    """Raises InvalidInputError for filters that can only be a mistake."""
-    if f.status is not None and f.status not in STATUS_NAMES:
-        raise InvalidInputError(f"there is no status {f.status!r}; use one of {', '.join(STATUS_NAMES)}",
-                                field="status")
-    if f.since is not None and f.until is not None and f.since > f.until:
-        raise InvalidInputError(f"'since' ({f.since}) is after 'until' ({f.until}), so nothing can match; "
-                                "swap the two dates", field="since")
-
-
 def _common(stmt: Select[*_Ts], f: ListFilters, created: Mapped[datetime]) -> Select[*_Ts]:
-    start = _day_start(f.since) if f.since is not None else None
-    end = _day_start(f.until, later=1) if f.until is not None else None
     if f.urgency is not None:
         stmt = stmt.where(col(Document.urgency) == f.urgency)
+    if f.q:
+        stmt = stmt.where(_text_filter(f.q))
+    return _days(stmt, f, created)
+
+
+def _days(stmt: Select[*_Ts], f: ListFilters, created: Mapped[datetime]) -> Select[*_Ts]:
+    start = _day_start(f.since) if f.since is not None else None
+    end = _day_start(f.until, later=1) if f.until is not None else None
     if start is not None:
         stmt = stmt.where(created >= start)
     if end is not None:
         stmt = stmt.where(created < end)
-    if f.q:
-        stmt = stmt.where(_text_filter(f.q))
     return stmt
 
 
 async def inbox(session: AsyncSession, principal: Principal, f: ListFilters) -> Page:
     """Deliveries to the caller's unit, most urgent first, then newest. Raises InvalidInputError."""
-    _check(f)
     stmt = (select(Delivery, Document, col(Unit.name))
             .join(Document, col(Document.id) == col(Delivery.document_id))
             .join(Unit, col(Unit.id) == col(Delivery.from_unit_id))
@@ -171,8 +173,10 @@ async def inbox(session: AsyncSession, principal: Principal, f: ListFilters) -> 
 
 async def outbox(session: AsyncSession, principal: Principal, f: ListFilters) -> Page:
     """Documents registered by the caller's unit, newest first, with status counts. Raises InvalidInputError."""
-    _check(f)
     stmt = select(Document).where(col(Document.sender_unit_id) == principal.unit_id)
+    if f.status:  # e.g. 02: the documents that some recipient returned
+        stmt = stmt.where(exists().where(col(Delivery.document_id) == col(Document.id),
+                                         col(Delivery.status) == f.status))
     stmt = _common(stmt, f, col(Document.created_at))
     keys = ((col(Document.created_at), _moment), (col(Document.id), _row_id))
     rows, nxt = await _page(session, stmt, keys, f, lambda r: [r[0].created_at.isoformat(), r[0].id])
@@ -222,7 +226,9 @@ async def document_deliveries(session: AsyncSession, principal: Principal, doc_i
     recipient, those of the units it audits. Raises DocumentNotFoundError,
     InvalidInputError.
     """
-    _check(f)
+    if f.q or f.urgency is not None:
+        raise InvalidInputError("one document's deliveries are filtered by status, since and until; "
+                                "'q' and 'urgency' choose documents (use them on the inbox or outbox)")
     doc = await visible_document(session, principal, doc_id)
     stmt = select(Delivery, Unit).join(Unit, col(Unit.id) == col(Delivery.recipient_unit_id)).where(
         col(Delivery.document_id) == doc.id)
@@ -237,6 +243,7 @@ async def document_deliveries(session: AsyncSession, principal: Principal, doc_i
                                 if mine is not None else [])))
     if f.status:
         stmt = stmt.where(col(Delivery.status) == f.status)
+    stmt = _days(stmt, f, col(Delivery.created_at))
     keys = ((col(Delivery.created_at), _moment), (col(Delivery.id), _row_id))
     rows, nxt = await _page(session, stmt, keys, f, lambda r: [r[0].created_at.isoformat(), r[0].id])
     counts = (await delivery_counts(session, [doc.id])).get(doc.id, {}) if sees_all else {}

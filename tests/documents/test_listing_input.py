@@ -151,3 +151,29 @@ async def test_control_characters_in_a_search_are_read_as_spaces(client, world) 
 
     assert await found("\x00CV/TU\x07") == 1
     assert await found("CV\x00TU") == 0
+
+
+async def test_the_outbox_by_status_shows_the_documents_some_recipient_is_at(client, world) -> None:
+    returned = await _sent(client, world, 1)
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("9-CV/TU")))
+    other = up.json()["id"]
+    assert (await client.post(f"/api/v1/documents/{other}/send", headers=world.auth("tu"),
+                              json={"recipients": ["000.00.02.H99"]})).status_code == 200
+    delivery = (await client.get(f"/api/v1/documents/{returned}/deliveries", headers=world.auth("tu"))).json()
+    back = await client.post(f"/api/v1/deliveries/{delivery['items'][0]['id']}/status", headers=world.auth("xa1"),
+                             json={"status": "02", "note": "Sai thể thức"})
+    assert back.status_code == 200, back.text
+    listed = (await client.get("/api/v1/outbox?status=02", headers=world.auth("tu"))).json()["items"]
+    assert [d["id"] for d in listed] == [returned]
+    everything = (await client.get("/api/v1/outbox", headers=world.auth("tu"))).json()["items"]
+    assert {d["id"] for d in everything} == {returned, other}
+
+
+async def test_one_documents_deliveries_filter_by_day_and_refuse_document_filters(client, world) -> None:
+    doc = await _sent(client, world, 1)
+    url = f"/api/v1/documents/{doc}/deliveries"
+    today = (await client.get(url, headers=world.auth("tu"))).json()["items"][0]["created_at"][:10]
+    assert len((await client.get(f"{url}?since={today}&until={today}", headers=world.auth("tu"))).json()["items"]) == 1
+    assert (await client.get(f"{url}?since=9999-12-30", headers=world.auth("tu"))).json()["items"] == []
+    for extra in ("q=ke+hoach", "urgency=1"):
+        _problem(await client.get(f"{url}?{extra}", headers=world.auth("tu")), extra.split("=")[0])
