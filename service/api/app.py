@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.api.deps import RequestSessions
+from service.api.limits import BodyLimit
 from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
 from service.api.routes import audit, documents, health, pki, signing, units, users
@@ -31,15 +32,24 @@ API_PREFIX = "/api/v1"
 _OPTIONAL_ROUTERS = ("service.api.routes.notifications",)
 
 
+def _streamed_routes() -> frozenset[tuple[str, str]]:
+    """The routes that stream their body to disk and hold it to a limit of their own."""
+    return frozenset({("POST", f"{API_PREFIX}/documents"), ("POST", f"{API_PREFIX}/verify"),
+                      ("POST", f"{API_PREFIX}/units/import")})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    # No redirect for a trailing slash: its Location would be built from the Host header.
     app = FastAPI(title="docexchange", version="1.0.0", description=DESCRIPTION,
-                  lifespan=_lifespan, openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
+                  lifespan=_lifespan, openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs",
+                  redirect_slashes=False)
     app.state.settings = settings
     app.state.policy = RoutingPolicy.parse(settings.routing_rules)
     app.state.principals = PrincipalCache(settings.auth_cache_s)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, streamed=_streamed_routes())
     app.add_middleware(RequestSessions)
     install_observability(app)
     # Each router straight on the app (a nested router matches every request twice),

@@ -272,3 +272,58 @@ async def test_verifying_an_empty_body_or_a_file_that_is_no_pdf_is_refused(clien
                               content=body)
         assert words in _problem(r, 422)
     assert _blob_files(settings) == []
+
+
+async def test_reading_a_subtree_as_auditor_gives_no_hand_in_its_mail(app, client, world) -> None:
+    from service import auth, units
+
+    async with app.state.db.session() as s:
+        xa1, province = await units.get_unit(s, "000.00.01.H99"), await units.get_unit(s, "000.00.00.H99")
+        user = await auth.create_user(s, unit=xa1, username="vanthu.kiemtra", full_name="Văn thư kiêm kiểm tra",
+                                      roles=["clerk", "auditor"], audit_root=province)
+        both = {"Authorization": f"Bearer {(await auth.issue_token(s, user, days=1)).token}"}
+        await s.commit()
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("31-CV/TU")))
+    await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("tu"),
+                      json={"recipients": ["000.00.02.H99"]})
+    theirs = (await client.get("/api/v1/notifications", headers=world.auth("xa2"))).json()["notifications"][0]["id"]
+    assert (await client.get(f"/api/v1/notifications/{theirs}", headers=both)).status_code == 200, "reading is auditing"
+    for action in ("cancel", "retry"):
+        r = await client.post(f"/api/v1/notifications/{theirs}/{action}", headers=both)
+        assert r.status_code == 404, r.text
+    assert (await client.get(f"/api/v1/notifications/{theirs}", headers=world.auth("xa2"))).json()["state"] != \
+        "cancelled"
+    assert (await client.post(f"/api/v1/notifications/{theirs}/cancel", headers=world.auth("xa2"))).status_code == 200
+
+
+async def test_a_trailing_slash_is_not_found_and_redirects_nowhere(client, world) -> None:
+    r = await client.get("/api/v1/me/", headers={**world.auth("tu"), "Host": "evil.example"})
+    assert r.status_code == 404
+    assert "location" not in r.headers
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_json_body_over_the_limit_is_refused_before_it_is_parsed(client, world) -> None:
+    big = b'{"recipients": [' + b'"000.00.01.H99",' * 300_000 + b'"x"]}'
+    for who in (world.auth("tu"), {}):
+        r = await client.post("/api/v1/documents/x/send", headers={**who, "Content-Type": "application/json"},
+                              content=big)
+        assert "larger than 4 MB" in _problem(r, 413)
+
+    async def chunks():
+        for at in range(0, len(big), 65536):
+            yield big[at:at + 65536]
+    r = await client.post("/api/v1/documents/x/send", headers={**world.auth("tu"), "Content-Type": "application/json"},
+                          content=chunks())
+    assert r.status_code in (400, 413), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_people_need_names_an_address_and_a_true_or_false(client, world) -> None:
+    for body, words in (({"username": "   ", "full_name": "X", "roles": ["clerk"]}, "blank"),
+                        ({"username": "a.b", "full_name": "  ", "roles": ["clerk"]}, "blank"),
+                        ({"username": "a.b", "full_name": "X", "roles": ["clerk"], "email": "not an email"},
+                         "not an e-mail address"),
+                        ({"username": "a.b", "full_name": "X", "roles": ["clerk"], "is_service": "yes"}, "boolean")):
+        r = await client.post("/api/v1/users", headers=world.auth("admin"), json=body)
+        assert words in _problem(r, 422), body

@@ -19,9 +19,15 @@ State = Literal["pending", "sending", "deferred", "sent", "failed", "cancelled"]
 
 
 def scope_of(principal: Principal) -> mail.Scope:
-    """The one access rule: own unit; admins their subtree; auditors their granted subtree."""
+    """What the caller may read: own unit; admins their subtree; auditors their granted subtree."""
     if principal.has("auditor"):
         return mail.Scope(principal.unit_id, principal.audit_root_path or principal.unit_path)
+    return acting_scope(principal)
+
+
+def acting_scope(principal: Principal) -> mail.Scope:
+    """What the caller may act on (retry, cancel): own unit; admins their subtree. Reading a
+    subtree as an auditor gives no hand in its mail."""
     if principal.has("admin"):
         return mail.Scope(principal.unit_id, principal.unit_path)
     return mail.Scope(principal.unit_id)
@@ -59,13 +65,13 @@ async def get_notification(notification_id: str, tx: Tx, principal: CurrentPrinc
 
 @router.post("/{notification_id}/retry", summary="Send the unsent recipients again now", dependencies=[Operator])
 async def retry_notification(notification_id: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
-    event = await mail.retry_notification(tx.session, scope_of(principal), notification_id)
+    event = await mail.retry_notification(tx.session, acting_scope(principal), notification_id)
     await tx.commit()
     return _brief(event)
 
 
 @router.post("/{notification_id}/cancel", summary="Stop trying to send", dependencies=[Operator])
 async def cancel_notification(notification_id: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
-    event = await mail.cancel_notification(tx.session, scope_of(principal), notification_id)
+    event = await mail.cancel_notification(tx.session, acting_scope(principal), notification_id)
     await tx.commit()
     return _brief(event)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -16,6 +17,7 @@ from service.errors import NotFoundError
 from service.text import PlainText, to_vn_iso
 
 router = APIRouter(tags=["people"])
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 Admin = Depends(require_roles("admin"))
 
 
@@ -33,7 +35,22 @@ class NewUser(BaseModel):
                                   description="A unit under the admin's (default: the admin's own)")
     audit_root: PlainText | None = Field(default=None, max_length=64,
                                         description="For auditors: the subtree they read")
-    is_service: bool = Field(default=False, description="An integration account (service token)")
+    is_service: StrictBool = Field(default=False, description="An integration account (service token)")
+
+    @field_validator("username", "full_name")
+    @classmethod
+    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
+        if len(value.strip()) < (2 if info.field_name == "username" else 1):
+            raise ValueError("must not be blank: type the name")
+        return value.strip()
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _EMAIL.fullmatch(value):
+            raise ValueError(f"{value!r} is not an e-mail address (name@domain)")
+        return value
 
 
 class NewToken(BaseModel):
