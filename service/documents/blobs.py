@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import BinaryIO
@@ -108,6 +110,12 @@ class BlobStore:
     async def adopt(self, path: Path, sha256: str) -> Path:
         """Move a finished file (from ``scratch``) to its content address."""
         return await asyncio.to_thread(_move_into, path, self.path(sha256))
+
+    async def sweep_scratch(self, pattern: str, older_than_s: float) -> int:
+        """Remove the scratch files named like ``pattern`` (fnmatch) that were not written
+        for ``older_than_s`` seconds; returns how many. Only the caller knows which of its
+        scratch files are abandoned, hence the pattern: a running upload is never touched."""
+        return await asyncio.to_thread(_sweep, self.root / "tmp", pattern, time.time() - older_than_s)
 
 
 class BlobWriter:
@@ -214,6 +222,17 @@ class BlobWriter:
                 self._file.close()
             if not self._committed:
                 self._tmp.unlink(missing_ok=True)
+
+
+def _sweep(folder: Path, pattern: str, cutoff: float) -> int:
+    removed = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):  # another process swept it first
+                if fnmatch.fnmatchcase(entry.name, pattern) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def _move_into(tmp: Path, final: Path) -> Path:

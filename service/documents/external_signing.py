@@ -8,14 +8,18 @@ any other personal signature. The prepared state never leaves the server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col
 
 from service.auth import Principal
 from service.documents.access import require_role
@@ -32,6 +36,11 @@ if TYPE_CHECKING:
 __all__ = ["SESSION_LIFETIME", "complete_signing", "decode_der_list", "prepare_signing"]
 
 SESSION_LIFETIME = timedelta(minutes=15)
+# The prepared file of a session nobody completed is removed by a later prepare, once it is
+# this old: its session expired at least 15 minutes before (the file is written before the
+# session's expiry is set), longer than any completion claimed just in time could still run.
+_PREPARED_FILES = ".*.prepared"  # service.signing.external names them after the scratch output
+_PREPARED_KEPT = SESSION_LIFETIME + timedelta(minutes=15)
 
 
 def decode_der_list(items: list[str], what: str) -> list[bytes]:
@@ -51,6 +60,7 @@ async def prepare_signing(session: AsyncSession, principal: Principal, doc_id: s
     require_role(principal, "signer")
     if not chain:
         raise InvalidInputError("send the signer's certificate (and its chain) in certificate_chain")
+    await blobs.sweep_scratch(_PREPARED_FILES, _PREPARED_KEPT.total_seconds())
     doc = await own_unsent_document(session, principal, doc_id)
     user = await session.get(User, principal.user_id)
     image = blobs.path(user.signature_image_sha).read_bytes() if user and user.signature_image_sha else None
@@ -74,28 +84,49 @@ async def complete_signing(session: AsyncSession, principal: Principal, session_
     row = await session.get(ExternalSigningSession, session_id)
     if row is None or row.user_id != principal.user_id:
         raise NotFoundError("no such signing session of yours")
-    if row.completed_at is not None:
-        raise ConflictError("this signing session was already completed")
+    if row.completed_at is not None or not await _claim(session, row):
+        raise ConflictError(_ALREADY_COMPLETED)
+    state = base64.b64decode(row.state["prepared"])
     if row.expires_at <= utcnow():
+        # Nobody can complete it any more; the claim is rolled back with this refusal.
+        await asyncio.to_thread(_forget_prepared, state)
         raise ConflictError("this signing session expired; prepare the signature again")
     doc = await own_unsent_document(session, principal, row.document_id)
     if doc.sha256 != row.sha256_before:
         raise ConflictError("the document changed since the signature was prepared; prepare it again")
-    state = base64.b64decode(row.state["prepared"])
     result = await complete_external(state, signature_value, chain, trust=runtime.trust,
                                      timestamper=runtime.timestamper(), verifier=runtime.verifier())
-    row.completed_at = utcnow()
-    _forget_prepared(state)
     return await record_signature(session, principal, doc, "personal", result, Path(result.output), blobs)
 
 
+_ALREADY_COMPLETED = "this signing session was already completed"
+
+
+async def _claim(session: AsyncSession, row: ExternalSigningSession) -> bool:
+    """Mark the session completed unless another request did; False if one did.
+
+    Parallel completions would otherwise all work on the one prepared file (one moves it
+    away under the others). The UPDATE locks the row until the request's transaction
+    ends, so a second completion waits here and then finds it completed; a request that
+    fails later rolls the claim back with everything else, and the session can be retried.
+    """
+    now = utcnow()
+    stmt = (update(ExternalSigningSession)
+            .where(col(ExternalSigningSession.id) == row.id, col(ExternalSigningSession.completed_at).is_(None))
+            .values(completed_at=now).execution_options(synchronize_session=False))
+    # An UPDATE's result is a CursorResult; AsyncSession.execute is only typed as Result.
+    claimed = cast(CursorResult[Any], await session.execute(stmt)).rowcount == 1
+    if claimed:
+        set_committed_value(row, "completed_at", now)  # what the UPDATE wrote: no second UPDATE at flush
+    return claimed
+
+
 def _forget_prepared(state: bytes) -> None:
-    # The prepared (unsigned) copy beside the output is not needed once the signed one exists.
+    # The prepared (unsigned) copy, once no completion can use it.
     try:
         info: Any = json.loads(state)
     except ValueError:
         return
-    output = info.get("output") if isinstance(info, dict) else None
-    if isinstance(output, str):
-        out = Path(output)
-        out.with_name(f".{out.name}.prepared").unlink(missing_ok=True)
+    prepared = info.get("prepared") if isinstance(info, dict) else None
+    if isinstance(prepared, str):
+        Path(prepared).unlink(missing_ok=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from service import audit
@@ -12,7 +15,7 @@ from service.documents.access import require_role, visible_delivery
 from service.documents.models import Delivery, DeliveryEvent, Document
 from service.documents.schemas import StatusChange
 from service.documents.sending import notification_payload
-from service.documents.statuses import check_transition
+from service.documents.statuses import STATUS_NAMES, ChangedMeanwhileError, check_transition
 from service.outbox.models import OutboxEvent
 from service.storage.types import utcnow
 from service.text import nfc
@@ -26,13 +29,17 @@ _NOTIFY_SENDER = {"02": "returned"}
 
 async def change_status(session: AsyncSession, principal: Principal, delivery_id: str,
                         change: StatusChange) -> Delivery:
-    """Apply a receiver's step. Raises DocumentNotFoundError, InvalidTransitionError, InvalidInputError."""
+    """Apply a receiver's step.
+
+    Raises DocumentNotFoundError, InvalidTransitionError, InvalidInputError, and
+    ChangedMeanwhileError when a concurrent request changed the status first.
+    """
     require_role(principal, "clerk")
     delivery, doc = await visible_delivery(session, principal, delivery_id, as_recipient=True)
     note = nfc(change.note)
     check_transition(delivery.status, change.status, before_recall=delivery.status_before_recall,
                      note=note, incoming_number=change.incoming_number)
-    _apply(delivery, change, note)
+    await _write_step(session, delivery, _step_values(delivery, change, note))
     session.add(DeliveryEvent(delivery_id=delivery.id, status=change.status, actor_id=principal.user_id,
                               at=delivery.updated_at, note=note))
     if change.status in _NOTIFY_SENDER:
@@ -44,19 +51,43 @@ async def change_status(session: AsyncSession, principal: Principal, delivery_id
     return delivery
 
 
-def _apply(delivery: Delivery, change: StatusChange, note: str) -> None:
+def _step_values(delivery: Delivery, change: StatusChange, note: str) -> dict[str, Any]:
+    """The columns the step changes, and only those: a column left out keeps what a
+    concurrent step (a 04 naming another assignee) wrote."""
     now = utcnow()
+    values: dict[str, Any] = {"status": change.status, "updated_at": now, "note": note}
     if delivery.status == "16":
-        delivery.status_before_recall = None
-    delivery.status, delivery.updated_at, delivery.note = change.status, now, note
+        values["status_before_recall"] = None
     if change.status == "03":
-        delivery.incoming_number = nfc(change.incoming_number or "")
-        delivery.registered_at = now
+        values.update(incoming_number=nfc(change.incoming_number or ""), registered_at=now)
     if change.assignee:
-        delivery.assignee = nfc(change.assignee)
+        values["assignee"] = nfc(change.assignee)
     if change.status == "16":
         # Handling resumes where it stood before the recall request.
-        delivery.status_before_recall = delivery.status_before_recall or "01"
+        values["status_before_recall"] = delivery.status_before_recall or "01"
+    return values
+
+
+async def _write_step(session: AsyncSession, delivery: Delivery, values: dict[str, Any]) -> None:
+    """Write the step only if the delivery still has the status it was checked against.
+
+    Of racing steps exactly one finds it so; on PostgreSQL the others wait for its row
+    lock, then find the status changed. Raises ChangedMeanwhileError, before anything
+    of the step (event, notification, audit entry) is added to the session.
+    """
+    written = await session.execute(
+        update(Delivery)
+        .where(col(Delivery.id) == delivery.id, col(Delivery.status) == delivery.status,
+               col(Delivery.status_before_recall).is_not_distinct_from(delivery.status_before_recall))
+        .values(values).returning(col(Delivery.id))
+        .execution_options(synchronize_session=False))
+    if written.first() is None:
+        now = (await session.execute(select(col(Delivery.status)).where(col(Delivery.id) == delivery.id))).scalar_one()
+        raise ChangedMeanwhileError(
+            f"this delivery's status changed while you were changing it (it is now {now} {STATUS_NAMES[now]}); "
+            "reload it and try again", current=now)
+    for key, value in values.items():  # the object is told it is so: nothing left to flush
+        set_committed_value(delivery, key, value)
 
 
 async def _notify_sender(session: AsyncSession, doc: Document, delivery: Delivery, kind: str, note: str) -> None:

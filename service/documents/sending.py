@@ -202,7 +202,8 @@ def _recipient_digest(recipients: list[UnitRef], result: SendResult) -> dict[str
 
 
 async def recall_document(session: AsyncSession, principal: Principal, doc_id: str, reason: str) -> int:
-    """Ask every recipient to give the document back (13). Returns how many were asked.
+    """Ask every recipient to give the document back (13). Returns how many were asked:
+    0 when a recall (an earlier or a concurrent one) already asked every one.
 
     Raises DocumentNotFoundError, InvalidInputError (no reason, not the sender).
     """
@@ -212,13 +213,8 @@ async def recall_document(session: AsyncSession, principal: Principal, doc_id: s
         raise InvalidInputError("only the sending unit can recall a document")
     if not reason.strip():
         raise InvalidInputError("a recall needs a reason", field="reason")
-    rows = (await session.execute(select(col(Delivery.id), col(Delivery.recipient_unit_id), col(Delivery.status)).where(
-        col(Delivery.document_id) == doc.id, col(Delivery.status).in_(RECALLABLE)))).all()
     now = utcnow()
-    for status in {r.status for r in rows}:
-        await session.execute(
-            update(Delivery).where(col(Delivery.document_id) == doc.id, col(Delivery.status) == status)
-            .values(status="13", status_before_recall=status, updated_at=now, note=reason))
+    rows = await _ask_back(session, doc.id, reason, now)
     sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == principal.unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, reason=reason)
     await _bulk(session, DeliveryEvent, [{"id": new_id(), "delivery_id": r.id, "status": "13",
@@ -229,3 +225,16 @@ async def recall_document(session: AsyncSession, principal: Principal, doc_id: s
     await audit.append(session, action="document.recall_requested", actor_id=principal.user_id,
                        unit_id=principal.unit_id, document_id=doc.id, data={"reason": reason, "deliveries": len(rows)})
     return len(rows)
+
+
+async def _ask_back(session: AsyncSession, doc_id: str, reason: str, now: datetime) -> list[Any]:
+    """Mark 13 the deliveries still recallable, in one conditional statement; the rows it
+    changed (id, recipient). A concurrent recall waits for these rows (PostgreSQL) or for
+    the transaction (SQLite), then finds none of them recallable: nobody is asked twice."""
+    changed = await session.execute(
+        update(Delivery).where(col(Delivery.document_id) == doc_id, col(Delivery.status).in_(RECALLABLE))
+        # Both sides of SET read the row as it was: status_before_recall gets the old status.
+        .values(status="13", status_before_recall=col(Delivery.status), updated_at=now, note=reason)
+        .returning(col(Delivery.id), col(Delivery.recipient_unit_id))
+        .execution_options(synchronize_session=False))
+    return list(changed.all())

@@ -9,6 +9,7 @@ meanwhile, the signature row and the audit entry.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -155,18 +156,25 @@ def _personal_field(existing: list[DocumentSignature]) -> str:
 
 async def record_signature(session: AsyncSession, principal: Principal, doc: Document, kind: str, result: Any,
                            out: Path, blobs: BlobStore, attachment: Attachment | None = None) -> DocumentSignature:
-    """Adopt the signed file, move the document (or attachment) to it, and record who signed."""
+    """Move the document (or attachment) to the signed file, adopt it, and record who signed.
+
+    Raises ConflictError when another signature landed on the document meanwhile.
+    """
     target: Any = attachment or doc
     before = target.sha256
     size = out.stat().st_size
-    await blobs.adopt(out, result.sha256)
     # Optimistic: two signatures racing on one version must not both land.
     stmt = (update(type(target)).where(type(target).id == target.id, type(target).sha256 == before)
             .values(sha256=result.sha256, size=size).execution_options(synchronize_session=False))
     # An UPDATE's result is a CursorResult; AsyncSession.execute is only typed as Result.
     updated = cast(CursorResult[Any], await session.execute(stmt))
     if updated.rowcount != 1:
+        # The loser's own scratch file (a random name), never a content address: a blob
+        # may be shared by rows (identical bytes stored once), and none was adopted here.
+        await asyncio.to_thread(out.unlink, missing_ok=True)
         raise ConflictError("the document changed while it was being signed; sign again")
+    # Into the store only once the row points at it, so a lost race leaves no blob behind.
+    await blobs.adopt(out, result.sha256)
     target.sha256, target.size = result.sha256, size
     row = DocumentSignature(document_id=doc.id, kind=kind, field_name=result.field_name,
                             signer_user_id=principal.user_id, unit_id=principal.unit_id, level=str(result.level),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.errors import ConflictError, InvalidInputError
 
-__all__ = ["STATUS_NAMES", "InvalidTransitionError", "check_transition"]
+__all__ = ["STATUS_NAMES", "ChangedMeanwhileError", "InvalidTransitionError", "check_transition"]
 
 STATUS_NAMES = {
     "01": "arrived (đã đến)",
@@ -35,6 +35,13 @@ NEEDS_REASON = {"02", "16"}
 
 class InvalidTransitionError(ConflictError):
     code = "invalid-status-transition"
+
+
+class ChangedMeanwhileError(ConflictError):
+    """Another request changed the delivery's status between this one reading and writing it."""
+
+    code = "delivery-changed-meanwhile"
+    title = "Changed by another request"
 
 
 def check_transition(current: str, new: str, *, before_recall: str | None, note: str,

@@ -231,7 +231,7 @@ async def complete_external(
     digest = PreparedByteRangeDigest(bytes.fromhex(st["document_digest"]), *st["region"])
     await asyncio.to_thread(_fill, prepared, digest, signature_cms)
     await _verify_or_restore(prepared, digest, trust, verifier)
-    await asyncio.to_thread(os.replace, prepared, output)
+    await asyncio.to_thread(_move_out, prepared, output)
     return SignResult(
         field_name=st["field"],
         signer_subject=cert.subject.human_friendly,
@@ -278,9 +278,21 @@ async def _verify_or_restore(
 def _blank(prepared: Path, digest: PreparedByteRangeDigest) -> None:
     """Put the zero placeholder back so the state stays valid for a retry."""
     start, end = digest.reserved_region_start, digest.reserved_region_end
-    with open(prepared, "r+b") as fh:
-        fh.seek(start + 1)
-        fh.write(b"0" * (end - start - 2))
+    try:
+        with open(prepared, "r+b") as fh:
+            fh.seek(start + 1)
+            fh.write(b"0" * (end - start - 2))
+    except FileNotFoundError:
+        pass  # removed meanwhile (the session expired and was swept): no retry to keep valid
+
+
+def _move_out(prepared: Path, output: Path) -> None:
+    # The caller lets one completion at a time use a state; this only keeps a vanished
+    # file from becoming a server error.
+    try:
+        os.replace(prepared, output)
+    except FileNotFoundError as exc:
+        raise ExternalSigningError("the prepared document is missing (already completed?)") from exc
 
 
 # -- helpers ----------------------------------------------------------------------------
