@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
@@ -233,8 +233,10 @@ async def _ask_back(session: AsyncSession, doc_id: str, reason: str, now: dateti
     the transaction (SQLite), then finds none of them recallable: nobody is asked twice."""
     changed = await session.execute(
         update(Delivery).where(col(Delivery.document_id) == doc_id, col(Delivery.status).in_(RECALLABLE))
-        # Both sides of SET read the row as it was: status_before_recall gets the old status.
-        .values(status="13", status_before_recall=col(Delivery.status), updated_at=now, note=reason)
+        # Both sides of SET read the row as it was: status_before_recall gets the old status,
+        # or, for a delivery that refused an earlier recall (16), where it stood before that one.
+        .values(status="13", updated_at=now, note=reason, status_before_recall=case(
+            (col(Delivery.status) == "16", col(Delivery.status_before_recall)), else_=col(Delivery.status)))
         .returning(col(Delivery.id), col(Delivery.recipient_unit_id))
         .execution_options(synchronize_session=False))
     return list(changed.all())

@@ -1,0 +1,25 @@
+"""A recall the recipient refused can be asked again, and refused again, without the
+delivery losing its place in handling."""
+
+from __future__ import annotations
+
+from tests.factories.pdf import metadata, upload_form
+
+
+async def test_a_second_recall_refused_resumes_handling_where_it_stood(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("44-CV/TU")))
+    doc = up.json()["id"]
+    await client.post(f"/api/v1/documents/{doc}/send", headers=world.auth("tu"), json={"recipients": ["000.00.01.H99"]})
+    delivery = (await client.get(f"/api/v1/documents/{doc}/deliveries", headers=world.auth("tu"))).json()["items"][0]
+    step = f"/api/v1/deliveries/{delivery['id']}/status"
+    assert (await client.post(step, headers=world.auth("xa1"), json={"status": "03", "incoming_number": "7"})
+            ).status_code == 200
+    for _ in range(2):
+        asked = await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("tu"),
+                                  json={"reason": "Xem lại số hiệu"})
+        assert asked.json()["recall_requested"] == 1
+        refused = await client.post(step, headers=world.auth("xa1"), json={"status": "16", "note": "Đã triển khai"})
+        assert refused.status_code == 200, refused.text
+    assigned = await client.post(step, headers=world.auth("xa1"), json={"status": "04", "assignee": "Phó Văn phòng"})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["status"] == "04"
