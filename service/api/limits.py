@@ -10,6 +10,7 @@ The routes that stream their body to disk hold it to a limit of their own (an up
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import problem
@@ -38,18 +39,31 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            refusal = problem(Request(scope), 413, BodyTooLargeError.code, BodyTooLargeError.title, _REFUSAL)
-            await refusal(scope, receive, send)
+            await _refusal(scope)(scope, receive, send)
             return
-        seen = 0
+        seen, over, replaced = 0, False, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                # A route reading it answers a 413 problem; FastAPI, parsing JSON, a 400 one.
+                over = True
                 raise BodyTooLargeError(_REFUSAL)
             return message
 
-        await self.app(scope, limited, send)
+        async def answered(message: Message) -> None:
+            # FastAPI turns an error met while reading a JSON body into its own 400: the
+            # answer to a body over the limit is this 413, whoever read it.
+            nonlocal replaced
+            if over and not replaced and message["type"] == "http.response.start":
+                replaced = True
+                await _refusal(scope)(scope, receive, send)
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, limited, answered)
+
+
+def _refusal(scope: Scope) -> Response:
+    return problem(Request(scope), 413, BodyTooLargeError.code, BodyTooLargeError.title, _REFUSAL)

@@ -315,8 +315,7 @@ async def test_a_json_body_over_the_limit_is_refused_before_it_is_parsed(client,
             yield big[at:at + 65536]
     r = await client.post("/api/v1/documents/x/send", headers={**world.auth("tu"), "Content-Type": "application/json"},
                           content=chunks())
-    assert r.status_code in (400, 413), r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "larger than 4 MB" in _problem(r, 413), "a body with no declared length is cut off at the limit too"
 
 
 async def test_people_need_names_an_address_and_a_true_or_false(client, world) -> None:
