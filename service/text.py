@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-__all__ = ["VN_TZ", "PlainText", "first_control", "fold", "nfc", "plain_text", "search_key", "to_vn_iso",
+__all__ = ["VN_TZ", "PlainText", "echo", "first_control", "fold", "nfc", "plain_text", "search_key", "to_vn_iso",
            "without_controls"]
 
 # Vietnam has kept UTC+07:00 without daylight saving since 1975.
@@ -37,6 +37,13 @@ def first_control(text: str, *, breaks: bool = True) -> str | None:
 def without_controls(text: str) -> str:
     """``text`` with each control character read as a space."""
     return _CONTROL.sub(" ", text)
+
+
+def echo(text: str, limit: int = 60) -> str:
+    """A caller's input to quote back in a message: cut short (a refusal must not repeat a
+    megabyte), its control characters shown as �."""
+    short = text if len(text) <= limit else text[:limit] + "…"
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", short)
 
 
 def plain_text(text: str) -> str:

@@ -14,11 +14,9 @@ import binascii
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from service.auth import Principal
@@ -27,6 +25,7 @@ from service.documents.blobs import BlobStore
 from service.documents.models import DocumentSignature, ExternalSigningSession
 from service.documents.signing import PersonalRequest, own_unsent_document, record_signature
 from service.errors import ConflictError, InvalidInputError, NotFoundError
+from service.storage.rows import update_if
 from service.storage.types import utcnow
 from service.units import User
 
@@ -106,19 +105,10 @@ async def _claim(session: AsyncSession, row: ExternalSigningSession) -> bool:
     """Mark the session completed unless another request did; False if one did.
 
     Parallel completions would otherwise all work on the one prepared file (one moves it
-    away under the others). The UPDATE locks the row until the request's transaction
-    ends, so a second completion waits here and then finds it completed; a request that
-    fails later rolls the claim back with everything else, and the session can be retried.
+    away under the others). A request that fails later rolls the claim back with
+    everything else, and the session can be retried.
     """
-    now = utcnow()
-    stmt = (update(ExternalSigningSession)
-            .where(col(ExternalSigningSession.id) == row.id, col(ExternalSigningSession.completed_at).is_(None))
-            .values(completed_at=now).execution_options(synchronize_session=False))
-    # An UPDATE's result is a CursorResult; AsyncSession.execute is only typed as Result.
-    claimed = cast(CursorResult[Any], await session.execute(stmt)).rowcount == 1
-    if claimed:
-        set_committed_value(row, "completed_at", now)  # what the UPDATE wrote: no second UPDATE at flush
-    return claimed
+    return await update_if(session, row, col(ExternalSigningSession.completed_at).is_(None), completed_at=utcnow())
 
 
 def _forget_prepared(state: bytes) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from service import audit
@@ -17,6 +16,7 @@ from service.documents.schemas import StatusChange
 from service.documents.sending import notification_payload
 from service.documents.statuses import STATUS_NAMES, ChangedMeanwhileError, check_transition
 from service.outbox.models import OutboxEvent
+from service.storage.rows import update_if
 from service.storage.types import utcnow
 from service.text import nfc
 from service.units import Unit
@@ -71,23 +71,16 @@ def _step_values(delivery: Delivery, change: StatusChange, note: str) -> dict[st
 async def _write_step(session: AsyncSession, delivery: Delivery, values: dict[str, Any]) -> None:
     """Write the step only if the delivery still has the status it was checked against.
 
-    Of racing steps exactly one finds it so; on PostgreSQL the others wait for its row
-    lock, then find the status changed. Raises ChangedMeanwhileError, before anything
-    of the step (event, notification, audit entry) is added to the session.
+    Raises ChangedMeanwhileError, before anything of the step (event, notification, audit
+    entry) is added to the session.
     """
-    written = await session.execute(
-        update(Delivery)
-        .where(col(Delivery.id) == delivery.id, col(Delivery.status) == delivery.status,
-               col(Delivery.status_before_recall).is_not_distinct_from(delivery.status_before_recall))
-        .values(values).returning(col(Delivery.id))
-        .execution_options(synchronize_session=False))
-    if written.first() is None:
+    if not await update_if(session, delivery, col(Delivery.status) == delivery.status,
+                           col(Delivery.status_before_recall).is_not_distinct_from(delivery.status_before_recall),
+                           **values):
         now = (await session.execute(select(col(Delivery.status)).where(col(Delivery.id) == delivery.id))).scalar_one()
         raise ChangedMeanwhileError(
             f"this delivery's status changed while you were changing it (it is now {now} {STATUS_NAMES[now]}); "
             "reload it and try again", current=now)
-    for key, value in values.items():  # the object is told it is so: nothing left to flush
-        set_committed_value(delivery, key, value)
 
 
 async def _notify_sender(session: AsyncSession, doc: Document, delivery: Delivery, kind: str, note: str) -> None:

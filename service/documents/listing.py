@@ -17,7 +17,7 @@ from sqlalchemy.sql import Select
 from sqlmodel import col
 
 from service.auth import Principal
-from service.documents.access import sees_every_recipient, visible_document
+from service.documents.access import audited_units, sees_every_recipient, visible_document
 from service.documents.models import Delivery, Document
 from service.documents.schemas import URGENCY_NAMES
 from service.documents.statuses import STATUS_NAMES
@@ -235,12 +235,11 @@ async def document_deliveries(session: AsyncSession, principal: Principal, doc_i
     sees_all = await sees_every_recipient(session, principal, doc)
     if not sees_all:
         # Its own unit's part; an auditor's, that of the units it audits.
-        mine = select(col(Unit.id)).where(col(Unit.path).startswith(principal.audit_root_path)) \
-            if principal.has("auditor") else None
-        stmt = stmt.where(or_(col(Delivery.from_unit_id) == principal.unit_id,
-                              col(Delivery.recipient_unit_id) == principal.unit_id,
-                              *([col(Delivery.from_unit_id).in_(mine), col(Delivery.recipient_unit_id).in_(mine)]
-                                if mine is not None else [])))
+        part = [col(Delivery.from_unit_id) == principal.unit_id, col(Delivery.recipient_unit_id) == principal.unit_id]
+        if principal.has("auditor"):
+            audited = audited_units(principal)
+            part += [col(Delivery.from_unit_id).in_(audited), col(Delivery.recipient_unit_id).in_(audited)]
+        stmt = stmt.where(or_(*part))
     if f.status:
         stmt = stmt.where(col(Delivery.status) == f.status)
     stmt = _days(stmt, f, col(Delivery.created_at))

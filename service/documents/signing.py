@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +25,7 @@ from service.documents.blobs import BlobStore
 from service.documents.models import Attachment, Document, DocumentSignature
 from service.documents.reading import attachment_of
 from service.errors import ConflictError, PermissionDeniedError
+from service.storage.rows import update_if
 from service.units import Unit, User
 
 if TYPE_CHECKING:
@@ -164,18 +165,13 @@ async def record_signature(session: AsyncSession, principal: Principal, doc: Doc
     before = target.sha256
     size = out.stat().st_size
     # Optimistic: two signatures racing on one version must not both land.
-    stmt = (update(type(target)).where(type(target).id == target.id, type(target).sha256 == before)
-            .values(sha256=result.sha256, size=size).execution_options(synchronize_session=False))
-    # An UPDATE's result is a CursorResult; AsyncSession.execute is only typed as Result.
-    updated = cast(CursorResult[Any], await session.execute(stmt))
-    if updated.rowcount != 1:
+    if not await update_if(session, target, type(target).sha256 == before, sha256=result.sha256, size=size):
         # The loser's own scratch file (a random name), never a content address: a blob
         # may be shared by rows (identical bytes stored once), and none was adopted here.
         await asyncio.to_thread(out.unlink, missing_ok=True)
         raise ConflictError("the document changed while it was being signed; sign again")
     # Into the store only once the row points at it, so a lost race leaves no blob behind.
     await blobs.adopt(out, result.sha256)
-    target.sha256, target.size = result.sha256, size
     row = DocumentSignature(document_id=doc.id, kind=kind, field_name=result.field_name,
                             signer_user_id=principal.user_id, unit_id=principal.unit_id, level=str(result.level),
                             sha256_before=before, sha256_after=result.sha256, signed_at=result.signed_at)

@@ -13,7 +13,7 @@ from sqlmodel import col
 from service.errors import InvalidInputError, PermissionDeniedError
 from service.routing.policy import RoutingPolicy, UnitRef
 from service.storage import driver
-from service.text import first_control, nfc, search_key
+from service.text import echo, first_control, nfc, search_key
 from service.units import Unit, UnknownUnitsError
 
 __all__ = [
@@ -68,7 +68,7 @@ class RecipientSelector:
             raise InvalidRecipientError(f"must be {_SHAPE}")
         unknown = [k for k in item if k not in ("unit", "under", "level", "include_root")]
         if unknown:
-            raise InvalidRecipientError(f"unknown field {_shown(unknown[0])}; use 'unit', or 'under' "
+            raise InvalidRecipientError(f"unknown field {repr(echo(unknown[0], 40))}; use 'unit', or 'under' "
                                         "with optional 'level' and 'include_root'")
         if ("unit" in item) == ("under" in item):
             raise InvalidRecipientError("name either 'unit' (one unit) or 'under' (the units below one)")
@@ -109,12 +109,6 @@ def _flag(value: Any) -> bool:
 def _unprintable(text: str) -> bool:
     # No control character (not even a tab) has a place in a code or a level name.
     return first_control(text, breaks=False) is not None
-
-
-def _shown(text: str) -> str:
-    """A caller's string fit to quote back: short and printable."""
-    short = text if len(text) <= 40 else text[:40] + "…"
-    return repr("".join(ch if not _unprintable(ch) else "\N{REPLACEMENT CHARACTER}" for ch in short))
 
 
 def parse_recipients(items: Sequence[Any]) -> list[RecipientSelector]:

@@ -13,15 +13,16 @@ import copy
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import ColumnElement, CursorResult, Insert, Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.storage import driver
 
-__all__ = ["construct", "insert_into", "insert_rows"]
+__all__ = ["construct", "insert_into", "insert_rows", "update_if"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,3 +79,22 @@ async def insert_rows(session: AsyncSession, objects: Sequence[Any], *, held: bo
     names = [(c.name, c.key) for c in table.columns]
     rows = [{name: getattr(obj, key) for name, key in names} for obj in objects]
     await (driver.defer if held else driver.execute_many)(session, insert_into(table), rows)
+
+
+async def update_if(session: AsyncSession, row: Any, *conditions: ColumnElement[bool], **values: Any) -> bool:
+    """``UPDATE`` ``row``'s own row ``SET values`` if it still meets ``conditions`` (what the
+    caller read and checked); whether it did. Then ``row`` holds ``values`` as saved: no
+    second UPDATE at flush.
+
+    Of requests racing on one row exactly one matches; on PostgreSQL the others wait for
+    its row lock, then find it changed.
+    """
+    model = type(row)
+    stmt = (update(model).where(model.id == row.id, *conditions).values(values)
+            .execution_options(synchronize_session=False))
+    # An UPDATE's result is a CursorResult; AsyncSession.execute is only typed as Result.
+    if cast(CursorResult[Any], await session.execute(stmt)).rowcount != 1:
+        return False
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    return True

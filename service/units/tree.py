@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.text import nfc, plain_text
+from service.text import echo, nfc, plain_text
 from service.units.errors import InvalidTreeError
 
 __all__ = ["MAX_LEVELS", "UnitSpec", "dump_csv", "dump_json", "parse_tree", "valid_code"]
@@ -87,7 +87,7 @@ def _csv_bool(value: str, where: str) -> bool:
     word = nfc(value).lower()
     if word in _YES or word in _NO:
         return word in _YES
-    raise InvalidTreeError(f"{where}: has_seal {_show(value)!r} is neither yes nor no "
+    raise InvalidTreeError(f"{where}: has_seal {echo(value)!r} is neither yes nor no "
                            "(write true/false, yes/no, 1/0 or có/không)")
 
 
@@ -133,7 +133,7 @@ def _flatten(items: list[Any]) -> list[UnitSpec]:
 
 def _where(item: Any, number: int) -> str:
     code = item.get("code") if isinstance(item, dict) else None
-    return f"unit {number} ({_show(code)})" if isinstance(code, str) and code.strip() else f"unit {number}"
+    return f"unit {number} ({echo(code)})" if isinstance(code, str) and code.strip() else f"unit {number}"
 
 
 def _children(item: dict[str, Any], where: str) -> list[Any]:
@@ -189,7 +189,7 @@ def _parent_code(item: dict[str, Any], where: str) -> str | None:
         raise InvalidTreeError(f"{where}: 'parent_code' must be a unit code in quotes")
     code = nfc(value).upper()
     if code and not valid_code(code):
-        raise InvalidTreeError(f"{where}: parent_code {_show(code)!r} is not an identifier code")
+        raise InvalidTreeError(f"{where}: parent_code {echo(code)!r} is not an identifier code")
     return code or None
 
 
@@ -202,7 +202,7 @@ def _mailboxes(value: Any, where: str) -> list[str]:
     addresses = [_plain(nfc(m), f"{where}: a mailbox") for m in boxes]
     for address in addresses:
         if len(address) > _MAILBOX_MAX or not _MAILBOX.match(address):
-            raise InvalidTreeError(f"{where}: mailbox {_show(address)!r} is not an e-mail address")
+            raise InvalidTreeError(f"{where}: mailbox {echo(address)!r} is not an e-mail address")
     return addresses
 
 
@@ -219,17 +219,12 @@ def _check_codes(specs: list[UnitSpec]) -> None:
     for spec in specs:
         if not valid_code(spec.code):
             raise InvalidTreeError(
-                f"unit code {_show(spec.code)!r} is not an identifier code "
+                f"unit code {echo(spec.code)!r} is not an identifier code "
                 "(e.g. 000.00.00.H49: digits and capitals in dot-separated groups, at most 35 characters)"
             )
         if spec.code in seen:
             raise InvalidTreeError(f"unit code {spec.code} appears twice in the file")
         seen.add(spec.code)
-
-
-def _show(text: str) -> str:
-    """Input echoed in a message, cut short: a refusal must not repeat a megabyte."""
-    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def dump_json(specs: list[UnitSpec]) -> str:
