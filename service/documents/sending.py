@@ -215,6 +215,8 @@ async def recall_document(session: AsyncSession, principal: Principal, doc_id: s
         raise InvalidInputError("a recall needs a reason", field="reason")
     now = utcnow()
     rows = await _ask_back(session, doc.id, reason, now)
+    if not rows:  # every recipient was already asked: the first recall's time and record stand
+        return 0
     sender_name = (await session.execute(select(col(Unit.name)).where(col(Unit.id) == principal.unit_id))).scalar_one()
     payload = notification_payload(doc, sender_name, reason=reason)
     await _bulk(session, DeliveryEvent, [{"id": new_id(), "delivery_id": r.id, "status": "13",

@@ -119,11 +119,19 @@ async def test_ten_recalls_at_once_ask_each_recipient_once(app, client, world) -
                         col(Delivery.status_before_recall) == "01") == 4
 
 
-async def test_recall_after_recall_asks_nobody(client, world) -> None:
+async def test_recall_after_recall_asks_nobody_and_changes_nothing(client, world) -> None:
     doc_id = await _sent(client, world, "14-CV/TU", [XA1])
-    answers = [(await client.post(f"/api/v1/documents/{doc_id}/recall", headers=world.auth("tu"),
-                                  json={"reason": "Ban hành nhầm"})) for _ in range(2)]
+    answers, shown = [], []
+    for reason in ("Ban hành nhầm", "Ban hành nhầm số"):
+        answers.append(await client.post(f"/api/v1/documents/{doc_id}/recall", headers=world.auth("tu"),
+                                         json={"reason": reason}))
+        shown.append((await client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("tu"))).json())
     assert [(r.status_code, r.json()["recall_requested"]) for r in answers] == [(200, 1), (200, 0)]
+    # The record of the first recall stands: its time, and one entry in the history.
+    assert shown[0]["recalled_at"] is not None and shown[1]["recalled_at"] == shown[0]["recalled_at"]
+    history = (await client.get(f"/api/v1/documents/{doc_id}/history", headers=world.auth("tu"))).json()
+    recalls = [e for e in history["entries"] if e["action"] == "document.recall_requested"]
+    assert [e["data"]["reason"] for e in recalls] == ["Ban hành nhầm"]
 
 
 # -- The loser's read, made directly: one stale session, or two sessions at once ------
