@@ -76,6 +76,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_async(settings.effective_database_url)
     app.state.db = Database(settings.effective_database_url, pool_size=settings.database_pool_size)
     app.state.blobs = BlobStore(settings.blob_dir)
+    await _sweep_scratch(app.state.blobs)
     app.state.signing, app.state.signing_lock = None, asyncio.Lock()
     worker = await _start_worker(app) if settings.embedded_worker else None
     freeze_loaded()
@@ -87,6 +88,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.signing is not None:
             app.state.signing.close()
         await app.state.db.dispose()
+
+
+async def _sweep_scratch(blobs: BlobStore) -> None:
+    """What a process killed mid-upload or mid-signing left in the scratch folder."""
+    from service.documents.external_signing import sweep_prepared
+
+    await blobs.sweep_abandoned()
+    await sweep_prepared(blobs)
 
 
 async def _start_worker(app: FastAPI) -> Any:

@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +29,7 @@ from service.pdfscan import Scan, Scanner
 __all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path", "upgrade_layout"]
 
 _FLUSH_AT = 1024 * 1024
+ABANDONED_AFTER = timedelta(days=1)  # a scratch file not written for this long: its process is gone
 _SCANS_KEPT = 4096  # recent uploads: a document is usually sent soon after it is uploaded
 
 
@@ -116,6 +118,11 @@ class BlobStore:
         for ``older_than_s`` seconds; returns how many. Only the caller knows which of its
         scratch files are abandoned, hence the pattern: a running upload is never touched."""
         return await asyncio.to_thread(_sweep, self.root / "tmp", pattern, time.time() - older_than_s)
+
+    async def sweep_abandoned(self) -> int:
+        """Remove the scratch files nobody wrote to for a day: what a killed process left.
+        A live upload writes every MiB, and a refused or cancelled one removes its own file."""
+        return await self.sweep_scratch("*", ABANDONED_AFTER.total_seconds())
 
 
 class BlobWriter:

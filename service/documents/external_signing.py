@@ -32,7 +32,7 @@ from service.units import User
 if TYPE_CHECKING:
     from service.signing.runtime import SigningRuntime
 
-__all__ = ["SESSION_LIFETIME", "complete_signing", "decode_der_list", "prepare_signing"]
+__all__ = ["SESSION_LIFETIME", "complete_signing", "decode_der_list", "prepare_signing", "sweep_prepared"]
 
 SESSION_LIFETIME = timedelta(minutes=15)
 # The prepared file of a session nobody completed is removed by a later prepare, once it is
@@ -50,6 +50,11 @@ def decode_der_list(items: list[str], what: str) -> list[bytes]:
         raise InvalidInputError(f"{what} must be base64 (DER)") from exc
 
 
+async def sweep_prepared(blobs: BlobStore) -> int:
+    """Remove the prepared files of sessions that can no longer be completed; how many."""
+    return await blobs.sweep_scratch(_PREPARED_FILES, _PREPARED_KEPT.total_seconds())
+
+
 async def prepare_signing(session: AsyncSession, principal: Principal, doc_id: str, where: PersonalRequest,
                           chain: list[bytes], runtime: SigningRuntime,
                           blobs: BlobStore) -> tuple[ExternalSigningSession, dict[str, str]]:
@@ -59,7 +64,7 @@ async def prepare_signing(session: AsyncSession, principal: Principal, doc_id: s
     require_role(principal, "signer")
     if not chain:
         raise InvalidInputError("send the signer's certificate (and its chain) in certificate_chain")
-    await blobs.sweep_scratch(_PREPARED_FILES, _PREPARED_KEPT.total_seconds())
+    await sweep_prepared(blobs)
     doc = await own_unsent_document(session, principal, doc_id)
     user = await session.get(User, principal.user_id)
     image = blobs.path(user.signature_image_sha).read_bytes() if user and user.signature_image_sha else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import time
 
 from service.documents.blobs import BlobStore, upgrade_layout
 
@@ -58,3 +60,21 @@ def test_a_store_of_the_two_level_layout_is_moved_to_one_level_when_opened(tmp_p
     assert (root / "tmp" / "upload-in-progress").read_bytes() == b"partial"
     assert (root / "ab" / "notes").is_dir()
     assert upgrade_layout(root) == 0  # once only: the store says which layout it is in
+
+
+async def test_a_restart_sweeps_what_a_killed_process_left_and_nothing_live(settings) -> None:
+    from service.api.app import create_app
+
+    scratch = settings.blob_dir / "tmp"
+    scratch.mkdir(parents=True)
+    ages = {"upload-killed-yesterday": 2 * 86400, "upload-of-a-live-process": 5,
+            ".expired.prepared": 3600, ".live.prepared": 60}
+    for name, age in ages.items():
+        (scratch / name).write_bytes(b"%PDF-1.7\n")
+        os.utime(scratch / name, (time.time() - age, time.time() - age))
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        left = sorted(p.name for p in scratch.iterdir())
+
+    assert left == [".live.prepared", "upload-of-a-live-process"]
