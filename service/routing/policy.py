@@ -68,6 +68,12 @@ class RoutingPolicy:
         Any other unit must be answered as one that does not exist."""
         return unit.path.startswith(sender.path) or self.allows(sender, unit)
 
+    def knows_all_below(self, sender: UnitRef, anchor: UnitRef) -> bool:
+        """Whether ``sender`` may know of every unit below ``anchor``, whatever the tree holds.
+        If not, a selector anchored there would tell by its answer (sent, or refused for
+        units out of reach) whether units of a given level lie below ``anchor``."""
+        return anchor.path.startswith(sender.path) or "any" in self.rules
+
     def check(self, sender: UnitRef, recipients: Iterable[UnitRef], *,
               known_by: RoutingPolicy | None = None) -> None:
         """Raises RoutingRefusedError naming the rules and the refused units, those that

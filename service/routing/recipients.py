@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from service.errors import InvalidInputError, PermissionDeniedError
-from service.routing.policy import RoutingPolicy, UnitRef
+from service.routing.policy import RoutingPolicy, RoutingRefusedError, UnitRef
 from service.storage import driver
 from service.text import echo, first_control, nfc, search_key
 from service.units import Unit, UnknownUnitsError
@@ -151,7 +151,9 @@ async def resolve_recipients(session: AsyncSession, sender_id: str, selectors: l
 
     A unit the sender may not know of (``RoutingPolicy.knows`` under ``known_by``, by default
     ``policy``) is answered as one that does not exist, so that naming units cannot probe the
-    tree; a refusal names only units the sender may know of.
+    tree; a refusal names only units the sender may know of. A selector reaches below the
+    sender's own unit only (or anywhere, when the policy allows any unit), whatever lies there:
+    anchored elsewhere, its answer would tell whether units of its level exist below.
 
     Raises UnknownUnitsError, RoutingRefusedError, PermissionDeniedError (the sender's unit is gone).
     """
@@ -164,6 +166,11 @@ async def resolve_recipients(session: AsyncSession, sender_id: str, selectors: l
         if not sel.under:
             seen.setdefault(anchor.id, anchor)
             continue
+        if not known_by.knows_all_below(sender, anchor):
+            raise RoutingRefusedError(
+                f'a selector {{"under": …}} names {sender.code} or a unit below it; {anchor.code} is neither, and '
+                f"the routing policy ({known_by.describe()}) does not let {sender.code} reach every unit below it: "
+                "name those units one by one", rules=list(known_by.rules), selector=anchor.code)
         wanted = (anchor.id, search_key(sel.level) if sel.level else None, sel.include_root)
         if wanted in expanded:  # the same selector twice is read once
             continue

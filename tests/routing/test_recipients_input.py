@@ -214,15 +214,24 @@ async def test_a_unit_the_caller_may_know_of_is_refused_naming_the_rule(app, cli
     assert await _deliveries(app) == 1, "only the province's delivery to commune 1"
 
 
-async def test_a_selector_reaching_hidden_units_does_not_name_them(app, client, world) -> None:
-    # Under the province (commune 1's parent, which it may send to) lie commune 2's branches.
+async def test_a_selector_anchored_outside_the_callers_subtree_is_refused_whatever_lies_below(
+        app, client, world) -> None:
+    # Under the province (commune 1's parent, which it may send to) lie commune 2's branches;
+    # under commune 2 (a sibling) one branch of level "Chi bộ" and none of level "Tổ đảng".
     doc_id = await _draft(client, world, "xa1", "7-CV/ĐU")
-    r = await _post(client, f"/api/v1/documents/{doc_id}/send", world, "xa1", [{"under": PROVINCE}])
-    body = _problem(r, 403)
-    assert body["refused"] == [XA1]
-    assert "outside your part of the tree" in body["detail"]
-    assert KP1 not in r.text
-    assert "khu phố" not in r.text
+    url = f"/api/v1/documents/{doc_id}/send"
+    answers = {}
+    for anchor, level in [(PROVINCE, None), (PROVINCE, "Chi bộ"), (XA2, "Chi bộ"), (XA2, "Tổ đảng")]:
+        selector = {"under": anchor, **({"level": level} if level else {})}
+        body = _problem(await _post(client, url, world, "xa1", [selector]), 403)
+        assert body["selector"] == anchor
+        assert "name those units one by one" in body["detail"]
+        answers[(anchor, level)] = body["detail"]
+    # Whether commune 2 has branches, and of which level, does not change the answer.
+    assert answers[(XA2, "Chi bộ")] == answers[(XA2, "Tổ đảng")]
+    assert answers[(PROVINCE, None)] == answers[(PROVINCE, "Chi bộ")]
+    assert KP1 not in str(answers)
+    assert "khu phố" not in str(answers)
     assert await _deliveries(app) == 0
 
 
