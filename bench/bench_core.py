@@ -434,6 +434,17 @@ def report(res: Results, command: str, info: dict[str, str], backends: list[str]
     table_a = md_table(["Date", "Machine", "Backend", "API processes", "PDF", "docex ops/s", "p50", "p99", "CPU/op",
                         "bare ops/s", "p50", "p99", "CPU/op", "Ratio vs bare (ops/s)", "Ratio (bare CPU/op ÷ docex)",
                         "Target", "Met"], rows_a)
+    rows_f = []
+    for size in plan.sizes:
+        floor, bare, docex = (res.load.get((name, size)) for name in ("floor", "bare", "docex-sqlite"))
+        if floor is None or bare is None or docex is None:
+            continue
+        rows_f.append([when, box, f"{size // 1024:,d} KB", f"{floor.throughput:.1f}", ms(floor.pct(0.5)),
+                       ms(floor.cpu_per_op), f"{bare.throughput:.1f}", f"**{floor.throughput / bare.throughput:.0%}**",
+                       f"{docex.throughput:.1f}", f"{docex.throughput / floor.throughput:.0%}",
+                       f"{floor.cpu_per_op / docex.cpu_per_op:.0%}" if docex.cpu_per_op else "n/a"])
+    table_f = md_table(["Date", "Machine", "PDF", "floor ops/s", "p50", "CPU/op", "bare ops/s", "floor ÷ bare (ops/s)",
+                        "docex (SQLite) ops/s", "docex ÷ floor (ops/s)", "floor CPU/op ÷ docex"], rows_f)
     rows_b = []
     for (backend, n), times in res.fanout.items():
         target = TARGET_SEND[backend]
@@ -454,7 +465,9 @@ def report(res: Results, command: str, info: dict[str, str], backends: list[str]
                        ok[peak < TARGET_RSS] if name != "bare" else ""])
     table_c = md_table(["Date", "Machine", "Server", "Upload", "Idle RSS", "Peak RSS", "Growth", "Upload rate",
                         "Peak vs bare", "Target", "Met"], rows_c)
-    tables = (f"(a) upload + send throughput\n\n{table_a}\n\n(b) one POST /send to a subtree\n\n{table_b}\n\n"
+    tables = (f"(a) upload + send throughput\n\n{table_a}\n\n"
+              f"(a′) the floor: keeping the same requests durably, and nothing else\n\n{table_f}\n\n"
+              f"(b) one POST /send to a subtree\n\n{table_b}\n\n"
               f"(c) peak RSS while a large upload streams in\n\n{table_c}")
     seeding = ", ".join(f"{b}: {t:.1f} s" for b, t in res.seeding.items())
     quick = "**Quick smoke run: fewer requests, 1,000 units, smaller upload; not the reference figures.**\n\n"
@@ -496,6 +509,13 @@ PostgreSQL is a database `docex_bench_<random>` created for the run and dropped 
   (with its child processes) inside the windows divided by the ops, which other load on the machine
   disturbs much less than ops/s (a bare server far below 1 core per its ops/s is limited by the load
   generator, not by itself). Target: docex ≥ 50 % of bare ops/s.
+- **(a′)** the “floor” (`bench/floor.py`) runs in the same windows: the same two requests, doing only
+  what no correct service can skip, as the service does it — the multipart form parsed as it streams
+  in, the PDF hashed, written and `fsync`ed (on a thread), renamed to its content address, and one
+  SQLite transaction per request (WAL, `synchronous=NORMAL`): the document and a hash-chained audit
+  row; a delivery and an outbox row per recipient and an audit row. No authentication, validation,
+  routing, idempotency, verification, logs or metrics. Floor ÷ bare is the most any service that
+  keeps these documents safely could reach against this baseline.
 - **(b)** a tree of {sum(1 for _ in tree_specs(plan.districts)):,d} units (root → {plan.districts} districts → 40
   communes → 24 branches each; imported with `service.units.import_tree` before the server starts;
   {seeding}). The root's clerk uploads a small PDF, then one `POST /send` with `{{"under": CODE}}` is timed
@@ -546,6 +566,7 @@ async def main(args: argparse.Namespace) -> int:
             (tmp / "data-sqlite").mkdir()
             token, sqlite_server = await prepare_backend("sqlite", sqlite_url, tmp, plan, res)
             pending = [("bare", Server("bare", {}, tmp / "bare.log", ["--store", str(tmp / "bare-store")]), ""),
+                       ("floor", Server("floor", {}, tmp / "floor.log", ["--store", str(tmp / "floor-store")]), ""),
                        ("docex-sqlite", sqlite_server, token)]
             if pg_url:
                 pg_name = f"docex_bench_{uuid.uuid4().hex[:8]}"
@@ -576,6 +597,7 @@ async def main(args: argparse.Namespace) -> int:
             finally:
                 await stop(targets)
                 shutil.rmtree(tmp / "bare-store", ignore_errors=True)
+                shutil.rmtree(tmp / "floor-store", ignore_errors=True)
                 if pg_name:
                     await pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             await run_memory(tmp, sqlite_url, token, tmp / "data-sqlite", plan, res)
@@ -618,7 +640,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--env", action="append", default=[], metavar="DOCEX_X=V",
                    help="extra setting for the docexchange servers (repeatable), e.g. DOCEX_VERIFY_ON_SEND=false")
     # Internal: run one server in this process.
-    p.add_argument("--serve", choices=["docex", "bare"], help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=["docex", "bare", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
@@ -637,6 +659,10 @@ def serve_main(args: argparse.Namespace) -> int:
               args.port, args.workers)
     elif args.serve == "bare":
         serve(create_bare_app(args.store), args.port)
+    elif args.serve == "floor":
+        from floor import create_floor_app
+
+        serve(create_floor_app(args.store), args.port)
     else:
         from service.api.app import create_app
 
