@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api.app import create_app
+    from service.api.protocols import HttpToolsProblemProtocol
 
     settings = _migrate()
     if args.demo:
@@ -69,10 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the same DOCEX_* environment.
         os.environ["DOCEX_AUTO_MIGRATE"] = "false"  # done above, once
         uvicorn.run("service.api.app:create_app", factory=True, workers=args.workers, host=args.host,
-                    port=args.port, log_level="warning", access_log=False)
+                    port=args.port, log_level="warning", access_log=False, http=HttpToolsProblemProtocol)
         return 0
     app = create_app(settings.model_copy(update={"auto_migrate": False}))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                http=HttpToolsProblemProtocol)
     return 0
 
 
