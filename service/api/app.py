@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service.api.bodies import add_schemas
 from service.api.deps import RequestSessions
 from service.api.limits import BodyLimit
 from service.api.observability import configure_logging, install_observability
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    *_optional_routers()):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
+    add_schemas(app)
     return app
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import documents as docs
+from service.api.bodies import UPLOAD_BODY
 from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
@@ -40,7 +41,7 @@ and any number of `attachments`. Classified documents are refused and nothing is
 @router.post("/documents", status_code=201, summary="Register an outgoing document", description=UPLOAD_DOC,
              responses={201: {"description": "Registered"}, 409: {"description": "Duplicate number"},
                         413: {"description": "Too large"}, 415: {"description": "Not multipart"},
-                        422: {"description": "Bad metadata, not a PDF, classified"}})
+                        422: {"description": "Bad metadata, not a PDF, classified"}}, openapi_extra=UPLOAD_BODY)
 async def upload(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs,
                  settings: SettingsDep, idempotency_key: IdemKey = None) -> JSONResponse:
     form = await receive_form(request, blobs, settings.max_upload_bytes)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.api.bodies import der_body
 from service.api.deps import Signing
 from service.api.multipart import read_small_body
 from service.errors import NotFoundError
@@ -54,13 +55,15 @@ async def ca_certificates(runtime: Signing) -> Response:
     return Response(pem, media_type="application/x-pem-file")
 
 
-@router.post("/ocsp", summary="OCSP responder (RFC 6960)", response_class=Response)
+@router.post("/ocsp", summary="OCSP responder (RFC 6960)", response_class=Response,
+             openapi_extra=der_body("application/ocsp-request", "A DER OCSPRequest"))
 async def ocsp(request: Request, runtime: Signing) -> Response:
     der = await asyncio.to_thread(_pki(runtime).answer_ocsp, await _body(request))
     return Response(der, media_type="application/ocsp-response")
 
 
-@router.post("/tsa", summary="Timestamp authority (RFC 3161)", response_class=Response)
+@router.post("/tsa", summary="Timestamp authority (RFC 3161)", response_class=Response,
+             openapi_extra=der_body("application/timestamp-query", "A DER TimeStampReq"))
 async def tsa(request: Request, runtime: Signing) -> Response:
     der = await asyncio.to_thread(_pki(runtime).answer_timestamp, await _body(request))
     return Response(der, media_type="application/timestamp-reply")

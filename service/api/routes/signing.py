@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from starlette.background import BackgroundTask
 
 from service import documents as docs
+from service.api.bodies import PDF_BODY, PNG_BODY
 from service.api.deps import DB, Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
 from service.api.images import received_png
 from service.api.multipart import receive_body, receive_form
@@ -124,7 +125,7 @@ async def document_verification(doc_id: str, tx: Tx, db: DB, principal: CurrentP
 
 @router.post("/verify", summary="Verify any PDF (also one from elsewhere); nothing is stored",
              description="Send the PDF as the body (`application/pdf`) or as the `file` field of a form.",
-             response_model=None)
+             response_model=None, openapi_extra=PDF_BODY)
 async def verify_any(request: Request, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs,
                      settings: SettingsDep, format: Literal["json", "html"] = Query("json")) -> Response:
     received = await _received_pdf(request, blobs, settings.max_upload_bytes)
@@ -153,14 +154,16 @@ async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> BlobWrite
     return keep.writer
 
 
-@router.put("/me/signature-image", status_code=204, summary="Signer: upload the blue signature image (PNG)")
+@router.put("/me/signature-image", status_code=204, summary="Signer: upload the blue signature image (PNG)",
+            openapi_extra=PNG_BODY)
 async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
     async with received_png(request, blobs) as png:
         await doc_signing.set_signature_image(tx.session, principal, png.sha256)
     await tx.commit()
 
 
-@router.put("/units/me/seal-image", status_code=204, summary="Admin or clerk of a sealing unit: the red seal (PNG)")
+@router.put("/units/me/seal-image", status_code=204, summary="Admin or clerk of a sealing unit: the red seal (PNG)",
+            openapi_extra=PNG_BODY)
 async def put_seal_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
     async with received_png(request, blobs) as png:
         await doc_signing.set_seal_image(tx.session, principal, png.sha256)

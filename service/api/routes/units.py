@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import units
+from service.api.bodies import UNIT_FILE_BODY
 from service.api.deps import CurrentPrincipal, Principals, Tx, require_roles
 from service.api.multipart import read_small_body
 from service.auth import Principal
@@ -72,7 +73,8 @@ async def export(tx: Tx, principal: Principal = Admin,
     return PlainTextResponse(units.dump_json(specs), media_type="application/json")
 
 
-@router.post("/import", summary="Create or update units of the admin's subtree from a JSON or CSV body (admins)")
+@router.post("/import", summary="Create or update units of the admin's subtree from a JSON or CSV body (admins)",
+             openapi_extra=UNIT_FILE_BODY)
 async def import_units(request: Request, tx: Tx, principals: Principals,
                        principal: Principal = Admin) -> dict[str, int]:
     ctype = request.headers.get("content-type", "")

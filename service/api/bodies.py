@@ -1,0 +1,92 @@
+"""OpenAPI descriptions of the bodies that routes read themselves.
+
+Uploads, images, unit files and the PKI's DER requests are streamed or read by the route
+(to disk, under a limit of their own) rather than parsed by FastAPI, so FastAPI cannot see
+their shape. These fragments go into each route's ``openapi_extra``: an integrator
+generating a client from ``/api/v1/openapi.json`` gets the same contract the routes hold to.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from service.documents.schemas import DocumentMetadata
+
+__all__ = ["PDF_BODY", "PNG_BODY", "UNIT_FILE_BODY", "UPLOAD_BODY", "add_schemas", "der_body"]
+
+_BINARY = {"type": "string", "format": "binary"}
+_METADATA_EXAMPLE = json.dumps(DocumentMetadata.model_config.get("json_schema_extra", {}).get("example", {}),  # type: ignore[union-attr]
+                               ensure_ascii=False)
+
+# The models named only here: added to the document's components by ``add_schemas``.
+_MODELS: tuple[type[Any], ...] = (DocumentMetadata,)
+
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["metadata", "file"], "properties": {
+        "metadata": {"$ref": "#/components/schemas/DocumentMetadata"},
+        "file": {**_BINARY, "description": "The document: one PDF (checked, hashed and kept as sent)"},
+        "attachments": {"type": "array", "items": _BINARY,
+                        "description": "Any number of attachment files (a PDF among them is checked too)"},
+    }},
+    "encoding": {"metadata": {"contentType": "application/json"}, "file": {"contentType": "application/pdf"}},
+    "example": {"metadata": _METADATA_EXAMPLE, "file": "(the PDF's bytes)"},
+}}}}
+
+PDF_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/pdf": {"schema": _BINARY},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": _BINARY}}},
+}}}
+
+PNG_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"image/png": {
+    "schema": {**_BINARY, "description": "A PNG of at most 2000 × 2000 pixels, transparent background"}}}}}
+
+_UNIT = {"type": "object", "required": ["code", "name", "level"], "properties": {
+    "code": {"type": "string", "description": "Identifier code, e.g. 000.00.01.H99"},
+    "name": {"type": "string"}, "level": {"type": "string", "description": "e.g. Đảng ủy xã, Chi bộ"},
+    "parent_code": {"type": "string", "description": "Absent for the file's top units"},
+    "mailboxes": {"type": "array", "items": {"type": "string", "format": "email"}},
+    "has_seal": {"type": "boolean"},
+    "children": {"type": "array", "items": {"$ref": "#/components/schemas/UnitFileEntry"},
+                 "description": "Units below it (instead of parent_code)"},
+}}
+
+UNIT_FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {
+        "schema": {"oneOf": [{"type": "array", "items": {"$ref": "#/components/schemas/UnitFileEntry"}},
+                             {"type": "object", "properties": {"units": {
+                                 "type": "array", "items": {"$ref": "#/components/schemas/UnitFileEntry"}}}}]},
+        "example": [{"code": "000.00.01.H99", "name": "Đảng ủy xã Tân Lập", "level": "Đảng ủy xã",
+                     "parent_code": "000.00.00.H99", "mailboxes": ["vanthu.tanlap@hason.dcs.vn"], "has_seal": True,
+                     "children": [{"code": "000.01.01.H99", "name": "Chi bộ thôn Đông", "level": "Chi bộ"}]}]},
+    "text/csv": {
+        "schema": {"type": "string", "description": "UTF-8; the first line names the columns: code,name,level,"
+                                                    "parent_code,mailboxes,has_seal (mailboxes split by ';')"},
+        "example": "code,name,level,parent_code,mailboxes,has_seal\n"
+                   "000.01.01.H99,Chi bộ thôn Đông,Chi bộ,000.00.01.H99,,false\n"},
+}}}
+
+
+def der_body(media_type: str, what: str) -> dict[str, Any]:
+    """A DER request of the PKI (``application/ocsp-request``, ``application/timestamp-query``)."""
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": {**_BINARY, "description": what}}}}}
+
+
+def add_schemas(app: FastAPI) -> None:
+    """Put the models the fragments name into the document's components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            _, defs = models_json_schema([(m, "validation") for m in _MODELS],
+                                         ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.get("$defs", {}))
+            components["UnitFileEntry"] = _UNIT
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
