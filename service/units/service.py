@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
+from service.storage.driver import dialect_of
 from service.text import fold, nfc
 from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError, UnknownUnitsError
 from service.units.models import Unit
@@ -19,6 +20,7 @@ __all__ = [
     "export_tree",
     "get_unit",
     "import_tree",
+    "lock_tree",
     "move_unit",
     "rename_unit",
     "resolve_units",
@@ -28,6 +30,7 @@ __all__ = [
 
 
 MAX_DEPTH = MAX_LEVELS - 1  # a root has depth 0
+_TREE_LOCK = 0x646F6378_74726565  # PostgreSQL advisory lock key of the tree's shape ("docxtree")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,18 @@ async def resolve_units(session: AsyncSession, keys: list[str]) -> list[Unit]:
     return [by_key.get(k) or by_key[k.upper()] for k in wanted]
 
 
+async def lock_tree(session: AsyncSession) -> None:
+    """Serialise changes to the tree's shape (moves, imports) until the transaction ends.
+
+    Call it first, before reading the units to change. Two moves checked at once against
+    the tree as it was could each pass the cycle and depth checks and together make a
+    loop (A under B, B under A). PostgreSQL: a transaction-scoped advisory lock, across
+    processes. SQLite already lets one writer in at a time.
+    """
+    if dialect_of(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TREE_LOCK})
+
+
 async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit | None = None) -> ImportResult:
     """Create or update every unit of ``specs`` (matched by code), parents first.
 
@@ -81,6 +96,7 @@ async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit 
     UnitCodeTakenError (a code used outside ``scope``); the caller's rollback then
     leaves the tree as it was.
     """
+    await lock_tree(session)  # again if the caller took it: the lock is re-entrant
     existing = {u.code: u for u in (await session.execute(select(Unit))).scalars()}
     if scope is not None:
         _check_scope(specs, existing, scope)
@@ -185,6 +201,12 @@ async def move_unit(session: AsyncSession, unit: Unit, new_parent: Unit | None) 
 
 
 async def _reparent(session: AsyncSession, unit: Unit, parent: Unit | None) -> None:
+    await lock_tree(session)
+    # Where both stand now: read before the lock, they may have moved since.
+    await session.flush()
+    await session.refresh(unit, ["path", "depth", "parent_id"])
+    if parent is not None:
+        await session.refresh(parent, ["path", "depth"])
     if parent is not None and parent.path.startswith(unit.path):
         raise InvalidTreeError(f"cannot move {unit.code} under its own descendant {parent.code}")
     old_prefix = unit.path

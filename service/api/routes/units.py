@@ -82,6 +82,7 @@ async def import_units(request: Request, tx: Tx, principals: Principals,
                                  "the unit file (split it and import the parts one after another, parents first)")
     # Parsing megabytes is CPU work: off the event loop.
     specs = await asyncio.to_thread(units.parse_tree, data, "upload.csv" if "csv" in ctype else "upload.json")
+    await units.lock_tree(tx.session)
     me = await units.get_unit(tx.session, principal.unit_id)
     result = await units.import_tree(tx.session, specs, scope=me)
     await tx.commit()
@@ -97,6 +98,7 @@ async def get_unit(key: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, A
 @router.patch("/{key}", summary="Rename, recode or move a unit; its documents stay with it (admins)")
 async def patch_unit(key: str, patch: UnitPatch, tx: Tx, principals: Principals,
                      principal: Principal = Admin) -> dict[str, Any]:
+    await units.lock_tree(tx.session)  # first: the units below are read as the last change left them
     unit = await _managed(tx, principal, key)
     await units.update_unit(tx.session, unit, name=patch.name, level=patch.level, code=patch.code,
                             mailboxes=patch.mailboxes, has_seal=patch.has_seal, scope_path=principal.unit_path)
