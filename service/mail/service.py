@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.documents.blobs import blob_path as documents_blob_path
 from service.outbox.models import OutboxEvent
+from service.units.errors import InvalidTreeError
+from service.units.tree import check_mailbox
 
 from . import repository as repo
 from .audit_hook import audit_append
@@ -143,9 +145,22 @@ def _new_recipients(
     ctx: EventContext, addresses: list[str], ids: Iterator[str], config: MailConfig, now: datetime
 ) -> list[Recipient]:
     domain = config.message_id_domain
-    return [Recipient(next(ids), a, message_id_for(ctx.event.id, a, domain), "pending", 0, now, 0, "", False, None,
-                      now, new=True)
-            for a in addresses]
+    recipients = []
+    for a in addresses:
+        refused = _unaddressable(a)
+        recipients.append(Recipient(next(ids), a, message_id_for(ctx.event.id, a, domain),
+                                    "failed" if refused else "pending", 0, now, 0, refused, False, None, now, new=True))
+    return recipients
+
+
+def _unaddressable(address: str) -> str:
+    """Why no message can name ``address`` (a mailbox stored before units' mailboxes were
+    checked: a line break, accented letters), or "" when it can. Failed at once, not retried."""
+    try:
+        check_mailbox(address, "the unit")
+    except InvalidTreeError as exc:
+        return f"{exc.detail}; correct the unit's mailboxes"
+    return ""
 
 
 def new_ids(count: int) -> list[str]:
@@ -216,6 +231,8 @@ async def apply_outcomes(
                 recorded.counts[r.state, event.kind] = recorded.counts.get((r.state, event.kind), 0) + 1
                 if r.state == "failed":
                     failed.append(r)
+            elif r.new and r.state == "failed":  # an address no message can carry: reported once
+                failed.append(r)
             if r.new:  # also when not attempted (stopping): the next round must find it
                 added.append(_new_row(event.id, r, now))
             elif outcome is not None:

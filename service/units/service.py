@@ -13,7 +13,7 @@ from service.storage.driver import dialect_of
 from service.text import fold, nfc
 from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError, UnknownUnitsError
 from service.units.models import Unit
-from service.units.tree import MAX_LEVELS, UnitSpec, valid_code
+from service.units.tree import MAX_LEVELS, UnitSpec, check_label, check_mailbox, valid_code
 
 __all__ = [
     "ImportResult",
@@ -178,8 +178,8 @@ def _new_unit(spec: UnitSpec, parent: Unit | None) -> Unit:
         name_folded=fold(spec.name),
         level=spec.level,
         parent_id=parent.id if parent else None,
-        mailboxes=spec.mailboxes,
-        has_seal=spec.has_seal,
+        mailboxes=spec.mailboxes or [],
+        has_seal=bool(spec.has_seal),
     )
     unit.path = (parent.path if parent else "/") + unit.id + "/"
     unit.depth = parent.depth + 1 if parent else 0
@@ -188,7 +188,10 @@ def _new_unit(spec: UnitSpec, parent: Unit | None) -> Unit:
 
 async def _apply(session: AsyncSession, unit: Unit, spec: UnitSpec, parent: Unit | None, *, move: bool) -> None:
     unit.name, unit.name_folded, unit.level = spec.name, fold(spec.name), spec.level
-    unit.mailboxes, unit.has_seal = spec.mailboxes, spec.has_seal
+    if spec.mailboxes is not None:
+        unit.mailboxes = spec.mailboxes
+    if spec.has_seal is not None:
+        unit.has_seal = spec.has_seal
     if move and (parent.id if parent else None) != unit.parent_id:
         await _reparent(session, unit, parent)
 
@@ -253,16 +256,21 @@ async def update_unit(
     session: AsyncSession, unit: Unit, *, name: str | None, level: str | None,
     code: str | None, mailboxes: list[str] | None, has_seal: bool | None, scope_path: str = "/",
 ) -> Unit:
-    """Change a unit's descriptive fields. Raises InvalidTreeError for a bad code and
-    UnitCodeTakenError for one another unit has (named if it lies under ``scope_path``)."""
+    """Change a unit's descriptive fields, checked as an import checks them. Raises
+    InvalidTreeError for a bad value and UnitCodeTakenError for a code another unit has
+    (named if it lies under ``scope_path``)."""
+    where = f"unit {unit.code}"
+    name = check_label(name, "name", where) if name is not None else None
+    level = check_label(level, "level", where) if level is not None else None
+    boxes = [check_mailbox(m, where) for m in mailboxes] if mailboxes is not None else None
     if code is not None:
         unit.code = await _free_code(session, unit, code, scope_path)
     if name is not None:
         await rename_unit(session, unit, name)
     if level is not None:
-        unit.level = nfc(level)
-    if mailboxes is not None:
-        unit.mailboxes = [nfc(m) for m in mailboxes]
+        unit.level = level
+    if boxes is not None:
+        unit.mailboxes = boxes
     if has_seal is not None:
         unit.has_seal = has_seal
     await session.flush()

@@ -11,13 +11,14 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from service.text import echo, nfc, plain_text
 from service.units.errors import InvalidTreeError
 
-__all__ = ["MAX_LEVELS", "UnitSpec", "dump_csv", "dump_json", "parse_tree", "valid_code"]
+__all__ = ["MAX_LEVELS", "UnitSpec", "check_label", "check_mailbox", "dump_csv", "dump_json", "parse_tree",
+           "valid_code"]
 
 # QCVN 102 (V1V2V3.Z1Z2.Y1Y2.MX1X2) is a special case of Decision 20/2020's
 # form: up to 35 characters, dot-separated groups of digits and capitals.
@@ -40,14 +41,16 @@ def valid_code(code: str) -> bool:
 
 @dataclass
 class UnitSpec:
-    """One unit as a file describes it (parent by code)."""
+    """One unit as a file describes it (parent by code). ``mailboxes`` and ``has_seal`` are
+    None when the file leaves them out: a new unit has none and no seal, an existing one
+    keeps its own."""
 
     code: str
     name: str
     level: str
     parent_code: str | None = None
-    mailboxes: list[str] = field(default_factory=list)
-    has_seal: bool = False
+    mailboxes: list[str] | None = None
+    has_seal: bool | None = None
 
 
 def parse_tree(data: bytes, filename: str) -> list[UnitSpec]:
@@ -78,8 +81,10 @@ def _from_csv(text: str) -> list[UnitSpec]:
 def _from_row(row: dict[str | None, Any], line: int) -> UnitSpec:
     where = f"line {line}"
     item: dict[str, Any] = {k: row.get(k) or "" for k in CSV_COLUMNS}
-    item["mailboxes"] = [m for m in re.split(r"[,;]", item["mailboxes"]) if m.strip()]
-    item["has_seal"] = _csv_bool(item["has_seal"], where)
+    # A column the file does not have (None) leaves the unit's own value; an empty cell clears it.
+    item["mailboxes"] = None if row.get("mailboxes") is None else [
+        m for m in re.split(r"[,;]", item["mailboxes"]) if m.strip()]
+    item["has_seal"] = None if row.get("has_seal") is None else _csv_bool(item["has_seal"], where)
     return _spec(item, None, where)
 
 
@@ -154,8 +159,9 @@ def _spec(item: dict[str, Any], parent_code: str | None, where: str) -> UnitSpec
         name=_text(item, "name", where),
         level=_text(item, "level", where),
         parent_code=_parent_code(item, where) or parent_code,
-        mailboxes=_mailboxes(item.get("mailboxes"), where),
-        has_seal=_json_bool(item.get("has_seal"), where),
+        # Left out (or null): the unit keeps what it has.
+        mailboxes=None if item.get("mailboxes") is None else _mailboxes(item["mailboxes"], where),
+        has_seal=None if item.get("has_seal") is None else _json_bool(item["has_seal"], where),
     )
 
 
@@ -172,6 +178,13 @@ def _text(item: dict[str, Any], key: str, where: str) -> str:
     if limit is not None and len(text) > limit:
         raise InvalidTreeError(f"{where}: '{key}' is {len(text)} characters long; at most {limit}")
     return text
+
+
+def check_label(value: str, key: str, what: str) -> str:
+    """A unit's name or level as stored: NFC, plain text, not blank, within its column."""
+    if _blank(value):
+        raise InvalidTreeError(f"{what}: the {key} cannot be blank")
+    return _text({key: value}, key, what)
 
 
 def _plain(text: str, what: str) -> str:
@@ -194,21 +207,26 @@ def _parent_code(item: dict[str, Any], where: str) -> str | None:
 
 
 def _mailboxes(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
     boxes = [value] if isinstance(value, str) else value
     if not isinstance(boxes, list) or not all(isinstance(m, str) for m in boxes):
         raise InvalidTreeError(f"{where}: 'mailboxes' must be a list of addresses")
-    addresses = [_plain(nfc(m), f"{where}: a mailbox") for m in boxes]
-    for address in addresses:
-        if len(address) > _MAILBOX_MAX or not _MAILBOX.match(address):
-            raise InvalidTreeError(f"{where}: mailbox {echo(address)!r} is not an e-mail address")
-    return addresses
+    return [check_mailbox(m, where) for m in boxes]
+
+
+def check_mailbox(address: str, where: str) -> str:
+    """One mailbox as stored: an address the mail gateway can write into a header.
+    Raises InvalidTreeError."""
+    address = _plain(nfc(address), f"{where}: a mailbox")
+    if len(address) > _MAILBOX_MAX or not _MAILBOX.match(address):
+        raise InvalidTreeError(f"{where}: mailbox {echo(address)!r} is not an e-mail address")
+    if not address.isascii():
+        raise InvalidTreeError(f"{where}: mailbox {echo(address)!r} has letters outside ASCII, which the mail "
+                               "gateway cannot address; write the unit's address as the mail system knows it "
+                               "(e.g. vanthu@…, with no accents)")
+    return address
 
 
 def _json_bool(value: Any, where: str) -> bool:
-    if value is None:
-        return False
     if not isinstance(value, bool):  # "no" and 0 would read as true and false by accident
         raise InvalidTreeError(f"{where}: 'has_seal' must be true or false (without quotes)")
     return value
@@ -237,5 +255,6 @@ def dump_csv(specs: list[UnitSpec]) -> str:
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for s in specs:
-        writer.writerow([s.code, s.name, s.level, s.parent_code or "", ";".join(s.mailboxes), str(s.has_seal).lower()])
+        writer.writerow([s.code, s.name, s.level, s.parent_code or "", ";".join(s.mailboxes or ()),
+                         str(bool(s.has_seal)).lower()])
     return buf.getvalue()

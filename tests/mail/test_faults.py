@@ -148,3 +148,31 @@ async def test_more_recipients_than_the_limit_are_split_into_transactions(
     assert [len(m.rcpt_tos) for m in smtp_server.handler.messages] == [10, 10, 5]
     assert all(r.code == 250 for r in results)
     assert len(results) == 25
+
+
+async def test_a_stored_mailbox_no_header_can_carry_fails_at_once_and_the_others_get_the_message(
+    db: Database, smtp_server: SubmissionServer, pki: Pki, tmp_path: Path
+) -> None:
+    # Stored before units' mailboxes were checked: a line break that would add a Bcc header,
+    # accented letters the gateway cannot address.
+    handler = smtp_server.handler
+    sender = await add_unit(db, "Tỉnh ủy", ["vanthu@tinhuy.vn"])
+    unit = await add_unit(db, "Đảng ủy xã", ["ok@xa.vn", "x@y.vn\r\nBcc: evil@z.vn", "văn@thư.vn"])
+    doc = await add_document(db, sender)
+    [event] = await add_events(db, doc, [unit])
+    worker = await Worker.create(db, mail_config(smtp_server, pki, tmp_path))
+    await drain_until(worker, lambda: any(m.rcpt_tos == ["vanthu@tinhuy.vn"] for m in handler.messages))
+    await worker.drain()
+    await worker.close()
+
+    assert [m.rcpt_tos for m in handler.messages if m.rcpt_tos != ["vanthu@tinhuy.vn"]] == [["ok@xa.vn"]]
+    headers = [(name, str(value)) for m in handler.messages for name, value in m.message.items()]
+    assert [h for h in headers if h[0].lower() == "bcc" or "evil@z.vn" in h[1]] == []
+    report = [m.message for m in handler.messages if m.rcpt_tos == ["vanthu@tinhuy.vn"]]
+    assert "văn@thư.vn" in report[0].get_body(("plain",)).get_content()  # the clerk is told which
+    async with db.session() as s:
+        detail = await get_notification(s, Scope(sender.id), event.id)
+    states = {r.address: r.state for r in detail.recipients}
+    assert states == {"ok@xa.vn": "sent", "x@y.vn\r\nBcc: evil@z.vn": "failed", "văn@thư.vn": "failed"}
+    assert "correct the unit's mailboxes" in detail.event.last_error
+    assert [a.address for a in detail.attempts] == ["ok@xa.vn"]  # the others were never tried
