@@ -255,10 +255,35 @@ class ChainReport:
 
 
 async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
-    """Recompute every hash; report the first altered, missing or reordered entry."""
+    """Recompute every hash; report the first altered, missing or reordered entry.
+
+    The head is read first and the entries up to it: writers add entries and move the head
+    in one transaction, so what they add while the walk runs is left for the next check,
+    instead of looking like entries missing after the head read at the end. With no head
+    and entries present, the head is looked for once more (the first entry may have been
+    written meanwhile) before a missing head is reported.
+    """
+    report = await _walk(session, await _head(session), batch)
+    if not report.ok and report.reason == _NO_HEAD:
+        report = await _walk(session, await _head(session), batch)
+    return report
+
+
+_NO_HEAD = "the chain's head row is missing: entries after the last present one cannot be checked"
+
+
+async def _head(session: AsyncSession) -> tuple[int, str] | None:
+    row = (await session.execute(select(col(AuditHead.seq), col(AuditHead.hash))
+                                 .where(col(AuditHead.id) == 1))).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def _walk(session: AsyncSession, head: tuple[int, str] | None, batch: int) -> ChainReport:
     prev_hash, expected_seq, count, last = GENESIS, 1, 0, 0
     while True:
         stmt = select(AuditEntry).where(col(AuditEntry.seq) > last).order_by(col(AuditEntry.seq)).limit(batch)
+        if head is not None:
+            stmt = stmt.where(col(AuditEntry.seq) <= head[0])
         rows = list((await session.execute(stmt)).scalars())
         if not rows:
             break
@@ -267,12 +292,10 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
             if problem:
                 return ChainReport(False, count, min(entry.seq, expected_seq), problem)
             prev_hash, expected_seq, count, last = entry.hash, entry.seq + 1, count + 1, entry.seq
-    head = (await session.execute(select(AuditHead).where(col(AuditHead.id) == 1))).scalar_one_or_none()
     if head is None and count:
-        return ChainReport(False, count, last + 1, "the chain's head row is missing: entries after the last "
-                                                   "present one cannot be checked")
-    if head is not None and (head.seq != last or head.hash != prev_hash):
-        return ChainReport(False, count, last + 1, f"entries after #{last} are missing (head is #{head.seq})")
+        return ChainReport(False, count, last + 1, _NO_HEAD)
+    if head is not None and head != (last, prev_hash):
+        return ChainReport(False, count, last + 1, f"entries after #{last} are missing (head is #{head[0]})")
     return ChainReport(True, count)
 
 

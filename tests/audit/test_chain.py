@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -178,3 +179,30 @@ async def test_entries_of_a_rolled_back_transaction_are_never_chained(database) 
     async with database.session() as s:
         actions = (await s.execute(text("SELECT action FROM audit_entry ORDER BY seq"))).scalars().all()
     assert actions == ["test.step"]
+
+
+async def test_a_check_while_writers_append_sees_an_intact_chain(database) -> None:
+    from service.audit import verify_chain
+
+    await _fill(database, 3)
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        for _ in range(30):
+            await _fill(database, 1)
+        done.set()
+
+    async def check() -> list[tuple[bool, str]]:
+        reports = []
+        while not done.is_set():
+            async with database.session() as s:
+                report = await verify_chain(s, batch=4)  # several batches: the writers get in between
+            reports.append((report.ok, report.reason))
+        return reports
+
+    *_, reports = await asyncio.gather(writer(), writer(), check())
+
+    assert len(reports) >= 3
+    assert [r for r in reports if not r[0]] == []
+    async with database.session() as s:
+        assert (await verify_chain(s)).entries == 3 + 60
