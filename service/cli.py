@@ -9,19 +9,34 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import col
 
 from service import audit, auth, units
 from service.documents.blobs import upgrade_layout
-from service.errors import ServiceError
+from service.errors import InvalidInputError, ServiceError
 from service.plugins import import_optional
 from service.settings import Settings
 from service.storage.db import Database, is_sqlite
 from service.storage.migrate import upgrade
+from service.text import nfc, to_vn_iso
 
 __all__ = ["main"]
+
+# The CLI option that carries each field of the API's request models, to name it in refusals.
+_OPTIONS = {"username": "--username", "full_name": "--name", "roles": "--role", "email": "--email",
+            "unit": "--unit", "days": "--days", "label": "--label"}
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class DatabaseUnavailableError(ServiceError):
+    """The configured database is missing, cannot be opened, or lacks the service's tables."""
 
 
 def _settings() -> Settings:
@@ -29,16 +44,46 @@ def _settings() -> Settings:
 
 
 async def _with_session(fn: Callable[[Any], Awaitable[Any]], commit: bool = True) -> Any:
-    settings = _settings()
-    db = Database(settings.effective_database_url, pool_size=2)
+    """Run ``fn`` in one transaction. Raises DatabaseUnavailableError for a database that is
+    missing (rather than creating an empty SQLite file), cannot be opened or lacks a table."""
+    url = _settings().effective_database_url
+    where = make_url(url).render_as_string(hide_password=True)
+    if is_sqlite(url) and not _sqlite_file_exists(url):
+        raise DatabaseUnavailableError(f"there is no database at {where}: run `docexchange db upgrade` to create "
+                                       "it, or set DOCEX_DATA_DIR / DOCEX_DATABASE_URL to the existing one")
+    db = Database(url, pool_size=2)
     try:
         async with db.session() as session:
             result = await fn(session)
             if commit:
                 await session.commit()
             return result
+    except (OperationalError, ProgrammingError) as exc:  # no such table, cannot open, not allowed
+        raise DatabaseUnavailableError(
+            f"the database {where} cannot be read ({str(exc.orig).strip()}): check DOCEX_DATA_DIR / "
+            "DOCEX_DATABASE_URL and run `docexchange db upgrade`; restore it from a backup if tables were removed"
+        ) from exc
     finally:
         await db.dispose()
+
+
+def _sqlite_file_exists(url: str) -> bool:
+    path = make_url(url).database or ""
+    return path in ("", ":memory:") or Path(path).is_file()
+
+
+def _validated(model: type[_Model], **fields: Any) -> _Model:
+    """The CLI arguments checked by the API's own request model, so both refuse the same
+    input. Raises InvalidInputError naming the option(s) and what is wrong."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = (f"{_option(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise InvalidInputError("; ".join(problems)) from exc
+
+
+def _option(loc: tuple[int | str, ...]) -> str:
+    return _OPTIONS.get(str(loc[0]), str(loc[0])) if loc else "input"
 
 
 def _migrate() -> Settings:
@@ -103,10 +148,15 @@ def cmd_units_export(args: argparse.Namespace) -> int:
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
+    from service.auth.schemas import NewUser
+
+    body = _validated(NewUser, unit=args.unit, username=args.username, full_name=args.name, roles=args.role,
+                      email=args.email or "", is_service=args.service)
+
     async def run(session: Any) -> Any:
         unit = await units.get_unit(session, args.unit)
-        user = await auth.create_user(session, unit=unit, username=args.username, full_name=args.name,
-                                      roles=args.role, email=args.email or "", is_service=args.service)
+        user = await auth.create_user(session, unit=unit, username=body.username, full_name=body.full_name,
+                                      roles=body.roles, email=body.email, is_service=body.is_service)
         return user.id
 
     print(asyncio.run(_with_session(run)))
@@ -114,18 +164,25 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
+    from service.auth.schemas import NewToken
+
+    body = _validated(NewToken, days=args.days, label=args.label)
+    days = body.days or _settings().token_default_days  # as the API's default
+    username = nfc(args.username).lower()  # as create_user stores it
+
     async def run(session: Any) -> Any:
         from sqlalchemy import select
 
-        stmt = select(units.User).where(col(units.User.username) == args.username)
+        stmt = select(units.User).where(col(units.User.username) == username)
         user = (await session.execute(stmt)).scalars().first()
         if user is None:
-            raise units.UnitNotFoundError(f"no user {args.username!r}")
-        return await auth.issue_token(session, user, days=args.days, label=args.label)
+            raise units.UnitNotFoundError(f"no user {username!r}: check the name, or add the user with "
+                                          "`docexchange users create`")
+        return await auth.issue_token(session, user, days=days, label=body.label)
 
     issued = asyncio.run(_with_session(run))
     print(issued.token)
-    print(f"# token id {issued.id}, expires {issued.expires_at.isoformat()}; shown once", file=sys.stderr)
+    print(f"# token id {issued.id}, expires {to_vn_iso(issued.expires_at)}; shown once", file=sys.stderr)
     return 0
 
 
@@ -178,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tokens", help="bearer tokens").add_subparsers(dest="tokens_cmd", required=True)
     p = t.add_parser("create", help="issue a token (printed once)")
     p.add_argument("--username", required=True)
-    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--days", type=int, help="valid this many days (default: DOCEX_TOKEN_DEFAULT_DAYS)")
     p.add_argument("--label", default="")
     p.set_defaults(func=cmd_tokens_create)
     p = t.add_parser("revoke", help="revoke a token by id")

@@ -11,9 +11,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PLACEHOLDER_SECRET", "Settings"]
+__all__ = ["MAX_TOKEN_DAYS", "PLACEHOLDER_SECRET", "Settings"]
 
 PLACEHOLDER_SECRET = "change-me"
+MAX_TOKEN_DAYS = 3650  # a token lives ten years at most
 
 
 class Settings(BaseSettings):
@@ -28,7 +29,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=300 * 1024 * 1024, ge=1024)
     routing_rules: str = "parent,children,siblings,descendants"
     public_base_url: str = "http://127.0.0.1:8000"
-    token_default_days: int = Field(default=365, ge=1)
+    token_default_days: int = Field(default=365, ge=1, le=MAX_TOKEN_DAYS)
     auth_cache_s: float = Field(default=10.0, ge=0)
     key_passphrase: str = PLACEHOLDER_SECRET
     keys_dir: Path = Path("keys")

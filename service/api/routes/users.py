@@ -2,62 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 from sqlalchemy import select
 from sqlmodel import col
 
 from service import auth, units
 from service.api.deps import CurrentPrincipal, Principals, SettingsDep, Tx, require_roles
 from service.auth import Principal
+from service.auth.schemas import NewToken, NewUser
 from service.errors import NotFoundError
-from service.text import PlainText, to_vn_iso
+from service.text import to_vn_iso
 
 router = APIRouter(tags=["people"])
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 Admin = Depends(require_roles("admin"))
-
-
-class NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "username": "vanthu.tanlap", "full_name": "Trần Thị Bình", "roles": ["clerk"],
-        "position": "Văn thư", "email": "vanthu.tanlap@tinhuy.vn"}})
-
-    username: PlainText = Field(min_length=2, max_length=200)
-    full_name: PlainText = Field(min_length=1, max_length=300)
-    roles: list[str] = Field(min_length=1)
-    position: PlainText = Field(default="", max_length=300)
-    email: PlainText = Field(default="", max_length=300)
-    unit: PlainText | None = Field(default=None, max_length=64,
-                                  description="A unit under the admin's (default: the admin's own)")
-    audit_root: PlainText | None = Field(default=None, max_length=64,
-                                        description="For auditors: the subtree they read")
-    is_service: StrictBool = Field(default=False, description="An integration account (service token)")
-
-    @field_validator("username", "full_name")
-    @classmethod
-    def _not_blank(cls, value: str, info: ValidationInfo) -> str:
-        if len(value.strip()) < (2 if info.field_name == "username" else 1):
-            raise ValueError("must not be blank: type the name")
-        return value.strip()
-
-    @field_validator("email")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        value = value.strip()
-        if value and not _EMAIL.fullmatch(value):
-            raise ValueError(f"{value!r} is not an e-mail address (name@domain)")
-        return value
-
-
-class NewToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: PlainText = Field(default="", max_length=200)
-    days: int | None = Field(default=None, ge=1, le=3650)
 
 
 def _user_view(u: units.User) -> dict[str, Any]:

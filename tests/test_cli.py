@@ -1,0 +1,114 @@
+"""`docexchange users|tokens|audit ...` run as a real subprocess against a fresh SQLite data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = "000.00.01.H99"
+ADMIN = "admin.tinhuy"
+UNITS = [
+    {"code": "000.00.00.H99", "name": "Tỉnh ủy Hà Sơn", "level": "Tỉnh ủy"},
+    {"code": UNIT, "name": "Đảng ủy xã Tân Lập", "level": "Xã", "parent_code": "000.00.00.H99"},
+]
+
+
+def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Only this test's settings: a DOCEX_DATABASE_URL of the caller would point elsewhere.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCEX_")}
+    env.update(DOCEX_DATA_DIR=str(data_dir), DOCEX_EMBEDDED_WORKER="false")
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def _rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(data_dir / "docexchange.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _refused(done: subprocess.CompletedProcess[str]) -> str:
+    """The refusal's one line on stderr, after checking it is a usage error and not a crash."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated data directory with two units and an admin, made once and copied per test."""
+    data_dir = tmp_path_factory.mktemp("cli-template") / "data"
+    units_file = data_dir.parent / "units.json"
+    units_file.write_text(json.dumps(UNITS), encoding="utf-8")
+    for args in (("units", "import", str(units_file)),
+                 ("users", "create", "--unit", UNIT, "--username", ADMIN, "--name", "Quản trị", "--role", "admin")):
+        done = _run(data_dir, *args)
+        assert done.returncode == 0, done.stderr
+    return data_dir
+
+
+@pytest.fixture
+def data_dir(template: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(template, tmp_path / "data"))
+
+
+def test_token_for_30_days_expires_in_vietnam_time(data_dir: Path) -> None:
+    done = _run(data_dir, "tokens", "create", "--username", ADMIN, "--days", "30")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("dx_")
+    expires = re.search(r"expires (\S+);", done.stderr)
+    assert expires is not None, done.stderr
+    assert expires.group(1).endswith("+07:00")
+    left = datetime.fromisoformat(expires.group(1)) - datetime.now(UTC)
+    assert timedelta(days=30) - timedelta(minutes=5) < left <= timedelta(days=30)
+    assert _rows(data_dir, "SELECT count(*) FROM api_token") == [(1,)]
+
+
+@pytest.mark.parametrize("days", ["99999999", "5000", "0", "-5"])
+def test_token_days_outside_the_api_limit_are_refused_and_no_token_is_issued(data_dir: Path, days: str) -> None:
+    message = _refused(_run(data_dir, "tokens", "create", "--username", ADMIN, "--days", days))
+    assert message.startswith("error: --days: ")
+    assert ("3650" if int(days) > 1 else "greater than or equal to 1") in message
+    assert _rows(data_dir, "SELECT count(*) FROM api_token") == [(0,)]
+
+
+@pytest.mark.parametrize(("option", "args", "says"), [
+    ("--username", ["--username", "  ", "--name", ""], "must not be blank"),
+    ("--username", ["--username", "van\x01thu", "--name", "Văn thư"], "control character U+0001"),
+    ("--email", ["--username", "vanthu", "--name", "Văn thư", "--email", "not-an-email"], "not an e-mail address"),
+])
+def test_users_create_refuses_what_the_api_refuses_and_adds_nobody(
+        data_dir: Path, option: str, args: list[str], says: str) -> None:
+    message = _refused(_run(data_dir, "users", "create", "--unit", UNIT, "--role", "clerk", *args))
+    assert message.startswith(f"error: {option}: ")
+    assert says in message
+    assert _rows(data_dir, "SELECT username FROM app_user") == [(ADMIN,)]
+
+
+def test_audit_verify_without_a_database_says_to_create_it_and_writes_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    message = _refused(_run(missing, "audit", "verify"))
+    assert "docexchange db upgrade" in message
+    assert "DOCEX_DATA_DIR" in message
+    assert not missing.exists()
+
+
+def test_audit_verify_without_the_audit_table_is_not_reported_as_a_broken_chain(data_dir: Path) -> None:
+    with sqlite3.connect(data_dir / "docexchange.db") as conn:
+        conn.execute("DROP TABLE audit_entry")
+    message = _refused(_run(data_dir, "audit", "verify"))
+    assert "no such table: audit_entry" in message
+    assert "docexchange db upgrade" in message
