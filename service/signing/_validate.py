@@ -133,6 +133,10 @@ def _verdict(reports: list[SignatureReport], raw_count: int, findings: list[Find
         return Verdict.INDETERMINATE
     if any(r.indication is Indication.TOTAL_FAILED for r in reports):
         return Verdict.FAILED
+    if all(r.kind == "document_timestamp" for r in reports):
+        findings.append(finding("NO_SIGNATURE", "only document timestamps: they prove when the file existed, "
+                                                "not who signed it"))
+        return Verdict.INDETERMINATE
     if raw_count != len(reports) or any(r.indication is not Indication.TOTAL_PASSED for r in reports):
         return Verdict.INDETERMINATE
     return Verdict.PASSED

@@ -137,3 +137,33 @@ async def test_garbage_file_never_crashes(env: Env) -> None:
     report = await _verify(env, junk)
     assert report.verdict is not Verdict.PASSED
     assert report.findings
+
+
+async def _timestamped(env: Env, src: Path, name: str) -> Path:
+    from pyhanko.sign.signers import PdfTimeStamper
+
+    from service.signing import build_timestamper
+
+    out = env.tmp / name
+    with src.open("rb") as fh, out.open("wb") as dst:
+        stamper = PdfTimeStamper(build_timestamper(env.trust(), env.pki.timestamp_response))
+        await stamper.async_timestamp_pdf(IncrementalPdfFileWriter(fh), "sha256", output=dst)
+    return out
+
+
+async def test_a_document_timestamp_alone_is_no_signature(env: Env) -> None:
+    # A timestamp proves when the bytes existed, not who stands behind them.
+    report = await _verify(env, await _timestamped(env, env.sample("ts-only-in.pdf"), "ts-only.pdf"))
+    assert [(s.kind, s.indication) for s in report.signatures] == [("document_timestamp", Indication.TOTAL_PASSED)]
+    assert report.verdict is Verdict.INDETERMINATE
+    assert "NO_SIGNATURE" in [f.code for f in report.findings]
+
+
+async def test_a_signature_with_a_later_document_timestamp_still_passes(env: Env) -> None:
+    src = env.sample("sig-ts-in.pdf")
+    signed = env.tmp / "sig-ts-p.pdf"
+    await env.signer_for(env.personal).sign_personal(
+        src, signed, placement=Placement(box=BOX), signer_name="Nguyễn Văn An")
+    report = await _verify(env, await _timestamped(env, signed, "sig-ts.pdf"))
+    assert [s.kind for s in report.signatures] == ["signature", "document_timestamp"]
+    assert report.verdict is Verdict.PASSED
