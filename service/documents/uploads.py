@@ -79,8 +79,9 @@ async def accept_upload(session: AsyncSession, principal: Principal, fields: dic
     """
     meta = parse_metadata(fields.get("metadata"))
     main, attachments = _split(files)
-    print_ = fingerprint(meta.model_dump(mode="json"), main.sha256, [a.sha256 for a in attachments]) \
-        if idempotency_key else ""
+    # Everything the answer shows of the files: a retry renamed is a different request.
+    print_ = fingerprint(meta.model_dump(mode="json"), *((f.sha256, f.filename, f.content_type)
+                                                         for f in (main, *attachments))) if idempotency_key else ""
     record = await find_idempotent(session, principal, idempotency_key, print_)
     if record is not None:
         return UploadOutcome(record.status_code, record.body, True)

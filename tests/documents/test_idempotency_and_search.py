@@ -27,6 +27,11 @@ async def test_retried_upload_and_send_return_the_first_answer(client, world) ->
                               **upload_form(metadata("36-KH/ĐU"), pdf=make_pdf("khac")))
     assert other.status_code == 409
     assert "different request" in other.json()["detail"]
+    # So is the same file under another name: the first answer would show the old name.
+    renamed = await client.post("/api/v1/documents", headers=headers,
+                                **upload_form(metadata(), filename="ke-hoach-ban-sua.pdf"))
+    assert renamed.status_code == 409
+    assert "different request" in renamed.json()["detail"]
 
 
 async def test_search_ignores_normalisation_and_optional_diacritics(client, world) -> None:
