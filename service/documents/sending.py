@@ -16,7 +16,7 @@ from service import audit
 from service.auth import Principal
 from service.documents.access import require_role, visible_delivery, visible_document
 from service.documents.models import Delivery, DeliveryEvent, Document
-from service.documents.statuses import RECALLABLE, InvalidTransitionError
+from service.documents.statuses import RECALLABLE, REGISTERED, InvalidTransitionError, handling_status
 from service.errors import InvalidInputError
 from service.outbox.models import OutboxEvent
 from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, resolve_recipients
@@ -120,7 +120,7 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
     """
     require_role(principal, "clerk")
     parent, doc = await visible_delivery(session, principal, delivery_id, as_recipient=True)
-    if parent.status not in {"03", "04", "05", "06"}:
+    if handling_status(parent.status, parent.status_before_recall) not in REGISTERED:
         raise InvalidTransitionError("register the document (03) before forwarding it")
     me, recipients = await resolve_recipients(session, principal.unit_id, selectors, FORWARD_POLICY,
                                               known_by=policy)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from service.errors import ConflictError, InvalidInputError
 
-__all__ = ["STATUS_NAMES", "ChangedMeanwhileError", "InvalidTransitionError", "check_transition"]
+__all__ = ["REGISTERED", "STATUS_NAMES", "ChangedMeanwhileError", "InvalidTransitionError", "check_transition",
+           "handling_status"]
 
 STATUS_NAMES = {
     "01": "arrived (đã đến)",
@@ -30,6 +31,7 @@ _NEXT = {
     "15": set(),
 }
 RECALLABLE = {"01", "03", "04", "05", "06", "16"}
+REGISTERED = {"03", "04", "05", "06"}  # in the recipient's books: it may be forwarded
 NEEDS_REASON = {"02", "16"}
 
 
@@ -44,10 +46,15 @@ class ChangedMeanwhileError(ConflictError):
     title = "Changed by another request"
 
 
+def handling_status(status: str, before_recall: str | None) -> str:
+    """Where handling stands: after a refused recall (16), where it stood before the recall."""
+    return (before_recall or "01") if status == "16" else status
+
+
 def check_transition(current: str, new: str, *, before_recall: str | None, note: str,
                      incoming_number: str | None) -> None:
     """Raises InvalidTransitionError or InvalidInputError (missing reason or number)."""
-    allowed = _NEXT.get(before_recall or "01", set()) if current == "16" else _NEXT.get(current, set())
+    allowed = _NEXT.get(handling_status(current, before_recall), set())
     if new not in allowed:
         raise InvalidTransitionError(
             f"a delivery that is {STATUS_NAMES[current]} cannot become {STATUS_NAMES.get(new, new)}; "

@@ -23,3 +23,25 @@ async def test_a_second_recall_refused_resumes_handling_where_it_stood(client, w
     assigned = await client.post(step, headers=world.auth("xa1"), json={"status": "04", "assignee": "Phó Văn phòng"})
     assert assigned.status_code == 200, assigned.text
     assert assigned.json()["status"] == "04"
+
+
+async def test_a_registered_copy_whose_recall_was_refused_can_be_forwarded(client, world) -> None:
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("45-CV/TU")))
+    doc = up.json()["id"]
+    await client.post(f"/api/v1/documents/{doc}/send", headers=world.auth("tu"), json={"recipients": ["000.00.01.H99"]})
+    delivery = (await client.get(f"/api/v1/documents/{doc}/deliveries", headers=world.auth("tu"))).json()["items"][0]
+    step = f"/api/v1/deliveries/{delivery['id']}/status"
+    forward = f"/api/v1/deliveries/{delivery['id']}/forward"
+    await client.post(step, headers=world.auth("xa1"), json={"status": "03", "incoming_number": "8"})
+    await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("tu"), json={"reason": "Xem lại"})
+    # While the recall is open (13) the copy stays where it is.
+    held = await client.post(forward, headers=world.auth("xa1"), json={"recipients": ["000.01.01.H99"]})
+    assert held.status_code == 409, held.text
+    await client.post(step, headers=world.auth("xa1"), json={"status": "16", "note": "Đã triển khai"})
+
+    sent_on = await client.post(forward, headers=world.auth("xa1"), json={"recipients": ["000.01.01.H99"]})
+
+    assert sent_on.status_code == 200, sent_on.text
+    assert sent_on.json()["created"] == 1
+    inbox = (await client.get("/api/v1/inbox", headers=world.auth("cb_dong"))).json()["items"]
+    assert [i["document"]["id"] for i in inbox] == [doc]
