@@ -7,6 +7,7 @@ so every provider loads once and keeps the signer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,20 +33,32 @@ class KeyProvider(Protocol):
 
 @dataclass
 class FileKeyProvider:
-    """An encrypted PKCS#8 PEM key plus its certificate and chain on disk."""
+    """An encrypted PKCS#8 PEM key plus its certificate and chain on disk.
+
+    ``is_revoked`` (e.g. ``DevelopmentPki.is_revoked``) is asked about the certificate's
+    serial before every signature: a certificate revoked since the key was loaded signs no more.
+    """
 
     key_path: Path
     cert_path: Path
     passphrase: bytes
     chain_paths: tuple[Path, ...] = ()
+    is_revoked: Callable[[int], bool] | None = None
     _signer: signers.SimpleSigner | None = field(default=None, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def signer(self) -> signers.Signer:
+        """The loaded signer. Raises KeyProviderError (also when its certificate is revoked)."""
         async with self._lock:
             if self._signer is None:
                 self._signer = await asyncio.to_thread(self._load)
-            return self._signer
+            signer = self._signer
+        cert = signer.signing_cert
+        if self.is_revoked is not None and cert is not None:
+            serial = cert.serial_number
+            if await asyncio.to_thread(self.is_revoked, serial):
+                raise KeyProviderError(f"the certificate of {self.key_path.name} (serial {serial}) is revoked")
+        return signer
 
     def _load(self) -> signers.SimpleSigner:
         try:

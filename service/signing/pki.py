@@ -9,17 +9,30 @@ Layout of ``keys_dir`` (everything but README.md/.gitignore is git-ignored)::
     org/<unit_code>.pem / .key.pem       organisation (seal) certificates
     personal/<user_id>.pem / .key.pem    personal certificates
     state.json                           serials issued, revocations, CRL number
+    state.lock                           flock'ed around every change of state.json
+    ca.crl / root.crl                    the CRLs last published (served while fresh)
 
 Private keys are PKCS#8 encrypted with the caller's passphrase.
+
+Several processes share one keys dir (the server's workers, other instances, the
+``docexchange pki`` commands): every change of ``state.json`` is a read-modify-write under
+an exclusive ``flock`` of ``state.lock``, and every reader of revocations or issued serials
+reads the current file (re-parsed only when it changed), never a copy from start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import re
+import tempfile
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +56,9 @@ _INFRA = {
 }
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _REASONS = {flag.name: flag for flag in x509.ReasonFlags}
+#: How long a published CRL is served again before a new one (with a new number) is signed.
+#: A revocation makes the next request sign a new one at once.
+CRL_REFRESH = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,10 @@ class DevelopmentPki:
         self.base_url = base_url.rstrip("/")
         self._passphrase = passphrase
         self._pairs = pairs
-        self._state = self._read_state()
+        self._store = _StateFile(keys_dir)
+        self._published = {name: _PublishedCrl(keys_dir / name) for name in ("ca.crl", "root.crl")}
+        #: Serve a published CRL again for this long (tests set it to zero to sign every time).
+        self.crl_refresh = CRL_REFRESH
         self.responders = Responders(
             issuing=pairs["issuing-ca"], root=pairs["root-ca"], tsa=pairs["tsa"], ocsp=pairs["ocsp"]
         )
@@ -77,17 +96,19 @@ class DevelopmentPki:
         Raises PkiError if existing files cannot be decrypted.
         """
         keys_dir.mkdir(parents=True, exist_ok=True)
-        if not (keys_dir / "root-ca.pem").exists():
-            _create_hierarchy(keys_dir, passphrase, base_url.rstrip("/"))
+        # Under the state lock: two processes starting on an empty dir create one hierarchy.
+        with _StateFile(keys_dir).locked():
+            if not (keys_dir / "root-ca.pem").exists():
+                _create_hierarchy(keys_dir, passphrase, base_url.rstrip("/"))
         return cls.open(keys_dir, passphrase)
 
     @classmethod
     def open(cls, keys_dir: Path, passphrase: bytes) -> DevelopmentPki:
         """Open an existing PKI. Raises PkiError when missing or undecryptable."""
         try:
-            state = json.loads((keys_dir / "state.json").read_text("utf-8"))
+            state = _StateFile(keys_dir).read()
             pairs = {name: _load_pair(keys_dir / name, passphrase) for name in _INFRA}
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, PkiError) as exc:
             raise PkiError(f"cannot open development PKI in {keys_dir}: {exc}") from exc
         return cls(keys_dir, passphrase, state["base_url"], pairs)
 
@@ -123,7 +144,7 @@ class DevelopmentPki:
 
     def issued(self, serial: int) -> IssuedCert:
         """Look up a certificate issued earlier. Raises PkiError when unknown."""
-        entry = self._state["issued"].get(str(serial))
+        entry = self._store.read()["issued"].get(str(serial))
         if entry is None:
             raise PkiError(f"serial {serial} was not issued by this PKI")
         base = self.keys_dir / entry["path"]
@@ -132,32 +153,75 @@ class DevelopmentPki:
     # -- revocation -----------------------------------------------------------
     def revoke(self, serial: int, reason: str = "unspecified", at: datetime | None = None) -> None:
         """Record a revocation (UTC). Raises PkiError for unknown serial or reason."""
-        self.issued(serial)
         if reason not in _REASONS:
             raise PkiError(f"unknown revocation reason {reason!r}; use one of {sorted(_REASONS)}")
         when = (at or _now()).astimezone(UTC)
-        self._state["revoked"][str(serial)] = {"reason": reason, "at": when.isoformat()}
-        self._write_state()
+        with self._store.update() as state:
+            if str(serial) not in state["issued"]:
+                raise PkiError(f"serial {serial} was not issued by this PKI")
+            state["revoked"][str(serial)] = {"reason": reason, "at": when.isoformat()}
 
     def revocations(self) -> list[RevocationEntry]:
-        return [
-            RevocationEntry(int(serial), datetime.fromisoformat(item["at"]), _REASONS[item["reason"]])
-            for serial, item in self._state["revoked"].items()
-        ]
+        """Every revocation recorded so far, by any process."""
+        return _entries(self._store.read())
+
+    def is_revoked(self, serial: int) -> bool:
+        """Whether ``serial`` is revoked now (a revocation dated later does not count yet)."""
+        item = self._store.read()["revoked"].get(str(serial))
+        return item is not None and datetime.fromisoformat(item["at"]) <= _now()
 
     def build_crl(self) -> bytes:
-        """DER CRL of the issuing CA listing every revocation recorded so far."""
-        self._state["crl_number"] += 1
-        self._write_state()
-        return self.responders.issuing_crl(self.revocations(), self._state["crl_number"], _now())
+        """DER CRL of the issuing CA listing every revocation recorded so far.
+
+        The CRL published last is served again while it is fresh (``crl_refresh``) and lists
+        the same revocations; otherwise a new one is signed with the next CRL number (strictly
+        increasing across every process on the keys dir). Raises PkiError on I/O failure.
+        """
+        der = self._fresh_issuing_crl(self._store.read())
+        if der is not None:
+            return der
+        with self._store.locked():
+            state = self._store.load()
+            der = self._fresh_issuing_crl(state)
+            if der is None:
+                der = self._new_issuing_crl(state)
+        return der
 
     def build_root_crl(self) -> bytes:
-        """DER CRL of the root CA (the issuing CA is never revoked here)."""
-        return self.responders.root_crl(_now())
+        """DER CRL of the root CA (the issuing CA is never revoked here), served again while fresh."""
+        published = self._published["root.crl"]
+        der = published.fresh(self.crl_refresh)
+        if der is not None:
+            return der
+        with self._store.locked():
+            der = published.fresh(self.crl_refresh)
+            if der is None:
+                now = _now()
+                # Numbered by time, and past the last one even if the clock stepped back.
+                der = self.responders.root_crl(now, max(int(now.timestamp()), published.number() + 1))
+                published.write(der)
+        return der
+
+    def _fresh_issuing_crl(self, state: dict[str, Any]) -> bytes | None:
+        published = self._published["ca.crl"]
+        if state.get("crl_revoked") != _digest(state["revoked"]) or published.number() != state["crl_number"]:
+            return None
+        return published.fresh(self.crl_refresh)
+
+    def _new_issuing_crl(self, state: dict[str, Any]) -> bytes:
+        # Call with the state lock held. The number is spent (state written) before the CRL is
+        # published, so a crash in between never lets two different CRLs share a number.
+        state["crl_number"] += 1
+        state["crl_revoked"] = _digest(state["revoked"])
+        der = self.responders.issuing_crl(_entries(state), state["crl_number"], _now())
+        self._store.write(state)
+        self._published["ca.crl"].write(der)
+        return der
 
     def answer_ocsp(self, request_der: bytes) -> bytes:
         """Answer a DER OCSP request about a certificate from the issuing CA."""
-        return self.responders.answer_ocsp(request_der, self.revocations(), _now())
+        state = self._store.read()
+        return self.responders.answer_ocsp(request_der, _entries(state), _now(), known=_issued_serials(state))
 
     def answer_timestamp(self, tsq_der: bytes) -> bytes:
         """Answer a DER RFC 3161 TimeStampReq with a DER TimeStampResp."""
@@ -176,19 +240,164 @@ class DevelopmentPki:
     def _record(self, cert: x509.Certificate, kind: str, base: Path) -> None:
         subject = cert.subject.rfc4514_string()
         rel = str(base.relative_to(self.keys_dir))
-        self._state["issued"][str(cert.serial_number)] = {
-            "subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat(),
-        }
-        self._write_state()
+        with self._store.update() as state:
+            state["issued"][str(cert.serial_number)] = {
+                "subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat(),
+            }
 
-    def _read_state(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.keys_dir / "state.json").read_text("utf-8"))
+
+class _StateFile:
+    """``state.json`` shared by every process on the keys dir.
+
+    ``read()`` returns the current content, parsed again only when the file was replaced
+    (its inode, mtime or size changed); treat it as read-only. Changes go through
+    ``update()`` (or ``locked()`` + ``load()`` + ``write()``): an exclusive ``flock`` across
+    processes and threads, a fresh read inside it, a unique temporary file and ``os.replace``.
+    """
+
+    def __init__(self, keys_dir: Path) -> None:
+        self.path = keys_dir / "state.json"
+        self._lock_path = keys_dir / "state.lock"
+        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+
+    def read(self) -> dict[str, Any]:
+        """The current state, shared between callers: do not change it. Raises PkiError."""
+        try:
+            stamp = _stamp(self.path.stat())
+        except OSError as exc:
+            raise PkiError(f"cannot read {self.path}: {exc}") from exc
+        cached = self._cache
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        stamp, data = self._parse()
+        self._cache = (stamp, data)
         return data
 
-    def _write_state(self) -> None:
-        tmp = self.keys_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(self._state, indent=1, ensure_ascii=False), "utf-8")
-        tmp.replace(self.keys_dir / "state.json")
+    def load(self) -> dict[str, Any]:
+        """A private copy of the state as the file holds it now (to change). Raises PkiError."""
+        return self._parse()[1]
+
+    def _parse(self) -> tuple[tuple[int, int, int], dict[str, Any]]:
+        try:
+            with self.path.open("rb") as fh:
+                stamp = _stamp(os.fstat(fh.fileno()))
+                data: dict[str, Any] = json.loads(fh.read())
+        except (OSError, ValueError) as exc:
+            raise PkiError(f"cannot read {self.path}: {exc}") from exc
+        return stamp, data
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the keys dir's state lock (blocks until every other holder is done)."""
+        # Read-only is enough for flock, and works when another user created the file.
+        fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write: the fresh state to change in place, written if the block succeeds."""
+        with self.locked():
+            state = self.load()
+            yield state
+            self.write(state)
+
+    def write(self, state: dict[str, Any]) -> None:
+        """Replace the file atomically (call with the lock held). Raises PkiError."""
+        text = json.dumps(state, indent=1, ensure_ascii=False).encode()
+        _write_atomic(self.path, text)
+        with contextlib.suppress(OSError):  # the caller may go on changing ``state``: cache a copy
+            self._cache = (_stamp(self.path.stat()), json.loads(text))
+
+
+class _PublishedCrl:
+    """A CRL file in the keys dir (``ca.crl``, ``root.crl``), read again only when replaced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[tuple[int, int, int], bytes, x509.CertificateRevocationList] | None = None
+
+    def _current(self) -> tuple[bytes, x509.CertificateRevocationList] | None:
+        try:
+            stamp = _stamp(self.path.stat())
+            cached = self._cache
+            if cached is None or cached[0] != stamp:
+                with self.path.open("rb") as fh:
+                    stamp, der = _stamp(os.fstat(fh.fileno())), fh.read()
+                cached = (stamp, der, x509.load_der_x509_crl(der))
+                self._cache = cached
+        except (OSError, ValueError):
+            return None  # none published yet, or unreadable: sign a new one
+        return cached[1], cached[2]
+
+    def number(self) -> int:
+        """The CRL number of the published CRL (0 when there is none)."""
+        current = self._current()
+        if current is None:
+            return 0
+        with contextlib.suppress(x509.ExtensionNotFound):
+            return int(current[1].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+        return 0
+
+    def fresh(self, refresh: timedelta) -> bytes | None:
+        """The published CRL's DER while it is younger than ``refresh``, else None."""
+        current = self._current()
+        if current is None:
+            return None
+        der, crl = current
+        # last_update is set a minute in the past (clock skew of relying parties).
+        age = _now() - crl.last_update_utc - timedelta(minutes=1)
+        return der if age < refresh else None
+
+    def write(self, der: bytes) -> None:
+        _write_atomic(self.path, der)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a unique temporary file beside ``path``, then ``os.replace`` it.
+    Keeps the mode of the file it replaces. Raises PkiError."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise PkiError(f"cannot write {path}: {exc}") from exc
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _entries(state: dict[str, Any]) -> list[RevocationEntry]:
+    return [
+        RevocationEntry(int(serial), datetime.fromisoformat(item["at"]), _REASONS[item["reason"]])
+        for serial, item in state["revoked"].items()
+    ]
+
+
+def _issued_serials(state: dict[str, Any]) -> frozenset[int]:
+    return frozenset(int(serial) for serial in state["issued"])
+
+
+def _digest(revoked: dict[str, Any]) -> str:
+    """Identifies a set of revocations (the published CRL says which one it lists)."""
+    return hashlib.sha256(json.dumps(revoked, sort_keys=True).encode()).hexdigest()
 
 
 def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
@@ -220,7 +429,7 @@ def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
         for name, pair in pairs.items()
     }
     state = {"base_url": base_url, "issued": issued, "revoked": {}, "crl_number": 0}
-    (keys_dir / "state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False), "utf-8")
+    _write_atomic(keys_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode())
 
 
 def _cert_file(base: Path) -> Path:
