@@ -36,13 +36,17 @@ class Precomputed(NamedTuple):
     report: VerificationReport
     # No report of these bytes was there when the document was read in this transaction
     # (SQLite: the write lock is still held, so none can appear; PostgreSQL: a concurrent
-    # send of the same document may record its own report too, as it could before).
+    # request may record one meanwhile, so record_verification looks again under a lock).
     unseen: bool
 
 
 _RECORD = VerificationRecord.__table__  # type: ignore[attr-defined]
 _KNOWN = select(*_RECORD.columns).where(_RECORD.c.document_id == bindparam("doc_id"),
                                         _RECORD.c.sha256 == bindparam("sha256")).limit(1)
+# Requests recording a report of the same document take turns on its row (PostgreSQL; SQLite
+# compiles no FOR UPDATE: one transaction writes at a time there). There is no unique key on
+# (document, sha256) to lean on, so a check, then an insert, must not interleave.
+_TAKE_TURNS = select(col(Document.id)).where(col(Document.id) == bindparam("doc_id")).with_for_update()
 _REPORTED = exists().where(col(VerificationRecord.document_id) == col(Document.id),
                            col(VerificationRecord.sha256) == col(Document.sha256))
 
@@ -75,9 +79,15 @@ async def _verify_before_writing(session: AsyncSession, db: Database, sha: str, 
 
 async def record_verification(session: AsyncSession, doc: Sendable, runtime: SigningRuntime,
                               blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
-    """The report of the document's current bytes, computed once per version."""
+    """The report of the document's current bytes, computed and recorded once per version
+    (also when requests for it run in parallel)."""
     ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
-    if ready is None or not ready.unseen:
+    concurrent = driver.dialect_of(session) != "sqlite"
+    if concurrent:
+        # Wait for any transaction recording a report of this document; it committed when we
+        # get the row, and the SELECT below (read committed) sees its report.
+        await driver.fetch(session, _TAKE_TURNS, {"doc_id": doc.id})
+    if ready is None or not ready.unseen or concurrent:
         found = await _known(session, doc.id, doc.sha256)
         if found is not None:
             return found
