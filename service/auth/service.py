@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from service import audit
 from service.errors import InvalidInputError, NotFoundError, ServiceError
 from service.storage.types import utcnow
 from service.text import nfc
@@ -75,8 +76,10 @@ def token_hash(token: str) -> str:
 async def create_user(
     session: AsyncSession, *, unit: Unit, username: str, full_name: str, roles: list[str],
     position: str = "", email: str = "", audit_root: Unit | None = None, is_service: bool = False,
+    actor_id: str | None = None,
 ) -> User:
-    """Add a person (or an integration) to ``unit``.
+    """Add a person (or an integration) to ``unit``; audited as done by ``actor_id`` (None:
+    the operator's command line).
 
     Raises InvalidInputError for an unknown role, UsernameTakenError.
     """
@@ -93,28 +96,40 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    await audit.append(session, action="user.created", actor_id=actor_id, unit_id=unit.id, object_id=user.id,
+                       data={"username": user.username, "roles": user.roles, "is_service": is_service,
+                             "audit_root_id": user.audit_root_id})
     return user
 
 
-async def issue_token(session: AsyncSession, user: User, *, days: int, label: str = "") -> IssuedToken:
-    """A new random bearer token for ``user``, valid ``days`` days."""
+async def issue_token(session: AsyncSession, user: User, *, days: int, label: str = "",
+                      actor_id: str | None = None) -> IssuedToken:
+    """A new random bearer token for ``user``, valid ``days`` days (audited; never the token)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=token_hash(token), label=nfc(label),
                    expires_at=utcnow() + timedelta(days=days))
     session.add(row)
     await session.flush()
+    await audit.append(session, action="token.issued", actor_id=actor_id, unit_id=user.unit_id, object_id=row.id,
+                       data={"user_id": user.id, "username": user.username, "label": row.label,
+                             "expires_at": row.expires_at.isoformat()})
     return IssuedToken(row.id, token, row.expires_at)
 
 
-async def revoke_token(session: AsyncSession, token_id: str, *, unit_id: str | None) -> None:
-    """Revoke a token; ``unit_id`` limits it to users of that unit. Raises NotFoundError."""
+async def revoke_token(session: AsyncSession, token_id: str, *, unit_id: str | None,
+                       actor_id: str | None = None) -> None:
+    """Revoke a token (audited the first time); ``unit_id`` limits it to users of that unit.
+    Raises NotFoundError."""
     stmt = select(ApiToken).join(User, col(User.id) == col(ApiToken.user_id)).where(col(ApiToken.id) == token_id)
     if unit_id is not None:
         stmt = stmt.where(col(User.unit_id) == unit_id)
     row = (await session.execute(stmt)).scalars().first()
     if row is None:
         raise NotFoundError("no such token")
-    row.revoked_at = row.revoked_at or utcnow()
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await audit.append(session, action="token.revoked", actor_id=actor_id, object_id=row.id,
+                           data={"user_id": row.user_id})
     await session.flush()
 
 

@@ -15,6 +15,7 @@ from service.storage.types import utcnow
 from service.units.models import Unit
 
 from . import repository as repo
+from .audit_hook import audit_append
 from .errors import NotificationNotFound, NotificationStateError
 from .models import MailAttempt, MailRecipient
 
@@ -83,7 +84,8 @@ async def get_notification(session: AsyncSession, scope: Scope, event_id: str) -
     return NotificationDetail(event, recipients, await repo.attempts_of(session, event.id))
 
 
-async def retry_notification(session: AsyncSession, scope: Scope, event_id: str) -> OutboxEvent:
+async def retry_notification(session: AsyncSession, scope: Scope, event_id: str,
+                             actor_id: str | None = None) -> OutboxEvent:
     """Send the unsent recipients again now, with a fresh lifetime.
 
     Raises NotificationNotFound, NotificationStateError (already sent or being sent).
@@ -98,10 +100,13 @@ async def retry_notification(session: AsyncSession, scope: Scope, event_id: str)
     event.state, event.next_attempt_at, event.updated_at = "pending", now, now
     event.lease_owner = event.lease_until = None
     await session.flush()
+    await audit_append(session, action="notification.retried", actor_id=actor_id, unit_id=event.unit_id,
+                       document_id=event.document_id, object_id=event.id, data={"kind": event.kind})
     return event
 
 
-async def cancel_notification(session: AsyncSession, scope: Scope, event_id: str) -> OutboxEvent:
+async def cancel_notification(session: AsyncSession, scope: Scope, event_id: str,
+                              actor_id: str | None = None) -> OutboxEvent:
     """Stop trying. Raises NotificationNotFound, NotificationStateError (already sent)."""
     event = await _visible_event(session, scope, event_id)
     if event.state in ("sent", "cancelled"):
@@ -112,4 +117,6 @@ async def cancel_notification(session: AsyncSession, scope: Scope, event_id: str
             r.state, r.updated_at = "cancelled", now
     event.state, event.updated_at = "cancelled", now
     await session.flush()
+    await audit_append(session, action="notification.cancelled", actor_id=actor_id, unit_id=event.unit_id,
+                       document_id=event.document_id, object_id=event.id, data={"kind": event.kind})
     return event

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
+from service import audit
 from service.storage.driver import dialect_of
 from service.text import fold, nfc
 from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError, UnknownUnitsError
@@ -30,6 +31,7 @@ __all__ = [
 
 
 MAX_DEPTH = MAX_LEVELS - 1  # a root has depth 0
+_CODES_AUDITED = 200  # an import's entry names this many of its units, then counts the rest
 _TREE_LOCK = 0x646F6378_74726565  # PostgreSQL advisory lock key of the tree's shape ("docxtree")
 
 
@@ -85,7 +87,8 @@ async def lock_tree(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TREE_LOCK})
 
 
-async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit | None = None) -> ImportResult:
+async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit | None = None, *,
+                      actor_id: str | None = None) -> ImportResult:
     """Create or update every unit of ``specs`` (matched by code), parents first.
 
     Existing units keep their id (and so their documents) when renamed or moved.
@@ -94,7 +97,8 @@ async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit 
     place; without it (the operator's CLI) the whole tree is open.
     Raises InvalidTreeError (missing or out-of-scope parent, cycle, too deep) and
     UnitCodeTakenError (a code used outside ``scope``); the caller's rollback then
-    leaves the tree as it was.
+    leaves the tree as it was. Audited as one entry, by ``actor_id`` (None: the operator's
+    command line).
     """
     await lock_tree(session)  # again if the caller took it: the lock is re-entrant
     existing = {u.code: u for u in (await session.execute(select(Unit))).scalars()}
@@ -115,6 +119,10 @@ async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit 
             await _apply(session, unit, spec, parent, move=scope is None or unit.id != scope.id)
             updated += 1
     await session.flush()
+    codes = [s.code for s in specs]
+    await audit.append(session, action="units.imported", actor_id=actor_id, unit_id=scope.id if scope else None,
+                       data={"created": created, "updated": updated, "codes": codes[:_CODES_AUDITED],
+                             "more": max(0, len(codes) - _CODES_AUDITED)})
     return ImportResult(created, updated)
 
 
@@ -196,10 +204,14 @@ async def _apply(session: AsyncSession, unit: Unit, spec: UnitSpec, parent: Unit
         await _reparent(session, unit, parent)
 
 
-async def move_unit(session: AsyncSession, unit: Unit, new_parent: Unit | None) -> Unit:
-    """Put ``unit`` (and its subtree) under ``new_parent``. Raises InvalidTreeError."""
+async def move_unit(session: AsyncSession, unit: Unit, new_parent: Unit | None, *,
+                    actor_id: str | None = None) -> Unit:
+    """Put ``unit`` (and its subtree) under ``new_parent`` (audited). Raises InvalidTreeError."""
+    before = unit.parent_id
     await _reparent(session, unit, new_parent)
     await session.flush()
+    await audit.append(session, action="unit.moved", actor_id=actor_id, unit_id=unit.id, object_id=unit.id,
+                       data={"code": unit.code, "from_parent_id": before, "to_parent_id": unit.parent_id})
     return unit
 
 
@@ -255,14 +267,16 @@ async def rename_unit(session: AsyncSession, unit: Unit, name: str) -> Unit:
 async def update_unit(
     session: AsyncSession, unit: Unit, *, name: str | None, level: str | None,
     code: str | None, mailboxes: list[str] | None, has_seal: bool | None, scope_path: str = "/",
+    actor_id: str | None = None,
 ) -> Unit:
-    """Change a unit's descriptive fields, checked as an import checks them. Raises
-    InvalidTreeError for a bad value and UnitCodeTakenError for a code another unit has
-    (named if it lies under ``scope_path``)."""
+    """Change a unit's descriptive fields, checked as an import checks them; what changed is
+    audited, by ``actor_id``. Raises InvalidTreeError for a bad value and UnitCodeTakenError
+    for a code another unit has (named if it lies under ``scope_path``)."""
     where = f"unit {unit.code}"
     name = check_label(name, "name", where) if name is not None else None
     level = check_label(level, "level", where) if level is not None else None
     boxes = [check_mailbox(m, where) for m in mailboxes] if mailboxes is not None else None
+    before = {k: getattr(unit, k) for k in _DESCRIBED}
     if code is not None:
         unit.code = await _free_code(session, unit, code, scope_path)
     if name is not None:
@@ -274,7 +288,14 @@ async def update_unit(
     if has_seal is not None:
         unit.has_seal = has_seal
     await session.flush()
+    changed = {k: getattr(unit, k) for k in _DESCRIBED if getattr(unit, k) != before[k]}
+    if changed:
+        await audit.append(session, action="unit.updated", actor_id=actor_id, unit_id=unit.id, object_id=unit.id,
+                           data={"code": before["code"], "changed": changed})
     return unit
+
+
+_DESCRIBED = ("code", "name", "level", "mailboxes", "has_seal")
 
 
 async def _free_code(session: AsyncSession, unit: Unit, code: str, scope_path: str) -> str:

@@ -65,13 +65,15 @@ async def get_notification(notification_id: str, tx: Tx, principal: CurrentPrinc
 
 @router.post("/{notification_id}/retry", summary="Send the unsent recipients again now", dependencies=[Operator])
 async def retry_notification(notification_id: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
-    event = await mail.retry_notification(tx.session, acting_scope(principal), notification_id)
+    event = await mail.retry_notification(tx.session, acting_scope(principal), notification_id,
+                                          actor_id=principal.user_id)
     await tx.commit()
     return _brief(event)
 
 
 @router.post("/{notification_id}/cancel", summary="Stop trying to send", dependencies=[Operator])
 async def cancel_notification(notification_id: str, tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
-    event = await mail.cancel_notification(tx.session, acting_scope(principal), notification_id)
+    event = await mail.cancel_notification(tx.session, acting_scope(principal), notification_id,
+                                           actor_id=principal.user_id)
     await tx.commit()
     return _brief(event)

@@ -84,7 +84,7 @@ async def import_units(request: Request, tx: Tx, principals: Principals,
     specs = await asyncio.to_thread(units.parse_tree, data, "upload.csv" if "csv" in ctype else "upload.json")
     await units.lock_tree(tx.session)
     me = await units.get_unit(tx.session, principal.unit_id)
-    result = await units.import_tree(tx.session, specs, scope=me)
+    result = await units.import_tree(tx.session, specs, scope=me, actor_id=principal.user_id)
     await tx.commit()
     principals.clear()  # units may have moved: cached principals hold their paths
     return {"created": result.created, "updated": result.updated}
@@ -101,9 +101,11 @@ async def patch_unit(key: str, patch: UnitPatch, tx: Tx, principals: Principals,
     await units.lock_tree(tx.session)  # first: the units below are read as the last change left them
     unit = await _managed(tx, principal, key)
     await units.update_unit(tx.session, unit, name=patch.name, level=patch.level, code=patch.code,
-                            mailboxes=patch.mailboxes, has_seal=patch.has_seal, scope_path=principal.unit_path)
+                            mailboxes=patch.mailboxes, has_seal=patch.has_seal, scope_path=principal.unit_path,
+                            actor_id=principal.user_id)
     if patch.parent is not None:
-        await units.move_unit(tx.session, unit, await _managed(tx, principal, patch.parent))
+        await units.move_unit(tx.session, unit, await _managed(tx, principal, patch.parent),
+                              actor_id=principal.user_id)
     await tx.commit()
     principals.clear()  # cached principals hold unit paths
     return _view(unit)

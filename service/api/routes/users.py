@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -57,7 +57,7 @@ async def create_user(body: NewUser, tx: Tx, principal: Principal = Admin) -> di
     root = await _scoped_unit(tx, principal, body.audit_root) if body.audit_root else None
     user = await auth.create_user(tx.session, unit=unit, username=body.username, full_name=body.full_name,
                                   roles=body.roles, position=body.position, email=body.email,
-                                  audit_root=root, is_service=body.is_service)
+                                  audit_root=root, is_service=body.is_service, actor_id=principal.user_id)
     await tx.commit()
     return _user_view(user)
 
@@ -67,13 +67,14 @@ async def create_user(body: NewUser, tx: Tx, principal: Principal = Admin) -> di
 async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsDep,
                        principal: Principal = Admin) -> dict[str, Any]:
     user = await _scoped_user(tx, principal, user_id)
-    issued = await auth.issue_token(tx.session, user, days=body.days or settings.token_default_days, label=body.label)
+    issued = await auth.issue_token(tx.session, user, days=body.days or settings.token_default_days, label=body.label,
+                                    actor_id=principal.user_id)
     await tx.commit()
     return {"id": issued.id, "token": issued.token, "expires_at": to_vn_iso(issued.expires_at)}
 
 
-@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token")
-async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal, principals: Principals) -> None:
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token", response_class=Response)
+async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal, principals: Principals) -> Response:
     # Admins revoke tokens of their subtree; anyone may revoke their own.
     if principal.has("admin"):
         stmt = select(col(units.ApiToken.id)).join(units.User, col(units.User.id) == col(units.ApiToken.user_id)).join(
@@ -84,6 +85,7 @@ async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal, principals:
                                                col(units.ApiToken.user_id) == principal.user_id)
     if (await tx.session.execute(stmt)).first() is None:
         raise NotFoundError("no such token")
-    await auth.revoke_token(tx.session, token_id, unit_id=None)
+    await auth.revoke_token(tx.session, token_id, unit_id=None, actor_id=principal.user_id)
     await tx.commit()
     principals.clear()
+    return Response(status_code=204)
