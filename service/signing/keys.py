@@ -18,7 +18,7 @@ from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyhankoSigningError
 from pyhanko.sign.general import load_cert_from_pemder
 
-from service.signing.errors import KeyProviderError
+from service.signing.errors import CertificateRevokedError, KeyProviderError
 
 __all__ = ["FileKeyProvider", "KeyProvider", "Pkcs11KeyProvider"]
 
@@ -57,7 +57,8 @@ class FileKeyProvider:
         if self.is_revoked is not None and cert is not None:
             serial = cert.serial_number
             if await asyncio.to_thread(self.is_revoked, serial):
-                raise KeyProviderError(f"the certificate of {self.key_path.name} (serial {serial}) is revoked")
+                raise CertificateRevokedError(f"the signing certificate (serial {serial}) has been revoked: "
+                                              "ask the administrator for a new certificate")
         return signer
 
     def _load(self) -> signers.SimpleSigner:
