@@ -22,15 +22,10 @@ reads the current file (re-parsed only when it changed), never a copy from start
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import re
-import tempfile
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +36,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.signing._responders import Responders, RevocationEntry
+from service.signing._state import PublishedCrl, StateFile, write_atomic
 from service.signing._x509 import CertProfile, KeyPair, build_cert, decrypt_key, encrypt_key, new_key, vn_name
 from service.signing.errors import PkiError
 from service.signing.trust import TrustConfig
@@ -80,8 +76,8 @@ class DevelopmentPki:
         self.base_url = base_url.rstrip("/")
         self._passphrase = passphrase
         self._pairs = pairs
-        self._store = _StateFile(keys_dir)
-        self._published = {name: _PublishedCrl(keys_dir / name) for name in ("ca.crl", "root.crl")}
+        self._store = StateFile(keys_dir)
+        self._published = {name: PublishedCrl(keys_dir / name) for name in ("ca.crl", "root.crl")}
         #: Serve a published CRL again for this long (tests set it to zero to sign every time).
         self.crl_refresh = CRL_REFRESH
         self.responders = Responders(
@@ -97,7 +93,7 @@ class DevelopmentPki:
         """
         keys_dir.mkdir(parents=True, exist_ok=True)
         # Under the state lock: two processes starting on an empty dir create one hierarchy.
-        with _StateFile(keys_dir).locked():
+        with StateFile(keys_dir).locked():
             if not (keys_dir / "root-ca.pem").exists():
                 _create_hierarchy(keys_dir, passphrase, base_url.rstrip("/"))
         return cls.open(keys_dir, passphrase)
@@ -106,7 +102,7 @@ class DevelopmentPki:
     def open(cls, keys_dir: Path, passphrase: bytes) -> DevelopmentPki:
         """Open an existing PKI. Raises PkiError when missing or undecryptable."""
         try:
-            state = _StateFile(keys_dir).read()
+            state = StateFile(keys_dir).read()
             pairs = {name: _load_pair(keys_dir / name, passphrase) for name in _INFRA}
         except (OSError, ValueError, TypeError, PkiError) as exc:
             raise PkiError(f"cannot open development PKI in {keys_dir}: {exc}") from exc
@@ -246,144 +242,6 @@ class DevelopmentPki:
             }
 
 
-class _StateFile:
-    """``state.json`` shared by every process on the keys dir.
-
-    ``read()`` returns the current content, parsed again only when the file was replaced
-    (its inode, mtime or size changed); treat it as read-only. Changes go through
-    ``update()`` (or ``locked()`` + ``load()`` + ``write()``): an exclusive ``flock`` across
-    processes and threads, a fresh read inside it, a unique temporary file and ``os.replace``.
-    """
-
-    def __init__(self, keys_dir: Path) -> None:
-        self.path = keys_dir / "state.json"
-        self._lock_path = keys_dir / "state.lock"
-        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
-
-    def read(self) -> dict[str, Any]:
-        """The current state, shared between callers: do not change it. Raises PkiError."""
-        try:
-            stamp = _stamp(self.path.stat())
-        except OSError as exc:
-            raise PkiError(f"cannot read {self.path}: {exc}") from exc
-        cached = self._cache
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        stamp, data = self._parse()
-        self._cache = (stamp, data)
-        return data
-
-    def load(self) -> dict[str, Any]:
-        """A private copy of the state as the file holds it now (to change). Raises PkiError."""
-        return self._parse()[1]
-
-    def _parse(self) -> tuple[tuple[int, int, int], dict[str, Any]]:
-        try:
-            with self.path.open("rb") as fh:
-                stamp = _stamp(os.fstat(fh.fileno()))
-                data: dict[str, Any] = json.loads(fh.read())
-        except (OSError, ValueError) as exc:
-            raise PkiError(f"cannot read {self.path}: {exc}") from exc
-        return stamp, data
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the keys dir's state lock (blocks until every other holder is done)."""
-        # Read-only is enough for flock, and works when another user created the file.
-        fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    @contextlib.contextmanager
-    def update(self) -> Iterator[dict[str, Any]]:
-        """Read-modify-write: the fresh state to change in place, written if the block succeeds."""
-        with self.locked():
-            state = self.load()
-            yield state
-            self.write(state)
-
-    def write(self, state: dict[str, Any]) -> None:
-        """Replace the file atomically (call with the lock held). Raises PkiError."""
-        text = json.dumps(state, indent=1, ensure_ascii=False).encode()
-        _write_atomic(self.path, text)
-        with contextlib.suppress(OSError):  # the caller may go on changing ``state``: cache a copy
-            self._cache = (_stamp(self.path.stat()), json.loads(text))
-
-
-class _PublishedCrl:
-    """A CRL file in the keys dir (``ca.crl``, ``root.crl``), read again only when replaced."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._cache: tuple[tuple[int, int, int], bytes, x509.CertificateRevocationList] | None = None
-
-    def _current(self) -> tuple[bytes, x509.CertificateRevocationList] | None:
-        try:
-            stamp = _stamp(self.path.stat())
-            cached = self._cache
-            if cached is None or cached[0] != stamp:
-                with self.path.open("rb") as fh:
-                    stamp, der = _stamp(os.fstat(fh.fileno())), fh.read()
-                cached = (stamp, der, x509.load_der_x509_crl(der))
-                self._cache = cached
-        except (OSError, ValueError):
-            return None  # none published yet, or unreadable: sign a new one
-        return cached[1], cached[2]
-
-    def number(self) -> int:
-        """The CRL number of the published CRL (0 when there is none)."""
-        current = self._current()
-        if current is None:
-            return 0
-        with contextlib.suppress(x509.ExtensionNotFound):
-            return int(current[1].extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
-        return 0
-
-    def fresh(self, refresh: timedelta) -> bytes | None:
-        """The published CRL's DER while it is younger than ``refresh``, else None."""
-        current = self._current()
-        if current is None:
-            return None
-        der, crl = current
-        # last_update is set a minute in the past (clock skew of relying parties).
-        age = _now() - crl.last_update_utc - timedelta(minutes=1)
-        return der if age < refresh else None
-
-    def write(self, der: bytes) -> None:
-        _write_atomic(self.path, der)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a unique temporary file beside ``path``, then ``os.replace`` it.
-    Keeps the mode of the file it replaces. Raises PkiError."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise PkiError(f"cannot write {path}: {exc}") from exc
-
-
-def _stamp(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
 def _entries(state: dict[str, Any]) -> list[RevocationEntry]:
     return [
         RevocationEntry(int(serial), datetime.fromisoformat(item["at"]), _REASONS[item["reason"]])
@@ -429,7 +287,7 @@ def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
         for name, pair in pairs.items()
     }
     state = {"base_url": base_url, "issued": issued, "revoked": {}, "crl_number": 0}
-    _write_atomic(keys_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode())
+    write_atomic(keys_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode())
 
 
 def _cert_file(base: Path) -> Path:
