@@ -29,7 +29,7 @@ async def export_evidence(session: AsyncSession, principal: Principal, doc_id: s
     from service.signing import VerificationReport, build_evidence_zip
 
     doc = await readable_content(session, principal, doc_id)
-    record = await record_verification(session, doc, runtime, blobs)
+    record = await record_verification(session, doc, runtime, blobs, exclusive=True)
     history = await document_history(session, principal, doc.id)
     crls = [await asyncio.to_thread(runtime.pki.build_crl)] if runtime.pki else []
     out = blobs.scratch().with_suffix(".zip")  # a name of its own: parallel exports of one document never meet

@@ -78,16 +78,22 @@ async def _verify_before_writing(session: AsyncSession, db: Database, sha: str, 
 
 
 async def record_verification(session: AsyncSession, doc: Sendable, runtime: SigningRuntime,
-                              blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
-    """The report of the document's current bytes, computed and recorded once per version
-    (also when requests for it run in parallel)."""
+                              blobs: BlobStore, precomputed: Precomputed | None = None, *,
+                              exclusive: bool = False) -> VerificationRecord:
+    """The report of the document's current bytes, computed and recorded once per version.
+
+    ``exclusive`` (reading the report, exporting the evidence): requests for one version at
+    the same moment record one report; on PostgreSQL they take turns on the document's row.
+    A send does not wait for that lock (a round trip on its hot path): two sends of one
+    document at the same moment may each record the same report.
+    """
     ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
-    concurrent = driver.dialect_of(session) != "sqlite"
-    if concurrent:
+    if exclusive and driver.dialect_of(session) != "sqlite":
         # Wait for any transaction recording a report of this document; it committed when we
         # get the row, and the SELECT below (read committed) sees its report.
         await driver.fetch(session, _TAKE_TURNS, {"doc_id": doc.id})
-    if ready is None or not ready.unseen or concurrent:
+        ready = ready._replace(unseen=False) if ready is not None else None  # look again
+    if ready is None or not ready.unseen:
         found = await _known(session, doc.id, doc.sha256)
         if found is not None:
             return found
@@ -106,7 +112,7 @@ async def document_verification(session: AsyncSession, db: Database, principal: 
                                 runtime: SigningRuntime, blobs: BlobStore) -> VerificationRecord:
     """Raises DocumentNotFoundError."""
     doc, precomputed = await _verified_current(session, db, principal, doc_id, runtime, blobs)
-    return await record_verification(session, doc, runtime, blobs, precomputed)
+    return await record_verification(session, doc, runtime, blobs, precomputed, exclusive=True)
 
 
 class _ToSend(NamedTuple):
