@@ -263,10 +263,29 @@ async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
     and entries present, the head is looked for once more (the first entry may have been
     written meanwhile) before a missing head is reported.
     """
-    report = await _walk(session, await _head(session), batch)
+    head = await _head(session)
+    report = await _walk(session, head, batch)
     if not report.ok and report.reason == _NO_HEAD:
-        report = await _walk(session, await _head(session), batch)
+        head = await _head(session)
+        report = await _walk(session, head, batch)
+    if report.ok and head is not None:
+        report = await _nothing_beyond(session, head, report)
     return report
+
+
+async def _nothing_beyond(session: AsyncSession, head: tuple[int, str], report: ChainReport) -> ChainReport:
+    """An entry past the head is either one a writer added since (the head has moved on
+    with it: read it again) or one the head was moved back from to hide it."""
+    beyond = (await session.execute(select(func.min(col(AuditEntry.seq))).where(col(AuditEntry.seq) > head[0])
+                                    )).scalar_one_or_none()
+    if beyond is None:
+        return report
+    now = await _head(session)
+    if now is not None and now[0] >= beyond:
+        return report
+    return ChainReport(False, report.entries, beyond, f"entry #{beyond} lies beyond the chain's head "
+                                                     f"(#{now[0] if now else head[0]}): the head was moved back "
+                                                     "or entries were written outside the service")
 
 
 _NO_HEAD = "the chain's head row is missing: entries after the last present one cannot be checked"

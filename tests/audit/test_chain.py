@@ -206,3 +206,16 @@ async def test_a_check_while_writers_append_sees_an_intact_chain(database) -> No
     assert [r for r in reports if not r[0]] == []
     async with database.session() as s:
         assert (await verify_chain(s)).entries == 3 + 60
+
+
+async def test_a_head_moved_back_to_hide_later_entries_is_reported(settings, database) -> None:
+    await _fill(database, 5)
+    async with database.session() as s:
+        third = (await s.execute(text("SELECT hash FROM audit_entry WHERE seq = 3"))).scalar_one()
+        await s.execute(text("UPDATE audit_head SET seq = 3, hash = :h WHERE id = 1"), {"h": third})
+        await s.execute(text("UPDATE audit_entry SET data = :d WHERE seq = 5"), {"d": '{"i": 99}'})
+        await s.commit()
+    done = _cli(settings, "audit", "verify")
+    assert done.returncode == 1
+    assert "BROKEN at entry #4" in done.stdout
+    assert "beyond the chain's head" in done.stdout
