@@ -52,14 +52,19 @@ class FileKeyProvider:
         async with self._lock:
             if self._signer is None:
                 self._signer = await asyncio.to_thread(self._load)
-            signer = self._signer
+            if await self._revoked(self._signer):
+                # A new certificate may have been issued to these files since: load them again.
+                self._signer = await asyncio.to_thread(self._load)
+                if await self._revoked(self._signer):
+                    raise CertificateRevokedError(
+                        f"the signing certificate of {self.cert_path.stem} has been revoked: the administrator must "
+                        "issue a new one (docexchange pki issue-person / issue-unit) before this key signs again")
+            return self._signer
+
+    async def _revoked(self, signer: signers.SimpleSigner) -> bool:
         cert = signer.signing_cert
-        if self.is_revoked is not None and cert is not None:
-            serial = cert.serial_number
-            if await asyncio.to_thread(self.is_revoked, serial):
-                raise CertificateRevokedError(f"the signing certificate (serial {serial}) has been revoked: "
-                                              "ask the administrator for a new certificate")
-        return signer
+        return self.is_revoked is not None and cert is not None and await asyncio.to_thread(
+            self.is_revoked, cert.serial_number)
 
     def _load(self) -> signers.SimpleSigner:
         try:
