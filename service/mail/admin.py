@@ -17,6 +17,7 @@ from service.units.models import Unit
 from . import repository as repo
 from .audit_hook import audit_append
 from .errors import NotificationNotFound, NotificationStateError
+from .messages import unaddressable
 from .models import MailAttempt, MailRecipient
 
 __all__ = ["NotificationDetail", "Scope", "cancel_notification", "get_notification", "list_notifications",
@@ -95,7 +96,7 @@ async def retry_notification(session: AsyncSession, scope: Scope, event_id: str,
         raise NotificationStateError(f"notification {event_id} is {event.state}")
     now = utcnow()
     for r in (await repo.recipients_by_event(session, [event.id])).get(event.id, []):
-        if r.state != "sent":
+        if r.state != "sent" and not unaddressable(r.address):  # no retry makes a broken address work
             r.state, r.next_attempt_at, r.created_at, r.updated_at = "pending", now, now, now
     event.state, event.next_attempt_at, event.updated_at = "pending", now, now
     event.lease_owner = event.lease_until = None

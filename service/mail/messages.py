@@ -17,6 +17,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from service.storage.types import utcnow
+from service.units import InvalidTreeError, check_mailbox
 
 from .rendering import Rendered
 from .smime import SmimeSigner
@@ -29,6 +30,7 @@ __all__ = [
     "fits_attachment",
     "message_id_for",
     "subject_with_urgency",
+    "unaddressable",
 ]
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -67,6 +69,16 @@ def subject_with_urgency(subject: str, priority: int) -> str:
     if priority <= 0:
         return subject
     return f"{URGENCY_WORDS[min(priority, 3)].upper()}: {subject}"
+
+
+def unaddressable(address: str) -> str:
+    """Why no message can name ``address`` (a mailbox stored before units' mailboxes were
+    checked: a line break, accented letters), or "" when it can. Failed at once, not retried."""
+    try:
+        check_mailbox(address, "the unit")
+    except InvalidTreeError as exc:
+        return f"{exc.detail}; correct the unit's mailboxes"
+    return ""
 
 
 def fits_attachment(size: int, max_message_bytes: int) -> bool:

@@ -22,14 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.documents.blobs import blob_path as documents_blob_path
 from service.outbox.models import OutboxEvent
-from service.units.errors import InvalidTreeError
-from service.units.tree import check_mailbox
 
 from . import repository as repo
 from .audit_hook import audit_append
 from .config import MailConfig
 from .fields import template_fields
-from .messages import Attachment, fits_attachment, message_id_for
+from .messages import Attachment, fits_attachment, message_id_for, unaddressable
 from .metrics import MAIL_DEFERRED, MAIL_FAILED, MAIL_SENT
 from .rows import ClaimedEvent, EventContext
 
@@ -147,20 +145,10 @@ def _new_recipients(
     domain = config.message_id_domain
     recipients = []
     for a in addresses:
-        refused = _unaddressable(a)
+        refused = unaddressable(a)
         recipients.append(Recipient(next(ids), a, message_id_for(ctx.event.id, a, domain),
                                     "failed" if refused else "pending", 0, now, 0, refused, False, None, now, new=True))
     return recipients
-
-
-def _unaddressable(address: str) -> str:
-    """Why no message can name ``address`` (a mailbox stored before units' mailboxes were
-    checked: a line break, accented letters), or "" when it can. Failed at once, not retried."""
-    try:
-        check_mailbox(address, "the unit")
-    except InvalidTreeError as exc:
-        return f"{exc.detail}; correct the unit's mailboxes"
-    return ""
 
 
 def new_ids(count: int) -> list[str]:

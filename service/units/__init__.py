@@ -20,13 +20,14 @@ from service.units.service import (
     unit_in_scope,
     update_unit,
 )
-from service.units.tree import MAX_LEVELS, UnitSpec, dump_csv, dump_json, parse_tree, valid_code
+from service.units.tree import MAX_LEVELS, UnitSpec, check_mailbox, dump_csv, dump_json, parse_tree, valid_code
 
 __all__ = [
     "MAX_LEVELS",
     "ApiToken",
     "ImportResult",
     "InvalidTreeError",
+    "check_mailbox",
     "Unit",
     "UnitCodeTakenError",
     "UnitNotFoundError",
