@@ -146,18 +146,15 @@ async def sign_attachment(session: AsyncSession, principal: Principal, doc_id: s
 async def prepare_token_signature(session: AsyncSession, principal: Principal, doc_id: str, where: PersonalRequest,
                                   chain: list[bytes], runtime: SigningRuntime,
                                   blobs: BlobStore) -> tuple[ExternalSigningSession, dict[str, str]]:
-    """Step 1 of a two-step (USB token) personal signature, once the certificate and the
-    placement are known to be usable: a problem there is the request's, not the token's.
+    """Step 1 of a two-step (USB token) personal signature, once the certificate chain is
+    known to be usable (a problem there is the request's, not the token's); the placement is
+    checked as for a signature made here (``service.signing.prepare_external``).
 
     Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, InvalidInputError, SigningError.
     """
     from service.documents.external_signing import prepare_signing  # it builds on this module
-    from service.signing.service import check_personal_placement  # not exported by service.signing yet
 
-    require_role(principal, "signer")
-    doc = await own_unsent_document(session, principal, doc_id)
     _check_token_certificates(chain)
-    await asyncio.to_thread(check_personal_placement, blobs.path(doc.sha256), _placement(where))
     return await prepare_signing(session, principal, doc_id, where, chain, runtime, blobs)
 
 

@@ -50,7 +50,6 @@ __all__ = [
     "TimedPdfSigner",
     "file_sha256",
     "inspect_layout",
-    "read_layout",
     "run_signing",
 ]
 
@@ -309,12 +308,3 @@ def inspect_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> P
         finally:
             if not isinstance(src, Path):
                 src.seek(0)
-
-
-def read_layout(
-    src: Path | BinaryIO, field_name: str | None, page: int
-) -> tuple[list[str], tuple[int, Box] | None, Box]:
-    """Existing signature fields, geometry of ``field_name`` and size of ``page``.
-    Raises SigningError, SignatureCreationError (see :func:`inspect_layout`)."""
-    layout = inspect_layout(src, field_name, page)
-    return list(layout.fields), layout.geometry, layout.page_box

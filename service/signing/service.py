@@ -45,12 +45,11 @@ from service.signing.pades import (
 )
 from service.signing.trust import TrustConfig
 
-__all__ = ["DocumentSigner", "check_personal_placement", "personal_box", "unlocked"]
+__all__ = ["DocumentSigner", "check_personal_placement", "default_box", "personal_box", "unlocked"]
 
 PERSONAL_FIELD = "Sig-Personal"
 ORGANISATION_FIELD = "Sig-Organisation"
 ATTACHMENT_FIELD = "Sig-Attachment"
-_DEFAULT_BOX: Box = (330.0, 120.0, 500.0, 200.0)
 _LOCK_ALL = fields.FieldMDPSpec(fields.FieldMDPAction.ALL)
 _OPTIONS = SigningOptions()  # frozen: safe as a shared default
 _FONTS = FontConfig()
@@ -191,8 +190,15 @@ def personal_box(layout: PdfLayout, placement: Placement) -> Box | None:
         raise SigningError(f"the document has no signature field {name!r} (its empty signature fields: "
                            f"{', '.join(map(repr, empty)) or 'none'}); give a box too to place a new field "
                            "with this name")
-    box = placement.box or _DEFAULT_BOX
-    return _inside_page(box, layout)
+    return _inside_page(placement.box or default_box(layout.page_box), layout)
+
+
+def default_box(page_box: Box) -> Box:
+    """Where a personal signature goes when no box is given: lower right of the page,
+    95 pt from the right edge and 120 pt up, 170 × 80 pt — (330, 120, 500, 200) on A4."""
+    x1, y1, x2, _ = page_box
+    right = x2 - 95
+    return (max(x1, right - 170), y1 + 120, right, y1 + 200)
 
 
 def _inside_page(box: Box, layout: PdfLayout) -> Box:
@@ -208,10 +214,10 @@ def _pt(value: float) -> str:
     return f"{value:g}"
 
 
-def check_personal_placement(src: Path | BinaryIO, placement: Placement) -> None:
-    """Whether a personal signature can go where ``placement`` says, before any work is done
-    (the two-step signature checks this before it prepares). Raises SigningError."""
-    personal_box(inspect_layout(src, placement.field_name, placement.page), placement)
+def check_personal_placement(src: Path | BinaryIO, placement: Placement) -> Box | None:
+    """Where a personal signature goes (see :func:`personal_box`), checked before any work
+    is done; the two-step signature prepares with it. Raises SigningError."""
+    return personal_box(inspect_layout(src, placement.field_name, placement.page), placement)
 
 
 def _nfc(value: str) -> str:
