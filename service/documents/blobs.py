@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import os
 import secrets
 import threading
@@ -29,6 +30,7 @@ from service.pdfscan import Scan, Scanner
 __all__ = ["BlobStore", "BlobWriter", "TooLargeError", "blob_path", "upgrade_layout"]
 
 _FLUSH_AT = 1024 * 1024
+log = logging.getLogger("docexchange.blobs")
 ABANDONED_AFTER = timedelta(days=1)  # a scratch file not written for this long: its process is gone
 _SCANS_KEPT = 4096  # recent uploads: a document is usually sent soon after it is uploaded
 
@@ -235,10 +237,15 @@ def _sweep(folder: Path, pattern: str, cutoff: float) -> int:
     removed = 0
     with os.scandir(folder) as entries:
         for entry in entries:
-            with contextlib.suppress(FileNotFoundError):  # another process swept it first
-                if fnmatch.fnmatchcase(entry.name, pattern) and entry.stat().st_mtime < cutoff:
+            try:
+                if (entry.is_file(follow_symlinks=False) and fnmatch.fnmatchcase(entry.name, pattern)
+                        and entry.stat(follow_symlinks=False).st_mtime < cutoff):
                     os.unlink(entry.path)
                     removed += 1
+            except FileNotFoundError:  # another process swept it first
+                continue
+            except OSError as exc:  # not ours to remove: left, and said (start-up must not stop here)
+                log.warning("scratch file left in place", extra={"event": f"{entry.path}: {exc}"})
     return removed
 
 

@@ -73,8 +73,11 @@ async def test_a_restart_sweeps_what_a_killed_process_left_and_nothing_live(sett
         (scratch / name).write_bytes(b"%PDF-1.7\n")
         os.utime(scratch / name, (time.time() - age, time.time() - age))
 
+    (scratch / "a-folder-someone-made").mkdir()  # not a scratch file: left, and start-up goes on
+    os.utime(scratch / "a-folder-someone-made", (time.time() - 3 * 86400, time.time() - 3 * 86400))
+
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         left = sorted(p.name for p in scratch.iterdir())
 
-    assert left == [".live.prepared", "upload-of-a-live-process"]
+    assert left == [".live.prepared", "a-folder-someone-made", "upload-of-a-live-process"]
