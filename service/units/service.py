@@ -207,6 +207,12 @@ async def _apply(session: AsyncSession, unit: Unit, spec: UnitSpec, parent: Unit
 async def move_unit(session: AsyncSession, unit: Unit, new_parent: Unit | None, *,
                     actor_id: str | None = None) -> Unit:
     """Put ``unit`` (and its subtree) under ``new_parent`` (audited). Raises InvalidTreeError."""
+    await lock_tree(session)
+    # Where both stand now: read before the lock, they may have moved since.
+    await session.flush()
+    await session.refresh(unit, ["path", "depth", "parent_id"])
+    if new_parent is not None:
+        await session.refresh(new_parent, ["path", "depth"])
     before = unit.parent_id
     await _reparent(session, unit, new_parent)
     await session.flush()
@@ -216,12 +222,7 @@ async def move_unit(session: AsyncSession, unit: Unit, new_parent: Unit | None, 
 
 
 async def _reparent(session: AsyncSession, unit: Unit, parent: Unit | None) -> None:
-    await lock_tree(session)
-    # Where both stand now: read before the lock, they may have moved since.
-    await session.flush()
-    await session.refresh(unit, ["path", "depth", "parent_id"])
-    if parent is not None:
-        await session.refresh(parent, ["path", "depth"])
+    """Move ``unit``'s subtree; the caller holds the tree's lock and read both units under it."""
     if parent is not None and parent.path.startswith(unit.path):
         raise InvalidTreeError(f"cannot move {unit.code} under its own descendant {parent.code}")
     old_prefix = unit.path
