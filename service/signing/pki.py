@@ -52,9 +52,11 @@ _INFRA = {
 }
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _REASONS = {flag.name: flag for flag in x509.ReasonFlags}
-#: How long a published CRL is served again before a new one (with a new number) is signed.
-#: A revocation makes the next request sign a new one at once.
-CRL_REFRESH = timedelta(hours=1)
+#: How long a published CRL may be served again before a new one (with a new number) is
+#: signed; a revocation makes the next request sign a new one at once. Off by default: the
+#: service's own verifier takes revocation data issued after a signature, and a CRL served
+#: again for an hour left signatures of that hour indeterminate.
+CRL_REFRESH = timedelta(0)
 
 
 @dataclass(frozen=True)
