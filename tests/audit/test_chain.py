@@ -34,15 +34,20 @@ async def test_intact_chain_passes(settings, database) -> None:
     assert "intact: 5 entries" in done.stdout
 
 
+def _broken(settings, seq: int, why: str) -> None:
+    """`docexchange audit verify` exits 1 naming the first broken entry and why."""
+    done = _cli(settings, "audit", "verify")
+    assert done.returncode == 1
+    assert f"BROKEN at entry #{seq}" in done.stdout
+    assert why in done.stdout
+
+
 async def test_altered_row_is_reported(settings, database) -> None:
     await _fill(database, 5)
     async with database.session() as s:
         await s.execute(text("UPDATE audit_entry SET data = :d WHERE seq = 3"), {"d": '{"i": 99}'})
         await s.commit()
-    done = _cli(settings, "audit", "verify")
-    assert done.returncode == 1
-    assert "BROKEN at entry #3" in done.stdout
-    assert "altered" in done.stdout
+    _broken(settings, 3, "altered")
 
 
 async def test_deleted_row_is_reported(settings, database) -> None:
@@ -215,7 +220,4 @@ async def test_a_head_moved_back_to_hide_later_entries_is_reported(settings, dat
         await s.execute(text("UPDATE audit_head SET seq = 3, hash = :h WHERE id = 1"), {"h": third})
         await s.execute(text("UPDATE audit_entry SET data = :d WHERE seq = 5"), {"d": '{"i": 99}'})
         await s.commit()
-    done = _cli(settings, "audit", "verify")
-    assert done.returncode == 1
-    assert "BROKEN at entry #4" in done.stdout
-    assert "beyond the chain's head" in done.stdout
+    _broken(settings, 4, "beyond the chain's head")

@@ -6,14 +6,21 @@ from __future__ import annotations
 from tests.factories.pdf import metadata, upload_form
 
 
-async def test_a_second_recall_refused_resumes_handling_where_it_stood(client, world) -> None:
-    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("44-CV/TU")))
+async def _registered(client, world, number: str) -> tuple[str, str]:
+    """A document of the province registered (03) by commune 1: its id and the delivery's id."""
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata(number)))
     doc = up.json()["id"]
     await client.post(f"/api/v1/documents/{doc}/send", headers=world.auth("tu"), json={"recipients": ["000.00.01.H99"]})
     delivery = (await client.get(f"/api/v1/documents/{doc}/deliveries", headers=world.auth("tu"))).json()["items"][0]
-    step = f"/api/v1/deliveries/{delivery['id']}/status"
-    assert (await client.post(step, headers=world.auth("xa1"), json={"status": "03", "incoming_number": "7"})
-            ).status_code == 200
+    registered = await client.post(f"/api/v1/deliveries/{delivery['id']}/status", headers=world.auth("xa1"),
+                                   json={"status": "03", "incoming_number": "7"})
+    assert registered.status_code == 200, registered.text
+    return doc, delivery["id"]
+
+
+async def test_a_second_recall_refused_resumes_handling_where_it_stood(client, world) -> None:
+    doc, delivery_id = await _registered(client, world, "44-CV/TU")
+    step = f"/api/v1/deliveries/{delivery_id}/status"
     for _ in range(2):
         asked = await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("tu"),
                                   json={"reason": "Xem lại số hiệu"})
@@ -26,13 +33,9 @@ async def test_a_second_recall_refused_resumes_handling_where_it_stood(client, w
 
 
 async def test_a_registered_copy_whose_recall_was_refused_can_be_forwarded(client, world) -> None:
-    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("45-CV/TU")))
-    doc = up.json()["id"]
-    await client.post(f"/api/v1/documents/{doc}/send", headers=world.auth("tu"), json={"recipients": ["000.00.01.H99"]})
-    delivery = (await client.get(f"/api/v1/documents/{doc}/deliveries", headers=world.auth("tu"))).json()["items"][0]
-    step = f"/api/v1/deliveries/{delivery['id']}/status"
-    forward = f"/api/v1/deliveries/{delivery['id']}/forward"
-    await client.post(step, headers=world.auth("xa1"), json={"status": "03", "incoming_number": "8"})
+    doc, delivery_id = await _registered(client, world, "45-CV/TU")
+    step = f"/api/v1/deliveries/{delivery_id}/status"
+    forward = f"/api/v1/deliveries/{delivery_id}/forward"
     await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("tu"), json={"reason": "Xem lại"})
     # While the recall is open (13) the copy stays where it is.
     held = await client.post(forward, headers=world.auth("xa1"), json={"recipients": ["000.01.01.H99"]})
