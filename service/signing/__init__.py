@@ -4,7 +4,6 @@ verification reports. Other packages import only from here."""
 
 from service.signing.appearance import FontConfig, make_seal_png, make_signature_png
 from service.signing.errors import (
-    CertificateRevokedError,
     ExternalSigningError,
     KeyProviderError,
     PkiError,
@@ -40,7 +39,6 @@ __all__ = [
     "Indication",
     "IssuedCert",
     "KeyProvider",
-    "CertificateRevokedError",
     "KeyProviderError",
     "Modification",
     "Pkcs11KeyProvider",
