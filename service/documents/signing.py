@@ -117,7 +117,7 @@ async def sign_organisation(session: AsyncSession, principal: Principal, doc_id:
     """
     unit = await _sealing_unit(session, principal)
     doc = await own_unsent_document(session, principal, doc_id)
-    field = personal_field or _personal_field(await signatures_of(session, doc.id))
+    field = _personal_field(await signatures_of(session, doc.id), personal_field)
     signer = await runtime.for_unit(unit.code, unit.name)
     out = blobs.scratch()
     result = await signer.sign_organisation(blobs.path(doc.sha256), out, unit_name=unit.name, personal_field=field,
@@ -148,11 +148,21 @@ def _placement(where: PersonalRequest) -> Placement:
     return Placement(page=where.page, box=where.box, field_name=where.field_name)
 
 
-def _personal_field(existing: list[DocumentSignature]) -> str:
-    personal = [s for s in existing if s.kind == "personal"]
+_PERSONAL_FIRST = "the personal signature comes first: a signer must sign before the seal is applied"
+
+
+def _personal_field(existing: list[DocumentSignature], requested: str | None) -> str:
+    """The field of a personal signature made here that the seal goes over: ``requested``,
+    or the latest. Any other field (an empty one, one signed elsewhere) is not the leader's
+    signature. Raises ConflictError."""
+    personal = [s.field_name for s in existing if s.kind == "personal"]
     if not personal:
-        raise ConflictError("the personal signature comes first: a signer must sign before the seal is applied")
-    return personal[-1].field_name
+        raise ConflictError(_PERSONAL_FIRST)
+    if requested is None:
+        return personal[-1]
+    if requested not in personal:
+        raise ConflictError(f"{_PERSONAL_FIRST}; the field {requested!r} holds no personal signature made here")
+    return requested
 
 
 async def record_signature(session: AsyncSession, principal: Principal, doc: Document, kind: str, result: Any,

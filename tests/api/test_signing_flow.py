@@ -72,6 +72,10 @@ async def test_order_roles_and_seal_rules(client, world) -> None:
     seal_first = await client.post(f"{url}/organisation", headers=world.auth("xa1"), json={})
     assert seal_first.status_code == 409
     assert "personal signature comes first" in seal_first.json()["detail"]
+    # Naming a field does not stand in for the leader's signature.
+    named = await client.post(f"{url}/organisation", headers=world.auth("xa1"), json={"personal_field": "Empty1"})
+    assert named.status_code == 409
+    assert "personal signature comes first" in named.json()["detail"]
     clerk_personal = await client.post(f"{url}/personal", headers=world.auth("xa1"), json={"box": BOX})
     assert clerk_personal.status_code == 403
     await _sign_and_seal(client, world, doc["id"])
