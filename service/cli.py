@@ -148,9 +148,7 @@ def cmd_units_export(args: argparse.Namespace) -> int:
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
-    from service.auth.schemas import NewUser
-
-    body = _validated(NewUser, unit=args.unit, username=args.username, full_name=args.name, roles=args.role,
+    body = _validated(auth.NewUser, unit=args.unit, username=args.username, full_name=args.name, roles=args.role,
                       email=args.email or "", is_service=args.service)
 
     async def run(session: Any) -> Any:
@@ -164,9 +162,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
-    from service.auth.schemas import NewToken
-
-    body = _validated(NewToken, days=args.days, label=args.label)
+    body = _validated(auth.NewToken, days=args.days, label=args.label)
     days = body.days or _settings().token_default_days  # as the API's default
     username = nfc(args.username).lower()  # as create_user stores it
 

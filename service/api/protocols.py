@@ -13,12 +13,11 @@ import logging
 import secrets
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # uvicorn[standard] brings httptools
 
 from service.api.problems import PROBLEM_BASE
 
-__all__ = ["MALFORMED_DETAIL", "H11ProblemProtocol", "HttpToolsProblemProtocol", "malformed_request_response"]
+__all__ = ["HttpToolsProblemProtocol", "malformed_request_response"]
 
 log = logging.getLogger("docexchange.access")
 
@@ -49,7 +48,3 @@ class _ProblemOn400:
 
 class HttpToolsProblemProtocol(_ProblemOn400, HttpToolsProtocol):
     """What ``docexchange serve`` runs (uvicorn's own choice when httptools is installed)."""
-
-
-class H11ProblemProtocol(_ProblemOn400, H11Protocol):
-    """The same on h11, uvicorn's pure-Python HTTP implementation."""

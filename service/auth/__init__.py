@@ -1,6 +1,7 @@
 """Who is calling: users, bearer tokens, principals."""
 
 from service.auth.cache import PrincipalCache
+from service.auth.schemas import NewToken, NewUser
 from service.auth.service import (
     ROLES,
     AuthenticationError,
@@ -18,6 +19,8 @@ __all__ = [
     "ROLES",
     "AuthenticationError",
     "IssuedToken",
+    "NewToken",
+    "NewUser",
     "Principal",
     "PrincipalCache",
     "authenticate",

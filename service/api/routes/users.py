@@ -10,8 +10,7 @@ from sqlmodel import col
 
 from service import auth, units
 from service.api.deps import CurrentPrincipal, Principals, SettingsDep, Tx, require_roles
-from service.auth import Principal
-from service.auth.schemas import NewToken, NewUser
+from service.auth import NewToken, NewUser, Principal
 from service.errors import NotFoundError
 from service.text import to_vn_iso
 
