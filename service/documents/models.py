@@ -164,6 +164,8 @@ class VerificationRecord(SQLModel, table=True):
     document_id: str | None = Field(default=None, foreign_key="document.id", index=True)
     sha256: str = Field(max_length=64, index=True)
     verdict: str = Field(max_length=20)
+    # The verdict rules it was made under (service.signing.RULES_VERSION); 0: before they were numbered.
+    rules_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -41,15 +41,21 @@ class Precomputed(NamedTuple):
 
 
 _RECORD = VerificationRecord.__table__  # type: ignore[attr-defined]
-_KNOWN = select(*_RECORD.columns).where(_RECORD.c.document_id == bindparam("doc_id"),
-                                        _RECORD.c.sha256 == bindparam("sha256")).limit(1)
-_REPORTED = exists().where(col(VerificationRecord.document_id) == col(Document.id),
-                           col(VerificationRecord.sha256) == col(Document.sha256))
+# A report counts when it is of these bytes and made under the verdict rules in force;
+# the newest of older rules is what a new report supersedes.
+_KNOWN = (select(*_RECORD.columns).where(_RECORD.c.document_id == bindparam("doc_id"),
+                                         _RECORD.c.sha256 == bindparam("sha256"))
+          .order_by((_RECORD.c.rules_version == bindparam("rules")).desc(), _RECORD.c.created_at.desc()).limit(1))
+# The newest verdict rules a report of the document's current bytes was made under (None: no report).
+_REPORTED_UNDER = (select(func.max(col(VerificationRecord.rules_version)))
+                   .where(col(VerificationRecord.document_id) == col(Document.id),
+                          col(VerificationRecord.sha256) == col(Document.sha256)).scalar_subquery())
 
 
-async def _known(session: AsyncSession, doc_id: str, sha256: str) -> VerificationRecord | None:
+async def _known(session: AsyncSession, doc_id: str, sha256: str, rules: int) -> VerificationRecord | None:
+    """The report of these bytes under ``rules``, else the latest one of older rules."""
     # A detached record: callers only read it.
-    for row in await driver.fetch(session, _KNOWN, {"doc_id": doc_id, "sha256": sha256}):
+    for row in await driver.fetch(session, _KNOWN, {"doc_id": doc_id, "sha256": sha256, "rules": rules}):
         return VerificationRecord.model_construct(**dict(zip(_RECORD.columns.keys(), row, strict=True)))
     return None
 
@@ -77,19 +83,29 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
                               blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
     """The report of the document's current bytes, computed once per version."""
     ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
+    stale = None
     if ready is None or not ready.unseen:
-        found = await _known(session, doc.id, doc.sha256)
-        if found is not None:
+        found = await _known(session, doc.id, doc.sha256, runtime.rules_version)
+        if found is not None and found.rules_version == runtime.rules_version:
             return found
+        stale = found
     report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = construct(VerificationRecord, document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
-                       report=data)
+                       rules_version=report.rules_version, report=data)
     await insert_rows(session, [record], held=True)  # nothing here waits for it: it goes with the commit
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,
-                       object_id=record.id, data={"sha256": doc.sha256, "verdict": record.verdict,
-                                                  "signatures": len(data.get("signatures", []))})
+                       object_id=record.id, data=_audited(record, stale))
     return record
+
+
+def _audited(record: VerificationRecord, stale: VerificationRecord | None) -> dict[str, Any]:
+    data = {"sha256": record.sha256, "verdict": record.verdict, "rules_version": record.rules_version,
+            "signatures": len(record.report.get("signatures", []))}
+    if stale is not None:  # what an auditor defending the old verdict must know: it was replaced, and why
+        data |= {"supersedes": stale.id, "previous_verdict": stale.verdict,
+                 "previous_rules_version": stale.rules_version}
+    return data
 
 
 async def document_verification(session: AsyncSession, db: Database, principal: Principal, doc_id: str,
@@ -112,12 +128,12 @@ class _ToSend(NamedTuple):
     subject: str
     doc_type: str
     deadline: date | None
-    reported: bool
+    reported_under: int | None  # the newest verdict rules its current bytes were reported under
 
 
 _TO_SEND = (col(Document.id), col(Document.sender_unit_id), col(Document.sha256), col(Document.sent_at),
             col(Document.urgency), col(Document.number_notation), col(Document.subject), col(Document.doc_type),
-            col(Document.deadline), _REPORTED)
+            col(Document.deadline), _REPORTED_UNDER)
 
 
 async def _to_send(session: AsyncSession, principal: Principal, doc_id: str) -> _ToSend:
@@ -134,11 +150,13 @@ async def _verified_current(session: AsyncSession, db: Database, principal: Prin
     """The document as it is now, and a report of its bytes made before anything is written
     (None when one exists already). Raises DocumentNotFoundError."""
     doc = await _to_send(session, principal, doc_id)
-    if doc.reported:
+    if doc.reported_under == runtime.rules_version:
         return doc, None
     precomputed, released = await _verify_before_writing(session, db, doc.sha256, runtime, blobs)
     if released:  # the transaction was given back: read it again
         doc = await _to_send(session, principal, doc_id)
+    if doc.reported_under is not None:  # a report of older rules: the new one is recorded as replacing it
+        precomputed = precomputed._replace(unseen=False)
     return doc, precomputed
 
 

@@ -23,13 +23,21 @@ from service.signing.pades import (
     build_timestamper,
 )
 from service.signing.pki import DEFAULT_PKI_BASE_URL, DevelopmentPki, IssuedCert
-from service.signing.report import Indication, Modification, SignatureReport, Verdict, VerificationReport
+from service.signing.report import (
+    RULES_VERSION,
+    Indication,
+    Modification,
+    SignatureReport,
+    Verdict,
+    VerificationReport,
+)
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions, verify_pdf
 
 __all__ = [
     "DEFAULT_PKI_BASE_URL",
+    "RULES_VERSION",
     "DevelopmentPki",
     "DocumentSigner",
     "ExternalSigningError",

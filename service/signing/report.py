@@ -18,6 +18,7 @@ __all__ = [
     "Finding",
     "Indication",
     "Modification",
+    "RULES_VERSION",
     "SignatureReport",
     "Verdict",
     "VerificationReport",
@@ -169,6 +170,14 @@ class SignatureReport:
     findings: list[Finding]
 
 
+# The verdict rules in force. Raise it with any change that can give the same bytes another
+# verdict: a report stored under older rules is made again the next time it is read or the
+# document is sent, and the new one is audited beside the old.
+#   1  the first rules
+#   2  a file whose only signature is a document timestamp is no signed document (NO_SIGNATURE)
+RULES_VERSION = 2
+
+
 @dataclass(frozen=True)
 class VerificationReport:
     file: str
@@ -180,6 +189,7 @@ class VerificationReport:
     fields_enumerated: int  # what pyHanko enumerated
     findings: list[Finding] = field(default_factory=list)
     checked_at: str = ""
+    rules_version: int = RULES_VERSION  # the verdict rules that made the report
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,6 +210,7 @@ class VerificationReport:
         ]
         return cls(
             **{
+                "rules_version": 0,  # stored before the rules were numbered
                 **data,
                 "signatures": sigs,
                 "verdict": Verdict(data["verdict"]),

@@ -22,7 +22,7 @@ from service.pdfscan import Scan, scan_file
 from service.signing.keys import FileKeyProvider, KeyProvider, Pkcs11KeyProvider
 from service.signing.pades import SignatureLevel, SigningOptions, build_timestamper
 from service.signing.pki import DevelopmentPki
-from service.signing.report import Verdict, VerificationReport, finding
+from service.signing.report import RULES_VERSION, Verdict, VerificationReport, finding
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions
@@ -84,6 +84,11 @@ class SigningRuntime:
         pki = await asyncio.to_thread(DevelopmentPki.init, config.keys_dir, config.passphrase,
                                       config.pki_base_url) if config.dev_pki else None
         return cls(config, pki, _trust(config, pki))
+
+    @property
+    def rules_version(self) -> int:
+        """The verdict rules its reports are made under (a stored report of older rules is stale)."""
+        return RULES_VERSION
 
     @property
     def options(self) -> SigningOptions:

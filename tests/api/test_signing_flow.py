@@ -4,6 +4,7 @@ accepted by two independent verifiers (poppler's pdfsig and OpenSSL)."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -173,3 +174,49 @@ async def test_other_units_cannot_sign_or_read_reports(client, world, who) -> No
         assert r.status_code in (403, 404)
     r = await client.get(f"/api/v1/documents/{doc['id']}/verification", headers=world.auth(who))
     assert r.status_code == 404
+
+
+async def test_a_report_made_under_older_verdict_rules_is_made_again(client, world, app) -> None:
+    """A report stored before a verdict rule changed is not served again: reading it
+    verifies the bytes anew under the rules in force, and the history says what it replaced."""
+    from sqlalchemy import text
+
+    doc = await _upload(client, world, number="51-CV/ĐU")
+    url = f"/api/v1/documents/{doc['id']}/verification"
+    first = (await client.get(url, headers=world.auth("xa1"))).json()
+    assert first["verdict"] == "indeterminate"  # no signature yet
+    rules = first["rules_version"]
+    assert rules >= 2
+    # What an older release left: the same bytes reported as passed, under rules not numbered yet.
+    async with app.state.db.session() as s:
+        await s.execute(text("UPDATE verification_record SET verdict = 'passed', rules_version = 0 "
+                             "WHERE document_id = :d"), {"d": doc["id"]})
+        await s.commit()
+
+    again = (await client.get(url, headers=world.auth("xa1"))).json()
+    assert (again["verdict"], again["rules_version"]) == ("indeterminate", rules)
+    assert again["checked_at"] != first["checked_at"]
+    history = (await client.get(f"/api/v1/documents/{doc['id']}/history", headers=world.auth("xa1"))).json()
+    verified = [e["data"] for e in history["entries"] if e["action"] == "document.verified"]
+    assert len(verified) == 2
+    assert verified[-1] | {"supersedes": None} == {
+        "sha256": doc["sha256"], "verdict": "indeterminate", "rules_version": rules, "signatures": 0,
+        "supersedes": None, "previous_verdict": "passed", "previous_rules_version": 0}
+    assert verified[-1]["supersedes"]
+    # The new report stands: a third reading makes none.
+    third = (await client.get(url, headers=world.auth("xa1"))).json()
+    assert third["checked_at"] == again["checked_at"]
+
+    # A send of the document is verified the same way: the arrival notice carries today's verdict.
+    async with app.state.db.session() as s:
+        await s.execute(text("UPDATE verification_record SET verdict = 'passed', rules_version = 0 "
+                             "WHERE document_id = :d"), {"d": doc["id"]})
+        await s.commit()
+    sent = await client.post(f"/api/v1/documents/{doc['id']}/send", headers=world.auth("xa1"),
+                             json={"recipients": ["000.01.01.H99"]})
+    assert sent.status_code == 200, sent.text
+    async with app.state.db.session() as s:
+        payload = (await s.execute(text("SELECT payload FROM outbox_event WHERE document_id = :d AND kind = 'arrival'"),
+                                   {"d": doc["id"]})).scalar_one()
+    payload = payload if isinstance(payload, dict) else json.loads(payload)
+    assert payload["verdict"] == "indeterminate"
