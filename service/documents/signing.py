@@ -22,9 +22,9 @@ from service import audit
 from service.auth import Principal
 from service.documents.access import require_role, visible_document
 from service.documents.blobs import BlobStore
-from service.documents.models import Attachment, Document, DocumentSignature
+from service.documents.models import Attachment, Document, DocumentSignature, ExternalSigningSession
 from service.documents.reading import attachment_of
-from service.errors import ConflictError, PermissionDeniedError
+from service.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from service.storage.rows import update_if
 from service.units import Unit, User
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PersonalRequest",
     "own_unsent_document",
+    "prepare_token_signature",
     "record_signature",
     "set_seal_image",
     "set_signature_image",
@@ -142,6 +143,40 @@ async def sign_attachment(session: AsyncSession, principal: Principal, doc_id: s
     return await record_signature(session, principal, doc, "attachment", result, out, blobs, attachment=att)
 
 
+async def prepare_token_signature(session: AsyncSession, principal: Principal, doc_id: str, where: PersonalRequest,
+                                  chain: list[bytes], runtime: SigningRuntime,
+                                  blobs: BlobStore) -> tuple[ExternalSigningSession, dict[str, str]]:
+    """Step 1 of a two-step (USB token) personal signature, once the certificate chain is
+    known to be usable (a problem there is the request's, not the token's); the placement is
+    checked as for a signature made here (``service.signing.prepare_external``).
+
+    Raises DocumentNotFoundError, PermissionDeniedError, ConflictError, InvalidInputError, SigningError.
+    """
+    from service.documents.external_signing import prepare_signing  # it builds on this module
+
+    _check_token_certificates(chain)
+    return await prepare_signing(session, principal, doc_id, where, chain, runtime, blobs)
+
+
+def _check_token_certificates(chain: list[bytes]) -> None:
+    """Raises InvalidInputError unless ``chain`` is DER certificates, the first with an RSA or EC key."""
+    from asn1crypto import x509
+
+    if not chain:
+        raise InvalidInputError("send the signer's certificate (and its chain) in certificate_chain")
+    for index, der in enumerate(chain):
+        try:
+            cert = x509.Certificate.load(der)
+            cert.native  # noqa: B018 - asn1crypto parses lazily: force a full parse
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"certificate_chain[{index}] is not a certificate: send each as base64 of "
+                                    "its DER bytes (a .cer file), the signer's first") from exc
+    algorithm = x509.Certificate.load(chain[0]).public_key.algorithm
+    if algorithm not in ("rsa", "ec"):
+        raise InvalidInputError(f"the signer's certificate holds a {algorithm.upper()} key: only RSA and EC "
+                                "keys can sign here")
+
+
 def _placement(where: PersonalRequest) -> Placement:
     from service.signing import Placement
 
@@ -153,15 +188,16 @@ _PERSONAL_FIRST = "the personal signature comes first: a signer must sign before
 
 def _personal_field(existing: list[DocumentSignature], requested: str | None) -> str:
     """The field of a personal signature made here that the seal goes over: ``requested``,
-    or the latest. Any other field (an empty one, one signed elsewhere) is not the leader's
-    signature. Raises ConflictError."""
+    or the latest. Another field (an empty one, one signed elsewhere) does not count as the
+    leader's signature. Raises ConflictError."""
     personal = [s.field_name for s in existing if s.kind == "personal"]
     if not personal:
         raise ConflictError(_PERSONAL_FIRST)
     if requested is None:
         return personal[-1]
     if requested not in personal:
-        raise ConflictError(f"{_PERSONAL_FIRST}; the field {requested!r} holds no personal signature made here")
+        raise ConflictError(f"{_PERSONAL_FIRST}; the field {requested!r} holds no personal signature made here "
+                            f"(personal signatures of this document: {', '.join(map(repr, personal))})")
     return requested
 
 

@@ -36,7 +36,7 @@ class Precomputed(NamedTuple):
     report: VerificationReport
     # No report of these bytes was there when the document was read in this transaction
     # (SQLite: the write lock is still held, so none can appear; PostgreSQL: a concurrent
-    # send of the same document may record its own report too, as it could before).
+    # request may record one meanwhile, so record_verification looks again under a lock).
     unseen: bool
 
 
@@ -50,6 +50,10 @@ _KNOWN = (select(*_RECORD.columns).where(_RECORD.c.document_id == bindparam("doc
 _REPORTED_UNDER = (select(func.max(col(VerificationRecord.rules_version)))
                    .where(col(VerificationRecord.document_id) == col(Document.id),
                           col(VerificationRecord.sha256) == col(Document.sha256)).scalar_subquery())
+# Requests recording a report of the same document take turns on its row (PostgreSQL; SQLite
+# compiles no FOR UPDATE: one transaction writes at a time there). There is no unique key on
+# (document, sha256) to lean on, so a check, then an insert, must not interleave.
+_TAKE_TURNS = select(col(Document.id)).where(col(Document.id) == bindparam("doc_id")).with_for_update()
 
 
 async def _known(session: AsyncSession, doc_id: str, sha256: str, rules: int) -> VerificationRecord | None:
@@ -80,10 +84,23 @@ async def _verify_before_writing(session: AsyncSession, db: Database, sha: str, 
 
 
 async def record_verification(session: AsyncSession, doc: Sendable, runtime: SigningRuntime,
-                              blobs: BlobStore, precomputed: Precomputed | None = None) -> VerificationRecord:
-    """The report of the document's current bytes, computed once per version."""
+                              blobs: BlobStore, precomputed: Precomputed | None = None, *,
+                              exclusive: bool = False) -> VerificationRecord:
+    """The report of the document's current bytes, computed and recorded once per version
+    and verdict rules.
+
+    ``exclusive`` (reading the report, exporting the evidence): requests for one version at
+    the same moment record one report; on PostgreSQL they take turns on the document's row.
+    A send does not wait for that lock (a round trip on its hot path): two sends of one
+    document at the same moment may each record the same report.
+    """
     ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
     stale = None
+    if exclusive and driver.dialect_of(session) != "sqlite":
+        # Wait for any transaction recording a report of this document; it committed when we
+        # get the row, and the SELECT below (read committed) sees its report.
+        await driver.fetch(session, _TAKE_TURNS, {"doc_id": doc.id})
+        ready = ready._replace(unseen=False) if ready is not None else None  # look again
     if ready is None or not ready.unseen:
         found = await _known(session, doc.id, doc.sha256, runtime.rules_version)
         if found is not None and found.rules_version == runtime.rules_version:
@@ -112,7 +129,7 @@ async def document_verification(session: AsyncSession, db: Database, principal: 
                                 runtime: SigningRuntime, blobs: BlobStore) -> VerificationRecord:
     """Raises DocumentNotFoundError."""
     doc, precomputed = await _verified_current(session, db, principal, doc_id, runtime, blobs)
-    return await record_verification(session, doc, runtime, blobs, precomputed)
+    return await record_verification(session, doc, runtime, blobs, precomputed, exclusive=True)
 
 
 class _ToSend(NamedTuple):

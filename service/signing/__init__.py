@@ -4,6 +4,7 @@ verification reports. Other packages import only from here."""
 
 from service.signing.appearance import FontConfig, make_seal_png, make_signature_png
 from service.signing.errors import (
+    CertificateRevokedError,
     ExternalSigningError,
     KeyProviderError,
     PkiError,
@@ -47,6 +48,7 @@ __all__ = [
     "Indication",
     "IssuedCert",
     "KeyProvider",
+    "CertificateRevokedError",
     "KeyProviderError",
     "Modification",
     "Pkcs11KeyProvider",

@@ -1,4 +1,4 @@
-"""Small read-only helpers over pyHanko's PDF reader (field geometry, page size)."""
+"""Small read-only helpers over pyHanko's PDF reader (field geometry, page size, locks)."""
 
 from __future__ import annotations
 
@@ -7,31 +7,77 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.fields import enumerate_sig_fields
+from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
 
-__all__ = ["field_geometry", "page_size", "signature_field_names"]
+__all__ = ["field_geometry", "locking_field", "page_count", "page_size", "signature_field_names",
+           "signature_fields"]
 
 Box = tuple[float, float, float, float]
+_MAX_DEPTH = 64  # a page tree deeper than this is a hostile file, not a document
 
 
-def _page_refs(node: Any) -> Iterator[generic.Reference]:
+def _page_refs(node: Any, depth: int = 0) -> Iterator[generic.Reference]:
+    if depth > _MAX_DEPTH:
+        raise ValueError("the page tree is nested too deeply")
     for kid in node["/Kids"]:
         obj = kid.get_object()
         if obj.get("/Type") == "/Pages":
-            yield from _page_refs(obj)
+            yield from _page_refs(obj, depth + 1)
         else:
             yield kid.reference
 
 
+def page_count(reader: PdfFileReader) -> int:
+    return sum(1 for _ in _page_refs(reader.root["/Pages"]))
+
+
 def page_size(reader: PdfFileReader, page_ix: int) -> Box:
+    """The page's /MediaBox (inherited from its parents when the page has none)."""
     page_ref, _ = reader.find_page_for_modification(page_ix)
-    box = page_ref.get_object().get("/MediaBox") or reader.root["/Pages"]["/MediaBox"]
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return (x1, y1, x2, y2)
+    node: Any = page_ref.get_object()
+    for _ in range(_MAX_DEPTH):
+        if node is None or "/MediaBox" in node:
+            break
+        node = node.get("/Parent")
+        node = node.get_object() if node is not None else None
+    if node is None:
+        raise ValueError(f"page {page_ix} has no /MediaBox")
+    x1, y1, x2, y2 = (float(v) for v in node["/MediaBox"])
+    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
 
 
 def signature_field_names(reader: PdfFileReader) -> list[str]:
     return [name for name, _, _ in enumerate_sig_fields(reader, filled_status=None)]
+
+
+def signature_fields(reader: PdfFileReader) -> dict[str, bool]:
+    """Every signature field's name, and whether it holds a signature."""
+    return {name: value is not None for name, value, _ in enumerate_sig_fields(reader, filled_status=None)}
+
+
+def locking_field(reader: PdfFileReader) -> str | None:
+    """The name of a signature that forbids any change to the file (DocMDP P=1, in its
+    signature dictionary or in its field's /Lock), if there is one."""
+    for name, value, field_ref in enumerate_sig_fields(reader, filled_status=True):
+        if _forbids_changes(value.get_object(), field_ref.get_object()):
+            return str(name)
+    return None
+
+
+def _forbids_changes(signature: Any, field: Any) -> bool:
+    try:
+        for ref in signature.get("/Reference", ()):
+            ref = ref.get_object()
+            if ref.get("/TransformMethod") == "/DocMDP" and _no_changes(ref["/TransformParams"].get("/P", 2)):
+                return True
+        lock = field.get("/Lock")
+        return lock is not None and _no_changes(lock.get_object().get("/P"))
+    except (KeyError, TypeError, ValueError, AttributeError):  # a malformed lock: pyHanko's signer judges it
+        return False
+
+
+def _no_changes(value: Any) -> bool:
+    return value is not None and int(value) == MDPPerm.NO_CHANGES.value
 
 
 def field_geometry(reader: PdfFileReader, field_name: str) -> tuple[int, Box] | None:

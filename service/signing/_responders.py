@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -23,6 +25,14 @@ __all__ = ["TSA_POLICY_OID", "Responders", "RevocationEntry"]
 # (short OID on purpose: asn1crypto is very slow on huge 2.25.<uuid> arcs)
 TSA_POLICY_OID = "0.4.0.2023.1.1"  # ETSI EN 319 421 best-practices-ts-policy
 _VALIDITY = timedelta(days=7)
+# CertID hashes the OCSP responder answers for (RFC 6960 requires SHA-1 support; MD5 and
+# the algorithms cryptography cannot compute are malformed requests, not server errors).
+_OCSP_HASHES = (hashes.SHA1, hashes.SHA224, hashes.SHA256, hashes.SHA384, hashes.SHA512)
+# Imprints the TSA timestamps, with their lengths: not MD5 or SHA-1, whose collisions
+# would let one token vouch for two documents.
+_TSA_HASHES = {
+    "sha224": 28, "sha256": 32, "sha384": 48, "sha512": 64, "sha3_256": 32, "sha3_384": 48, "sha3_512": 64,
+}
 
 
 @dataclass(frozen=True)
@@ -53,30 +63,47 @@ class Responders:
             builder = builder.add_revoked_certificate(item)
         return builder.sign(self.issuing.key, hashes.SHA256()).public_bytes(Encoding.DER)
 
-    def root_crl(self, now: datetime) -> bytes:
-        number = int(now.timestamp())
+    def root_crl(self, now: datetime, number: int | None = None) -> bytes:
+        number = int(now.timestamp()) if number is None else number
         return _crl_builder(self.root, number, now).sign(self.root.key, hashes.SHA256()).public_bytes(Encoding.DER)
 
     # -- OCSP -----------------------------------------------------------------
-    def answer_ocsp(self, request_der: bytes, revoked: list[RevocationEntry], now: datetime) -> bytes:
+    def answer_ocsp(
+        self, request_der: bytes, revoked: list[RevocationEntry], now: datetime, known: Container[int] | None = None
+    ) -> bytes:
+        """A signed OCSP response: ``revoked``, ``good`` for serials in ``known`` (every serial
+        when None), ``unknown`` for the others; the request's nonce is echoed. A request that
+        cannot be parsed, or hashes its CertID with an algorithm not answered, gets
+        malformedRequest; a CertID of another issuer gets unauthorized."""
         try:
             req = ocsp.load_der_ocsp_request(request_der)
-        except ValueError:
+            algorithm = req.hash_algorithm
+            nonce = _nonce(req)
+        except (ValueError, UnsupportedAlgorithm):
             return _ocsp_failure(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        if req.issuer_key_hash != _key_hash(self.issuing.cert, req.hash_algorithm):
+        if not isinstance(algorithm, _OCSP_HASHES):
+            return _ocsp_failure(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if req.issuer_key_hash != _key_hash(self.issuing.cert, algorithm):
             return _ocsp_failure(ocsp.OCSPResponseStatus.UNAUTHORIZED)
         found = {entry.serial: entry for entry in revoked}.get(req.serial_number)
+        status = ocsp.OCSPCertStatus.GOOD
+        if found is not None:
+            status = ocsp.OCSPCertStatus.REVOKED
+        elif known is not None and req.serial_number not in known:
+            status = ocsp.OCSPCertStatus.UNKNOWN
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=req.issuer_name_hash,
             issuer_key_hash=req.issuer_key_hash,
             serial_number=req.serial_number,
-            algorithm=req.hash_algorithm,
-            cert_status=ocsp.OCSPCertStatus.REVOKED if found else ocsp.OCSPCertStatus.GOOD,
+            algorithm=algorithm,
+            cert_status=status,
             this_update=now - timedelta(minutes=1),
             next_update=now + _VALIDITY,
             revocation_time=found.at if found else None,
             revocation_reason=found.reason if found else None,
         )
+        if nonce is not None:
+            builder = builder.add_extension(nonce, critical=False)
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.ocsp.cert).certificates([self.ocsp.cert])
         return builder.sign(self.ocsp.key, hashes.SHA256()).public_bytes(Encoding.DER)
 
@@ -89,13 +116,16 @@ class Responders:
             return _rejection(f"bad request: {exc}")
         try:
             der: bytes = self.timestamp_response(req, now).dump()
+        except _Refused as exc:
+            return _rejection(exc.detail, exc.fail_info)
         except PkiError as exc:
             return _rejection(exc.detail)
         return der
 
     def timestamp_response(self, req: tsp.TimeStampReq, now: datetime) -> tsp.TimeStampResp:
         """The response as an asn1crypto object (freshly built, so pyHanko can embed
-        it without asn1crypto re-parsing and re-serialising a loaded token). Raises PkiError."""
+        it without asn1crypto re-parsing and re-serialising a loaded token). Raises PkiError
+        (for an imprint hashed with a refused algorithm, or whose length does not fit it)."""
         try:
             return self._granted(req, now)
         except (ValueError, TypeError, KeyError) as exc:
@@ -104,7 +134,10 @@ class Responders:
     def _granted(self, req: tsp.TimeStampReq, now: datetime) -> tsp.TimeStampResp:
         imprint = req["message_imprint"]
         md_name = imprint["hash_algorithm"]["algorithm"].native
-        hashlib.new(md_name)
+        if md_name not in _TSA_HASHES:
+            raise _Refused(f"hash algorithm {md_name} is not accepted", "bad_alg")
+        if len(imprint["hashed_message"].native) != _TSA_HASHES[md_name]:
+            raise _Refused(f"the imprint is not a {md_name} digest (wrong length)", "bad_data_format")
         token = self._token(req, md_name, now.replace(microsecond=0))
         status = tsp.PKIStatusInfo({"status": "granted"})
         return tsp.TimeStampResp({"status": status, "time_stamp_token": token})
@@ -180,12 +213,28 @@ class _StatusOnly(core.Sequence):  # type: ignore[misc]  # asn1crypto has no typ
     _fields = [("status", tsp.PKIStatusInfo)]
 
 
-def _rejection(text: str) -> bytes:
+class _Refused(PkiError):
+    """A well-formed timestamp request the TSA will not grant (``fail_info``: a PKIFailureInfo bit)."""
+
+    def __init__(self, detail: str, fail_info: str) -> None:
+        super().__init__(detail)
+        self.fail_info = fail_info
+
+
+def _rejection(text: str, fail_info: str = "bad_data_format") -> bytes:
     status = tsp.PKIStatusInfo(
-        {"status": "rejection", "status_string": [text[:200]], "fail_info": tsp.PKIFailureInfo({"bad_data_format"})}
+        {"status": "rejection", "status_string": [text[:200]], "fail_info": tsp.PKIFailureInfo({fail_info})}
     )
     der: bytes = _StatusOnly({"status": status}).dump()
     return der
+
+
+def _nonce(req: ocsp.OCSPRequest) -> x509.OCSPNonce | None:
+    """The request's nonce extension (RFC 8954), to echo. Raises ValueError if malformed."""
+    try:
+        return req.extensions.get_extension_for_class(x509.OCSPNonce).value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def _ocsp_failure(status: ocsp.OCSPResponseStatus) -> bytes:

@@ -3,6 +3,7 @@
 ServiceError
 └── SigningError            anything the signing package refuses or fails to do
     ├── KeyProviderError    a key or certificate cannot be loaded / token unusable
+    │   └── CertificateRevokedError  the signer's certificate was revoked
     ├── PkiError            the development PKI cannot issue, revoke or answer
     ├── SignatureCreationError  pyHanko failed to produce a signature
     └── ExternalSigningError    a two-step (client-side) signature cannot be completed
@@ -11,6 +12,7 @@ ServiceError
 from service.errors import ServiceError
 
 __all__ = [
+    "CertificateRevokedError",
     "ExternalSigningError",
     "KeyProviderError",
     "PkiError",
@@ -33,6 +35,14 @@ class KeyProviderError(SigningError):
     status = 503
     code = "signing-key-unavailable"
     title = "The signing key is not available"
+
+
+class CertificateRevokedError(KeyProviderError):
+    """The certificate of the key asked to sign has been revoked: it signs no more."""
+
+    status = 409
+    code = "signing-certificate-revoked"
+    title = "The signing certificate is revoked"
 
 
 class PkiError(SigningError):

@@ -53,8 +53,10 @@ def build_evidence_zip(
     certificates_der: Iterable[bytes] = (),
     crls_der: Iterable[bytes] = (),
     ocsps_der: Iterable[bytes] = (),
+    document_name: str | None = None,
 ) -> Path:
-    """Write the evidence ZIP to ``out_path`` (atomically) and return it.
+    """Write the evidence ZIP to ``out_path`` (atomically) and return it; the PDF is
+    ``document/<document_name>`` (default: the file's own name).
 
     Raises SigningError when the PDF cannot be read or the ZIP cannot be written.
     """
@@ -62,7 +64,7 @@ def build_evidence_zip(
     manifest: list[dict[str, Any]] = []
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            doc_name = f"document/{_safe(pdf_path.name)}"
+            doc_name = f"document/{_safe(document_name or pdf_path.name)}"
             zf.write(pdf_path, doc_name, compress_type=zipfile.ZIP_STORED)
             manifest.append(_entry(doc_name, file_sha256(pdf_path), pdf_path.stat().st_size))
             for name, data in _members(pdf_path, report, history, certificates_der, crls_der, ocsps_der):

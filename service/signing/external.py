@@ -54,9 +54,9 @@ from service.signing.pades import (
     file_sha256,
     metadata,
     now_vn,
-    read_layout,
 )
 from service.signing.report import Verdict
+from service.signing.service import check_personal_placement
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, verify_pdf
 
@@ -65,7 +65,6 @@ __all__ = ["PreparedSignature", "complete_external", "prepare_external"]
 _STATE_VERSION = 1
 _MD = "sha256"
 _PERSONAL_FIELD = "Sig-Personal"
-_DEFAULT_BOX = (330.0, 120.0, 500.0, 200.0)
 _OPTIONS = SigningOptions()  # frozen: safe as a shared default
 _FONTS = FontConfig()
 
@@ -121,14 +120,11 @@ async def prepare_external(
     cert, chain = _load_certs(cert_der, chain_der)
     _signature_algorithm(cert)  # refuse unsupported key types before any work
     dst = dst or src_path.with_name(f"{src_path.stem}.signed.pdf")
-    try:
-        _, geometry, _ = await asyncio.to_thread(read_layout, src_path, placement.field_name, placement.page)
-    except Exception as exc:  # noqa: BLE001 - SignatureCreationError and I/O errors alike
-        raise ExternalSigningError(f"cannot read {src_path.name}: {exc}") from exc
+    # The same placement rules as a signature made here (service.signing.service.personal_box).
+    box = await asyncio.to_thread(check_personal_placement, src_path, placement)
     name = placement.field_name or _PERSONAL_FIELD
     # pyHanko annotates ``box`` as ints but writes any PDF number; our boxes are in (fractional) points.
-    box = placement.box or _DEFAULT_BOX
-    spec = None if geometry else fields.SigFieldSpec(name, on_page=placement.page, box=box)  # type: ignore[arg-type]
+    spec = None if box is None else fields.SigFieldSpec(name, on_page=placement.page, box=box)  # type: ignore[arg-type]
     png = image_png or make_signature_png(signer_name, fonts)
     meta = metadata(name, options, None, name=unicodedata.normalize("NFC", signer_name))
     signed_at = now_vn()

@@ -7,6 +7,7 @@ so every provider loads once and keeps the signer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from pyhanko.sign import signers
 from pyhanko.sign.general import SigningError as PyhankoSigningError
 from pyhanko.sign.general import load_cert_from_pemder
 
-from service.signing.errors import KeyProviderError
+from service.signing.errors import CertificateRevokedError, KeyProviderError
 
 __all__ = ["FileKeyProvider", "KeyProvider", "Pkcs11KeyProvider"]
 
@@ -32,20 +33,38 @@ class KeyProvider(Protocol):
 
 @dataclass
 class FileKeyProvider:
-    """An encrypted PKCS#8 PEM key plus its certificate and chain on disk."""
+    """An encrypted PKCS#8 PEM key plus its certificate and chain on disk.
+
+    ``is_revoked`` (e.g. ``DevelopmentPki.is_revoked``) is asked about the certificate's
+    serial before every signature: a certificate revoked since the key was loaded signs no more.
+    """
 
     key_path: Path
     cert_path: Path
     passphrase: bytes
     chain_paths: tuple[Path, ...] = ()
+    is_revoked: Callable[[int], bool] | None = None
     _signer: signers.SimpleSigner | None = field(default=None, init=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def signer(self) -> signers.Signer:
+        """The loaded signer. Raises KeyProviderError (also when its certificate is revoked)."""
         async with self._lock:
             if self._signer is None:
                 self._signer = await asyncio.to_thread(self._load)
+            if await self._revoked(self._signer):
+                # A new certificate may have been issued to these files since: load them again.
+                self._signer = await asyncio.to_thread(self._load)
+                if await self._revoked(self._signer):
+                    raise CertificateRevokedError(
+                        f"the signing certificate of {self.cert_path.stem} has been revoked: the administrator must "
+                        "issue a new one (docexchange pki issue-person / issue-unit) before this key signs again")
             return self._signer
+
+    async def _revoked(self, signer: signers.SimpleSigner) -> bool:
+        cert = signer.signing_cert
+        return self.is_revoked is not None and cert is not None and await asyncio.to_thread(
+            self.is_revoked, cert.serial_number)
 
     def _load(self) -> signers.SimpleSigner:
         try:

@@ -33,13 +33,15 @@ from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from service.signing._fastcms import fast_signer
-from service.signing._pdfinfo import field_geometry, page_size, signature_field_names
+from service.signing._pdfinfo import field_geometry, locking_field, page_count, page_size, signature_fields
 from service.signing.errors import SignatureCreationError, SigningError
 from service.signing.trust import TrustConfig
 
 __all__ = [
     "VN_TZ",
+    "ENCRYPTED",
     "InProcessTimeStamper",
+    "PdfLayout",
     "Placement",
     "SignResult",
     "SignatureLevel",
@@ -47,6 +49,7 @@ __all__ = [
     "build_timestamper",
     "TimedPdfSigner",
     "file_sha256",
+    "inspect_layout",
     "run_signing",
 ]
 
@@ -264,20 +267,44 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_layout(
-    src: Path | BinaryIO, field_name: str | None, page: int
-) -> tuple[list[str], tuple[int, Box] | None, Box]:
-    """Existing signature fields, geometry of ``field_name`` and size of ``page``."""
+@dataclass(frozen=True)
+class PdfLayout:
+    """What a signature needs to know of a PDF before it is signed."""
+
+    fields: dict[str, bool]  # every signature field, and whether it is signed
+    geometry: tuple[int, Box] | None  # page and /Rect of the field asked for, if it exists
+    page: int  # the page of that field, else the page asked for
+    page_box: Box  # that page's media box
+    pages: int
+    locked_by: str | None  # a signature that forbids any change to the file
+
+
+ENCRYPTED = "the PDF is encrypted (password-protected): encrypted PDFs cannot be signed here; " \
+    "ask the sender for an unencrypted copy"
+
+
+def inspect_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> PdfLayout:
+    """The signature fields, locks and page geometry of ``src``.
+
+    Raises SigningError (encrypted file, no such page) or SignatureCreationError (unreadable).
+    """
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     with _open_input(src) as inf:
         try:
             reader = PdfFileReader(inf, strict=False)
+            if reader.encrypted:
+                raise SigningError(ENCRYPTED)
+            pages = page_count(reader)
             geometry = field_geometry(reader, field_name) if field_name else None
-            target_page = geometry[0] if geometry else page
-            return signature_field_names(reader), geometry, page_size(reader, target_page)
-        except (PdfError, KeyError, ValueError, IndexError) as exc:
-            raise SignatureCreationError(f"cannot read PDF layout: {exc}") from exc
+            target = geometry[0] if geometry else page
+            if not 0 <= target < pages:
+                raise SigningError(f"page {target} does not exist: the document has {pages} page(s), "
+                                   f"numbered from 0 to {pages - 1}")
+            return PdfLayout(signature_fields(reader), geometry, target, page_size(reader, target), pages,
+                             locking_field(reader))
+        except (PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
+            raise SignatureCreationError(f"cannot read the PDF's layout: {exc}") from exc
         finally:
             if not isinstance(src, Path):
                 src.seek(0)

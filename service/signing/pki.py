@@ -9,17 +9,25 @@ Layout of ``keys_dir`` (everything but README.md/.gitignore is git-ignored)::
     org/<unit_code>.pem / .key.pem       organisation (seal) certificates
     personal/<user_id>.pem / .key.pem    personal certificates
     state.json                           serials issued, revocations, CRL number
+    state.lock                           flock'ed around every change of state.json
+    ca.crl / root.crl                    the CRLs last published (served while fresh)
 
 Private keys are PKCS#8 encrypted with the caller's passphrase.
+
+Several processes share one keys dir (the server's workers, other instances, the
+``docexchange pki`` commands): every change of ``state.json`` is a read-modify-write under
+an exclusive ``flock`` of ``state.lock``, and every reader of revocations or issued serials
+reads the current file (re-parsed only when it changed), never a copy from start-up.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from service.signing._responders import Responders, RevocationEntry
+from service.signing._state import PublishedCrl, StateFile, write_atomic
 from service.signing._x509 import CertProfile, KeyPair, build_cert, decrypt_key, encrypt_key, new_key, vn_name
 from service.signing.errors import PkiError
 from service.signing.trust import TrustConfig
@@ -43,6 +52,11 @@ _INFRA = {
 }
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _REASONS = {flag.name: flag for flag in x509.ReasonFlags}
+#: How long a published CRL may be served again before a new one (with a new number) is
+#: signed; a revocation makes the next request sign a new one at once. Off by default: the
+#: service's own verifier takes revocation data issued after a signature, and a CRL served
+#: again for an hour left signatures of that hour indeterminate.
+CRL_REFRESH = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,10 @@ class DevelopmentPki:
         self.base_url = base_url.rstrip("/")
         self._passphrase = passphrase
         self._pairs = pairs
-        self._state = self._read_state()
+        self._store = StateFile(keys_dir)
+        self._published = {name: PublishedCrl(keys_dir / name) for name in ("ca.crl", "root.crl")}
+        #: Serve a published CRL again for this long (tests set it to zero to sign every time).
+        self.crl_refresh = CRL_REFRESH
         self.responders = Responders(
             issuing=pairs["issuing-ca"], root=pairs["root-ca"], tsa=pairs["tsa"], ocsp=pairs["ocsp"]
         )
@@ -77,17 +94,19 @@ class DevelopmentPki:
         Raises PkiError if existing files cannot be decrypted.
         """
         keys_dir.mkdir(parents=True, exist_ok=True)
-        if not (keys_dir / "root-ca.pem").exists():
-            _create_hierarchy(keys_dir, passphrase, base_url.rstrip("/"))
+        # Under the state lock: two processes starting on an empty dir create one hierarchy.
+        with StateFile(keys_dir).locked():
+            if not (keys_dir / "root-ca.pem").exists():
+                _create_hierarchy(keys_dir, passphrase, base_url.rstrip("/"))
         return cls.open(keys_dir, passphrase)
 
     @classmethod
     def open(cls, keys_dir: Path, passphrase: bytes) -> DevelopmentPki:
         """Open an existing PKI. Raises PkiError when missing or undecryptable."""
         try:
-            state = json.loads((keys_dir / "state.json").read_text("utf-8"))
+            state = StateFile(keys_dir).read()
             pairs = {name: _load_pair(keys_dir / name, passphrase) for name in _INFRA}
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, PkiError) as exc:
             raise PkiError(f"cannot open development PKI in {keys_dir}: {exc}") from exc
         return cls(keys_dir, passphrase, state["base_url"], pairs)
 
@@ -123,7 +142,7 @@ class DevelopmentPki:
 
     def issued(self, serial: int) -> IssuedCert:
         """Look up a certificate issued earlier. Raises PkiError when unknown."""
-        entry = self._state["issued"].get(str(serial))
+        entry = self._store.read()["issued"].get(str(serial))
         if entry is None:
             raise PkiError(f"serial {serial} was not issued by this PKI")
         base = self.keys_dir / entry["path"]
@@ -132,32 +151,75 @@ class DevelopmentPki:
     # -- revocation -----------------------------------------------------------
     def revoke(self, serial: int, reason: str = "unspecified", at: datetime | None = None) -> None:
         """Record a revocation (UTC). Raises PkiError for unknown serial or reason."""
-        self.issued(serial)
         if reason not in _REASONS:
             raise PkiError(f"unknown revocation reason {reason!r}; use one of {sorted(_REASONS)}")
         when = (at or _now()).astimezone(UTC)
-        self._state["revoked"][str(serial)] = {"reason": reason, "at": when.isoformat()}
-        self._write_state()
+        with self._store.update() as state:
+            if str(serial) not in state["issued"]:
+                raise PkiError(f"serial {serial} was not issued by this PKI")
+            state["revoked"][str(serial)] = {"reason": reason, "at": when.isoformat()}
 
     def revocations(self) -> list[RevocationEntry]:
-        return [
-            RevocationEntry(int(serial), datetime.fromisoformat(item["at"]), _REASONS[item["reason"]])
-            for serial, item in self._state["revoked"].items()
-        ]
+        """Every revocation recorded so far, by any process."""
+        return _entries(self._store.read())
+
+    def is_revoked(self, serial: int) -> bool:
+        """Whether ``serial`` is revoked now (a revocation dated later does not count yet)."""
+        item = self._store.read()["revoked"].get(str(serial))
+        return item is not None and datetime.fromisoformat(item["at"]) <= _now()
 
     def build_crl(self) -> bytes:
-        """DER CRL of the issuing CA listing every revocation recorded so far."""
-        self._state["crl_number"] += 1
-        self._write_state()
-        return self.responders.issuing_crl(self.revocations(), self._state["crl_number"], _now())
+        """DER CRL of the issuing CA listing every revocation recorded so far.
+
+        The CRL published last is served again while it is fresh (``crl_refresh``) and lists
+        the same revocations; otherwise a new one is signed with the next CRL number (strictly
+        increasing across every process on the keys dir). Raises PkiError on I/O failure.
+        """
+        der = self._fresh_issuing_crl(self._store.read())
+        if der is not None:
+            return der
+        with self._store.locked():
+            state = self._store.load()
+            der = self._fresh_issuing_crl(state)
+            if der is None:
+                der = self._new_issuing_crl(state)
+        return der
 
     def build_root_crl(self) -> bytes:
-        """DER CRL of the root CA (the issuing CA is never revoked here)."""
-        return self.responders.root_crl(_now())
+        """DER CRL of the root CA (the issuing CA is never revoked here), served again while fresh."""
+        published = self._published["root.crl"]
+        der = published.fresh(self.crl_refresh)
+        if der is not None:
+            return der
+        with self._store.locked():
+            der = published.fresh(self.crl_refresh)
+            if der is None:
+                now = _now()
+                # Numbered by time, and past the last one even if the clock stepped back.
+                der = self.responders.root_crl(now, max(int(now.timestamp()), published.number() + 1))
+                published.write(der)
+        return der
+
+    def _fresh_issuing_crl(self, state: dict[str, Any]) -> bytes | None:
+        published = self._published["ca.crl"]
+        if state.get("crl_revoked") != _digest(state["revoked"]) or published.number() != state["crl_number"]:
+            return None
+        return published.fresh(self.crl_refresh)
+
+    def _new_issuing_crl(self, state: dict[str, Any]) -> bytes:
+        # Call with the state lock held. The number is spent (state written) before the CRL is
+        # published, so a crash in between never lets two different CRLs share a number.
+        state["crl_number"] += 1
+        state["crl_revoked"] = _digest(state["revoked"])
+        der = self.responders.issuing_crl(_entries(state), state["crl_number"], _now())
+        self._store.write(state)
+        self._published["ca.crl"].write(der)
+        return der
 
     def answer_ocsp(self, request_der: bytes) -> bytes:
         """Answer a DER OCSP request about a certificate from the issuing CA."""
-        return self.responders.answer_ocsp(request_der, self.revocations(), _now())
+        state = self._store.read()
+        return self.responders.answer_ocsp(request_der, _entries(state), _now(), known=_issued_serials(state))
 
     def answer_timestamp(self, tsq_der: bytes) -> bytes:
         """Answer a DER RFC 3161 TimeStampReq with a DER TimeStampResp."""
@@ -176,19 +238,26 @@ class DevelopmentPki:
     def _record(self, cert: x509.Certificate, kind: str, base: Path) -> None:
         subject = cert.subject.rfc4514_string()
         rel = str(base.relative_to(self.keys_dir))
-        self._state["issued"][str(cert.serial_number)] = {
-            "subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat(),
-        }
-        self._write_state()
+        with self._store.update() as state:
+            state["issued"][str(cert.serial_number)] = {
+                "subject": subject, "kind": kind, "path": rel, "issued_at": _now().isoformat(),
+            }
 
-    def _read_state(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.keys_dir / "state.json").read_text("utf-8"))
-        return data
 
-    def _write_state(self) -> None:
-        tmp = self.keys_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(self._state, indent=1, ensure_ascii=False), "utf-8")
-        tmp.replace(self.keys_dir / "state.json")
+def _entries(state: dict[str, Any]) -> list[RevocationEntry]:
+    return [
+        RevocationEntry(int(serial), datetime.fromisoformat(item["at"]), _REASONS[item["reason"]])
+        for serial, item in state["revoked"].items()
+    ]
+
+
+def _issued_serials(state: dict[str, Any]) -> frozenset[int]:
+    return frozenset(int(serial) for serial in state["issued"])
+
+
+def _digest(revoked: dict[str, Any]) -> str:
+    """Identifies a set of revocations (the published CRL says which one it lists)."""
+    return hashlib.sha256(json.dumps(revoked, sort_keys=True).encode()).hexdigest()
 
 
 def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
@@ -220,7 +289,7 @@ def _create_hierarchy(keys_dir: Path, passphrase: bytes, base_url: str) -> None:
         for name, pair in pairs.items()
     }
     state = {"base_url": base_url, "issued": issued, "revoked": {}, "crl_number": 0}
-    (keys_dir / "state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False), "utf-8")
+    write_atomic(keys_dir / "state.json", json.dumps(state, indent=1, ensure_ascii=False).encode())
 
 
 def _cert_file(base: Path) -> Path:

@@ -144,7 +144,9 @@ class SigningRuntime:
         cert, key = cfg.keys_dir / kind / f"{ident}.pem", cfg.keys_dir / kind / f"{ident}.key.pem"
         if not cert.exists() and self.pki is not None:
             await asyncio.to_thread(issue, self.pki)
-        return FileKeyProvider(key_path=key, cert_path=cert, passphrase=cfg.passphrase, chain_paths=tuple(chain))
+        # With the development PKI, a certificate revoked meanwhile (`docexchange pki revoke`) signs no more.
+        return FileKeyProvider(key_path=key, cert_path=cert, passphrase=cfg.passphrase, chain_paths=tuple(chain),
+                               is_revoked=self.pki.is_revoked if self.pki else None)
 
     def close(self) -> None:
         if self._verifier is not None:

@@ -33,23 +33,23 @@ from service.signing.errors import SigningError
 from service.signing.keys import KeyProvider
 from service.signing.pades import (
     Box,
+    PdfLayout,
     Placement,
     SigningOptions,
     SignJob,
     SignResult,
+    inspect_layout,
     metadata,
     now_vn,
-    read_layout,
     run_signing,
 )
 from service.signing.trust import TrustConfig
 
-__all__ = ["DocumentSigner"]
+__all__ = ["DocumentSigner", "check_personal_placement", "default_box", "personal_box", "unlocked"]
 
 PERSONAL_FIELD = "Sig-Personal"
 ORGANISATION_FIELD = "Sig-Organisation"
 ATTACHMENT_FIELD = "Sig-Attachment"
-_DEFAULT_BOX: Box = (330.0, 120.0, 500.0, 200.0)
 _LOCK_ALL = fields.FieldMDPSpec(fields.FieldMDPAction.ALL)
 _OPTIONS = SigningOptions()  # frozen: safe as a shared default
 _FONTS = FontConfig()
@@ -83,12 +83,11 @@ class DocumentSigner:
         options: SigningOptions = _OPTIONS,
     ) -> SignResult:
         """Visible personal signature (blue image), an approval signature so the
-        organisation seal can follow. Raises SigningError."""
-        _, geometry, _ = read_layout(src, placement.field_name, placement.page)
+        organisation seal can follow. Raises SigningError (see :func:`personal_box`)."""
+        box = personal_box(inspect_layout(src, placement.field_name, placement.page), placement)
         name = placement.field_name or PERSONAL_FIELD
         png = image_png or make_signature_png(signer_name, self._fonts)
-        box = placement.box or _DEFAULT_BOX
-        spec = None if geometry else _field_spec(name, placement.page, box)
+        spec = None if box is None else _field_spec(name, placement.page, box)
         meta = metadata(name, options, self._trust, name=_nfc(signer_name))
         return await self._run(src, dst, meta, image_style(png), spec, {}, options)
 
@@ -105,11 +104,11 @@ class DocumentSigner:
         options: SigningOptions = _OPTIONS,
     ) -> SignResult:
         """Red seal at real size over the left third of ``personal_field``; locks the
-        document. Raises SigningError when the personal field is missing."""
-        _, geometry, _ = read_layout(src, personal_field, 0)
-        if geometry is None:
+        document. Raises SigningError when the personal field is missing or the file is locked."""
+        layout = unlocked(inspect_layout(src, personal_field, 0))
+        if layout.geometry is None:
             raise SigningError(f"no signature field {personal_field!r} to place the seal on")
-        page, box = geometry
+        page, box = layout.geometry
         png = seal_png or make_seal_png(unit_name, fonts=self._fonts)
         spec = _field_spec(field_name, page, seal_box(box, seal_mm), lock_all=True)
         meta = metadata(field_name, options, self._trust, name=_nfc(unit_name))
@@ -128,8 +127,10 @@ class DocumentSigner:
         """Organisation signature on an attachment (Decree 30 App. I): no image, text
         "number and notation" + signing time (ISO 8601, +07:00), 10 pt black, top right
         of page 1, the box sized to the text. Certifies (P=1) an unsigned file, else
-        locks like the seal. Raises SigningError."""
-        existing, _, page_box = read_layout(src, None, 0)
+        locks like the seal. Raises SigningError (also when a signature in the file
+        forbids any change)."""
+        layout = unlocked(inspect_layout(src, None, 0))
+        existing, page_box = list(layout.fields), layout.page_box
         signed_at = now_vn()
         params = {"number": _nfc(number_notation), "signed_at": signed_at.isoformat()}
         font = self._fonts.covering(params["number"])
@@ -160,6 +161,63 @@ class DocumentSigner:
             field_spec=spec, text_params=params, options=options, signed_at=signed_at or now_vn(),
         )
         return await run_signing(src, dst, job)
+
+
+def unlocked(layout: PdfLayout) -> PdfLayout:
+    """``layout``, unless a signature in the file forbids any change. Raises SigningError."""
+    if layout.locked_by is not None:
+        raise SigningError(f"the signature {layout.locked_by!r} in this PDF locks it (Author signature forbids "
+                           "all changes): anything added now would break that signature, so it cannot be signed")
+    return layout
+
+
+def personal_box(layout: PdfLayout, placement: Placement) -> Box | None:
+    """The box of a new personal signature field, or None to sign ``placement.field_name``,
+    an existing empty field. Raises SigningError: the file is locked, the field is signed
+    already, does not exist and no box places it, or the box is not inside the page."""
+    unlocked(layout)
+    name = placement.field_name or PERSONAL_FIELD
+    signed = layout.fields.get(name)
+    if signed:
+        raise SigningError(f"the signature field {name!r} is signed already; name another field in field_name")
+    if signed is not None:
+        if placement.field_name is None or placement.box is not None:
+            raise SigningError(f"the document already has an empty signature field {name!r}: sign it by giving "
+                               "its name in field_name, without a box (it has its own place)")
+        return None
+    if placement.field_name is not None and placement.box is None:
+        empty = sorted(n for n, s in layout.fields.items() if not s)
+        raise SigningError(f"the document has no signature field {name!r} (its empty signature fields: "
+                           f"{', '.join(map(repr, empty)) or 'none'}); give a box too to place a new field "
+                           "with this name")
+    return _inside_page(placement.box or default_box(layout.page_box), layout)
+
+
+def default_box(page_box: Box) -> Box:
+    """Where a personal signature goes when no box is given: lower right of the page,
+    95 pt from the right edge and 120 pt up, 170 × 80 pt — (330, 120, 500, 200) on A4."""
+    x1, y1, x2, _ = page_box
+    right = x2 - 95
+    return (max(x1, right - 170), y1 + 120, right, y1 + 200)
+
+
+def _inside_page(box: Box, layout: PdfLayout) -> Box:
+    x1, y1, x2, y2 = layout.page_box
+    if not (x1 <= box[0] and y1 <= box[1] and box[2] <= x2 and box[3] <= y2):
+        raise SigningError(f"the box [{_pt(box[0])}, {_pt(box[1])}, {_pt(box[2])}, {_pt(box[3])}] is not inside "
+                           f"page {layout.page}, which is {_pt(x2 - x1)} x {_pt(y2 - y1)} points (x from "
+                           f"{_pt(x1)} to {_pt(x2)}, y from {_pt(y1)} to {_pt(y2)}); place the signature on the page")
+    return box
+
+
+def _pt(value: float) -> str:
+    return f"{value:g}"
+
+
+def check_personal_placement(src: Path | BinaryIO, placement: Placement) -> Box | None:
+    """Where a personal signature goes (see :func:`personal_box`), checked before any work
+    is done; the two-step signature prepares with it. Raises SigningError."""
+    return personal_box(inspect_layout(src, placement.field_name, placement.page), placement)
 
 
 def _nfc(value: str) -> str:

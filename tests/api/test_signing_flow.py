@@ -220,3 +220,35 @@ async def test_a_report_made_under_older_verdict_rules_is_made_again(client, wor
                                    {"d": doc["id"]})).scalar_one()
     payload = payload if isinstance(payload, dict) else json.loads(payload)
     assert payload["verdict"] == "indeterminate"
+
+
+async def test_a_signer_whose_certificate_was_revoked_signs_no_more(client, world, dev_keys) -> None:
+    from cryptography import x509
+
+    from service.signing import DevelopmentPki
+    from tests.conftest import TEST_PASSPHRASE
+
+    first = await _upload(client, world, number="70-CV/ĐU")
+    r = await client.post(f"/api/v1/documents/{first['id']}/signatures/personal", headers=world.auth("xa1_signer"),
+                          json={})
+    assert r.status_code == 201, r.text
+    signer_id = (await client.get("/api/v1/me", headers=world.auth("xa1_signer"))).json()["user_id"]
+    cert = x509.load_pem_x509_certificate((dev_keys / "personal" / f"{signer_id}.pem").read_bytes())
+    # What `docexchange pki revoke` does, from another process's point of view: the file changes.
+    pki = DevelopmentPki.open(dev_keys, TEST_PASSPHRASE.encode())
+    pki.revoke(cert.serial_number, "key_compromise")
+
+    second = await _upload(client, world, number="71-CV/ĐU")
+    r = await client.post(f"/api/v1/documents/{second['id']}/signatures/personal", headers=world.auth("xa1_signer"),
+                          json={})
+
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "revoked" in r.json()["detail"]
+    listed = await client.get(f"/api/v1/documents/{second['id']}/signatures", headers=world.auth("xa1"))
+    assert listed.json()["signatures"] == []
+    # A new certificate issued to the signer (docexchange pki issue-person) signs at once.
+    pki.issue_personal_cert(signer_id, "Người ký mới", "nguoiky@example.vn")
+    r = await client.post(f"/api/v1/documents/{second['id']}/signatures/personal", headers=world.auth("xa1_signer"),
+                          json={})
+    assert r.status_code == 201, r.text

@@ -25,13 +25,18 @@ from service.text import first_control, to_vn_iso
 router = APIRouter(tags=["signatures"])
 
 
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # control, format (invisible), other
+
+
 def _field_name(name: str) -> str:
-    # A PDF field's partial name: '.' would make it a path of fields, and a control
-    # character is no name a person could have given it.
+    # A PDF field's partial name: '.' would make it a path of fields; a control or an
+    # invisible format character (U+200B, U+202E reversing the text) is no name a person
+    # could have given it, and would show in reports as something it is not.
     visible = [c for c in name if unicodedata.category(c)[0] not in "CZ"]  # not space, control or format
-    if not visible or "." in name or first_control(name, breaks=False) is not None:
+    hidden = any(unicodedata.category(c) in _NOT_IN_NAMES for c in name)
+    if not visible or hidden or "." in name or first_control(name, breaks=False) is not None:
         raise ValueError("a signature field's name is 1 to 100 characters, with a letter or digit, "
-                         "without '.' or control characters")
+                         "without '.', control characters or invisible format characters (such as U+200B, U+202E)")
     return unicodedata.normalize("NFC", name)
 
 
@@ -45,8 +50,11 @@ class PersonalSignatureRequest(BaseModel):
 
     page: int = Field(default=0, ge=0, le=100_000, description="0-based page of the signature")
     box: tuple[Coordinate, Coordinate, Coordinate, Coordinate] | None = Field(
-        default=None, description="x1, y1, x2, y2 in PDF points from the bottom left; default: lower right")
-    field_name: FieldName | None = Field(default=None, description="An existing empty signature field")
+        default=None, description="x1, y1, x2, y2 in PDF points from the bottom left, inside the page; "
+                                  "default: lower right")
+    field_name: FieldName | None = Field(
+        default=None, description="An existing empty signature field to sign (then leave out page and box); "
+                                  "with a box: the name of the new field placed there")
 
     @field_validator("box")
     @classmethod
@@ -61,7 +69,8 @@ class SealRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     personal_field: FieldName | None = Field(
-        default=None, description="The personal signature to overlap (default: the one made here)")
+        default=None, description="The field of a personal signature made here to overlap "
+                                  "(default: the latest one)")
 
 
 def _signature_view(s: docs.DocumentSignature) -> dict[str, Any]:
@@ -194,7 +203,8 @@ async def prepare_external_signature(doc_id: str, body: ExternalPrepareRequest, 
                                      blobs: Blobs) -> dict[str, Any]:
     chain = external.decode_der_list(body.certificate_chain, "certificate_chain")
     where = doc_signing.PersonalRequest(body.page, body.box, body.field_name)
-    row, request_data = await external.prepare_signing(tx.session, principal, doc_id, where, chain, runtime, blobs)
+    row, request_data = await doc_signing.prepare_token_signature(tx.session, principal, doc_id, where, chain,
+                                                                  runtime, blobs)
     await tx.commit()
     return {"session_id": row.id, "expires_at": to_vn_iso(row.expires_at), **request_data}
 

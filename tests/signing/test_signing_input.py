@@ -1,0 +1,294 @@
+"""What a signature request may ask for, and what it leaves behind when refused: the seal
+only over a personal signature made here, no signature on an encrypted or locked file,
+boxes on the page, field names a person could read; parallel reports and evidence exports
+of one document recorded once and never colliding."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import copy_into_new_writer
+from pyhanko.sign import fields
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from service.audit.models import AuditEntry
+from service.documents.models import VerificationRecord
+from service.settings import Settings
+from service.signing import DevelopmentPki
+from tests.conftest import TEST_PASSPHRASE, World
+from tests.factories.pdf import make_pdf, metadata, upload_form
+
+Client = httpx.AsyncClient
+BOX = [330, 120, 500, 200]
+PARALLEL = 8
+TOKEN_TITLE = "The signature from the token was not accepted"
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _with_empty_field(pdf: bytes, name: str = "Empty1") -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    fields.append_signature_field(writer, fields.SigFieldSpec(name, box=(330, 120, 500, 200), on_page=0))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _encrypted(pdf: bytes, user_password: str) -> bytes:
+    writer = copy_into_new_writer(PdfFileReader(io.BytesIO(pdf)))
+    writer.encrypt("owner", user_password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _chain(dev_keys: Path) -> list[str]:
+    """A signer's token certificate chain (base64 DER); the key stays out of the service."""
+    pki = DevelopmentPki.open(dev_keys, TEST_PASSPHRASE.encode())
+    issued = pki.issue_personal_cert(f"token-{uuid.uuid4().hex[:12]}", "Trần Văn Token", "token@example.vn")
+    issued.key_path.unlink()
+    certs = [x509.load_pem_x509_certificate(p.read_bytes()) for p in (issued.cert_path, *issued.chain_paths)]
+    return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in certs]
+
+
+async def _upload(client: Client, world: World, pdf: bytes | None = None,
+                  attachments: list[tuple[str, bytes]] | None = None) -> dict[str, Any]:
+    number = f"{uuid.uuid4().int % 9000 + 1000}-CV/ĐU"
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                          **upload_form(metadata(number), pdf=pdf, attachments=attachments))
+    assert r.status_code == 201, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+async def _personal(client: Client, world: World, doc_id: str, **body: Any) -> httpx.Response:
+    return await client.post(f"/api/v1/documents/{doc_id}/signatures/personal", headers=world.auth("xa1_signer"),
+                             json=body)
+
+
+async def _seal(client: Client, world: World, doc_id: str, **body: Any) -> httpx.Response:
+    return await client.post(f"/api/v1/documents/{doc_id}/signatures/organisation", headers=world.auth("xa1"),
+                             json=body)
+
+
+def _problem(r: httpx.Response, *statuses: int) -> dict[str, Any]:
+    assert r.status_code in statuses, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _files(settings: Any) -> set[str]:
+    """Every file of the blob store, its scratch folder included."""
+    return {str(p) for p in settings.blob_dir.rglob("*") if p.is_file()}
+
+
+async def _signatures(client: Client, world: World, doc_id: str) -> list[dict[str, Any]]:
+    r = await client.get(f"/api/v1/documents/{doc_id}/signatures", headers=world.auth("xa1"))
+    rows: list[dict[str, Any]] = r.json()["signatures"]
+    return rows
+
+
+async def _verdict(client: Client, world: World, pdf: bytes) -> str:
+    r = await client.post("/api/v1/verify", headers={**world.auth("auditor"), "content-type": "application/pdf"},
+                          content=pdf)
+    assert r.status_code == 200, r.text
+    verdict: str = r.json()["verdict"]
+    return verdict
+
+
+async def _signed_and_sealed(client: Client, world: World) -> tuple[dict[str, Any], bytes]:
+    doc = await _upload(client, world)
+    assert (await _personal(client, world, doc["id"], box=BOX)).status_code == 201
+    assert (await _seal(client, world, doc["id"])).status_code == 201
+    pdf = (await client.get(f"/api/v1/documents/{doc['id']}/content", headers=world.auth("xa1"))).content
+    return doc, pdf
+
+
+# -- 1. the seal goes over the leader's signature made here, nothing else ----------------------
+async def test_seal_over_an_empty_field_or_any_but_a_personal_signature_made_here_is_refused(
+        client: Client, world: World, settings: Settings,
+) -> None:
+    doc = await _upload(client, world, pdf=_with_empty_field(make_pdf()))
+    before = _files(settings)
+
+    refused = await _seal(client, world, doc["id"], personal_field="Empty1")
+
+    assert "personal signature comes first" in _problem(refused, 409)["detail"]
+    assert await _signatures(client, world, doc["id"]) == []
+    assert _files(settings) == before
+    # Once the leader has signed, the seal still only goes over that signature.
+    assert (await _personal(client, world, doc["id"], box=BOX)).status_code == 201
+    other = await _seal(client, world, doc["id"], personal_field="Empty1")
+    assert "personal signature comes first" in _problem(other, 409)["detail"]
+    assert (await _seal(client, world, doc["id"], personal_field="Sig-Personal")).status_code == 201
+    assert [s["kind"] for s in await _signatures(client, world, doc["id"])] == ["personal", "organisation"]
+
+
+# -- 2. encrypted PDFs ------------------------------------------------------------------------
+async def test_encrypted_pdfs_are_refused_with_a_reason_a_clerk_can_act_on(
+        client: Client, world: World, settings: Settings, dev_keys: Path,
+) -> None:
+    for user_password in ("", "user"):
+        locked = _encrypted(make_pdf(), user_password)
+        doc = await _upload(client, world, pdf=locked, attachments=[("phu-luc.pdf", locked)])
+        before = _files(settings)
+
+        personal = _problem(await _personal(client, world, doc["id"], box=BOX), 422)
+        attachment = _problem(await client.post(
+            f"/api/v1/documents/{doc['id']}/attachments/{doc['attachments'][0]['id']}/signature",
+            headers=world.auth("xa1")), 422)
+        prepared = _problem(await client.post(
+            f"/api/v1/documents/{doc['id']}/signatures/external", headers=world.auth("xa1_signer"),
+            json={"box": BOX, "certificate_chain": _chain(dev_keys)}), 422)
+
+        for problem in (personal, attachment, prepared):
+            assert "encrypted PDFs cannot be signed here" in problem["detail"], problem
+            assert "unencrypted copy" in problem["detail"]
+        assert prepared["title"] != TOKEN_TITLE
+        assert await _signatures(client, world, doc["id"]) == []
+        assert _files(settings) == before
+
+
+# -- 3. parallel evidence exports ---------------------------------------------------------------
+async def test_parallel_evidence_exports_of_one_document_all_succeed_and_leave_nothing(
+        client: Client, world: World, settings: Settings,
+) -> None:
+    doc, pdf = await _signed_and_sealed(client, world)
+    before = _files(settings)
+
+    responses = await asyncio.gather(*(client.get(f"/api/v1/documents/{doc['id']}/evidence",
+                                                  headers=world.auth("auditor")) for _ in range(PARALLEL)))
+
+    assert [r.status_code for r in responses] == [200] * PARALLEL, [r.text[:300] for r in responses]
+    for r in responses:
+        with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+            assert zf.read(f"document/{doc['id']}.pdf") == pdf
+    assert _files(settings) - before == set()  # no scratch copy, link or ZIP stays behind
+
+
+# -- 4. a locked attachment ----------------------------------------------------------------------
+async def test_a_sealed_attachment_is_not_signed_again(client: Client, world: World, settings: Settings) -> None:
+    _, sealed = await _signed_and_sealed(client, world)
+    doc = await _upload(client, world, attachments=[("da-dong-dau.pdf", sealed)])
+    att = doc["attachments"][0]
+    before = _files(settings)
+
+    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att['id']}/signature",
+                          headers=world.auth("xa1"))
+
+    assert "forbids all changes" in _problem(r, 409, 422)["detail"]
+    kept = await client.get(f"/api/v1/documents/{doc['id']}/attachments/{att['id']}", headers=world.auth("xa1"))
+    assert kept.content == sealed
+    assert await _verdict(client, world, kept.content) == "passed"
+    assert await _signatures(client, world, doc["id"]) == []
+    assert _files(settings) == before
+
+
+# -- 5. parallel verification of a new version ----------------------------------------------------
+async def test_parallel_verifications_of_a_new_version_record_one_report(
+        app: Any, client: Client, world: World,
+) -> None:
+    doc = await _upload(client, world)
+    signed = await _personal(client, world, doc["id"], box=BOX)
+    assert signed.status_code == 201, signed.text
+    sha = signed.json()["sha256_after"]
+
+    responses = await asyncio.gather(*(client.get(f"/api/v1/documents/{doc['id']}/verification",
+                                                  headers=world.auth("xa1")) for _ in range(PARALLEL)))
+
+    assert [r.status_code for r in responses] == [200] * PARALLEL, [r.text[:300] for r in responses]
+    assert {r.json()["sha256"] for r in responses} == {sha}
+    async with app.state.db.session() as s:
+        records = await s.scalar(select(func.count()).select_from(VerificationRecord).where(
+            col(VerificationRecord.document_id) == doc["id"], col(VerificationRecord.sha256) == sha))
+        audited = await s.scalar(select(func.count()).select_from(AuditEntry).where(
+            col(AuditEntry.document_id) == doc["id"], col(AuditEntry.action) == "document.verified"))
+    assert (records, audited) == (1, 1)
+
+
+# -- 6. field names a person can read --------------------------------------------------------------
+async def test_field_names_with_invisible_format_characters_are_refused(
+        client: Client, world: World, settings: Settings,
+) -> None:
+    doc = await _upload(client, world)
+    before = _files(settings)
+    for name in ("\u202eabc", "a\u200bb", "Sig\u2060Personal", "\ufeffSig"):
+        r = await _personal(client, world, doc["id"], box=BOX, field_name=name)
+        assert "invisible format characters" in _problem(r, 422)["detail"], name
+        sealed = await _seal(client, world, doc["id"], personal_field=name)
+        assert "invisible format characters" in _problem(sealed, 422)["detail"], name
+    assert await _signatures(client, world, doc["id"]) == []
+    assert _files(settings) == before
+
+
+# -- 7. placement on the page, and fields that exist --------------------------------------------------
+async def test_a_box_off_the_page_or_a_missing_field_is_refused(
+        client: Client, world: World, settings: Settings,
+) -> None:
+    doc = await _upload(client, world, pdf=_with_empty_field(make_pdf(pages=2)))
+    before = _files(settings)
+
+    off = _problem(await _personal(client, world, doc["id"], box=[5000, 5000, 5100, 5100]), 422)
+    assert "not inside page 0" in off["detail"], off
+    assert "595 x 842 points" in off["detail"], off
+    partly = _problem(await _personal(client, world, doc["id"], page=1, box=[500, 100, 700, 200]), 422)
+    assert "not inside page 1" in partly["detail"], partly
+    missing = _problem(await _personal(client, world, doc["id"], field_name="Sig-Nope"), 422)
+    assert "no signature field 'Sig-Nope'" in missing["detail"], missing
+    assert "'Empty1'" in missing["detail"], missing
+    no_page = _problem(await _personal(client, world, doc["id"], page=7, box=BOX), 422)
+    assert "page 7 does not exist" in no_page["detail"], no_page
+    assert "2 page(s)" in no_page["detail"], no_page
+    assert await _signatures(client, world, doc["id"]) == []
+    assert _files(settings) == before
+
+    # The empty field is signed where it is; a named new field needs its box.
+    assert (await _personal(client, world, doc["id"], field_name="Empty1")).status_code == 201
+    again = _problem(await _personal(client, world, doc["id"], field_name="Empty1"), 409, 422)
+    assert "signed already" in again["detail"]
+    named = await _personal(client, world, doc["id"], page=1, box=BOX, field_name="Sig-Second")
+    assert named.status_code == 201, named.text
+    assert [s["field_name"] for s in await _signatures(client, world, doc["id"])] == ["Empty1", "Sig-Second"]
+
+
+async def test_openapi_describes_field_name_as_the_service_treats_it(client: Client) -> None:
+    schema = (await client.get("/api/v1/openapi.json")).json()["components"]["schemas"]
+    described = schema["PersonalSignatureRequest"]["properties"]["field_name"]["description"]
+    assert "existing empty signature field" in described, described
+    assert "with a box" in described, described
+
+
+# -- 8. the two-step prepare's own problems --------------------------------------------------------
+async def test_prepare_problems_are_the_requests_and_name_no_internal_file(
+        client: Client, world: World, settings: Settings, dev_keys: Path,
+) -> None:
+    doc = await _upload(client, world)
+    url = f"/api/v1/documents/{doc['id']}/signatures/external"
+    chain = _chain(dev_keys)
+    before = _files(settings)
+
+    no_page = _problem(await client.post(url, headers=world.auth("xa1_signer"),
+                                         json={"page": 3, "box": BOX, "certificate_chain": chain}), 422)
+    not_der = _problem(await client.post(url, headers=world.auth("xa1_signer"),
+                                         json={"box": BOX, "certificate_chain": [base64.b64encode(b"no").decode()]}),
+                       422)
+
+    assert "page 3 does not exist" in no_page["detail"], no_page
+    assert "certificate_chain[0] is not a certificate" in not_der["detail"], not_der
+    for problem in (no_page, not_der):
+        assert problem["title"] != TOKEN_TITLE
+        assert doc["sha256"][:8] not in problem["detail"]
+        assert str(settings.data_dir) not in problem["detail"]
+    assert _files(settings) == before
