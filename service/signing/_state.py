@@ -67,9 +67,14 @@ class StateFile:
         fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            try:
+                yield
+            finally:
+                # Released outright, not by the close alone: a process forked meanwhile (the
+                # verification pool) holds a copy of this descriptor and with it the lock.
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)  # releases the lock
+            os.close(fd)
 
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Verification entry points: a warm pool of worker processes, each bounded in
-address space (RLIMIT_AS) and each file bounded in time.
+address space (RLIMIT_AS: ``memory_mb`` more than it was forked with) and each file
+bounded in time.
 
 Keep one :class:`Verifier` for the life of the app (bulk verification of
 1,000 documents reuses the warm workers and their parsed trust roots).
@@ -32,7 +33,7 @@ __all__ = ["Verifier", "VerifierOptions", "verify_pdf"]
 @dataclass(frozen=True)
 class VerifierOptions:
     timeout_s: float = 60.0
-    memory_mb: int = 1536
+    memory_mb: int = 1536  # address space a worker may add to what it inherits from the parent
     workers: int = max(1, min(os.cpu_count() or 1, 4))
 
 
@@ -47,10 +48,34 @@ def _init_worker(memory_mb: int, trust: TrustConfig) -> None:
     # pyHanko logs every rejected file with a traceback; the report carries the reason.
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
-    limit = memory_mb * 1024 * 1024
+    limit = _memory_limit(memory_mb)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _speedups.install()
     _WORKER["trust"] = _Trust(trust)
+
+
+def _memory_limit(memory_mb: int) -> int:
+    """The worker's RLIMIT_AS: ``memory_mb`` on top of the address space it starts with.
+
+    Workers are forked, so they start with the whole address space of the process that made
+    the pool: its threads' malloc arenas (64 MB reserved each, kept after the threads end),
+    stacks and heap, in use there, not here. That grows with the parent's history (a server
+    that ran 24 threads at once holds 1 GB more). As an absolute cap, ``memory_mb`` left a
+    worker of a large parent no room: allocations failed in the middle of pyHanko's parsing
+    (a MemoryError it reports as PdfReadError), and every file came out indeterminate.
+    """
+    limit = _address_space() + memory_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+
+
+def _address_space() -> int:
+    """Bytes of address space this process has now (VmSize; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _ready() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from service.signing import DevelopmentPki, Indication, Modification, Placement, Verdict, Verifier
+from service.signing import DevelopmentPki, Indication, Modification, Placement, Verdict, Verifier, VerifierOptions
 from tests.signing.conftest import PASSPHRASE, Env
 
 pytestmark = pytest.mark.asyncio
@@ -39,6 +40,22 @@ async def test_personal_then_seal_passes(env: Env) -> None:
     assert report.fields_counted == report.fields_enumerated == 2
     assert report.signatures[1].proven_time is not None
     assert report.signatures[1].level == "B-T"
+
+
+async def test_workers_forked_from_a_large_process_keep_their_whole_memory_budget(env: Env) -> None:
+    # A server that has run for a while holds address space it does not use (the malloc
+    # arenas of threads that have ended: 64 MB each). Workers forked from it inherit that
+    # address space; their memory limit must not count it, or they have no room to verify.
+    sealed = await _sealed(env, "large-parent")
+    budget_mb = 512
+    unused = mmap.mmap(-1, budget_mb << 20)  # address space only: never touched, costs no memory
+    try:
+        async with Verifier(env.trust(), VerifierOptions(memory_mb=budget_mb, workers=1)) as verifier:
+            report = await verifier.verify(sealed)
+    finally:
+        unused.close()
+    problems = [f.detail for f in report.findings] + [f.detail for s in report.signatures for f in s.findings]
+    assert report.verdict is Verdict.PASSED, problems
 
 
 async def test_byte_changed_inside_signed_range_is_hash_failure(env: Env) -> None:
