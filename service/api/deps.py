@@ -152,9 +152,10 @@ async def current_principal(request: Request) -> Principal:
     key = token_hash(token.strip())
     principal = cache.get(key)
     if principal is None:
+        generation = cache.generation
         async with _database(request).session() as session:
             principal, expires_at = await authenticate_until(session, token.strip())
-        cache.put(key, principal, expires_at)
+        cache.put(key, principal, expires_at, generation)
     request.state.user_id = principal.user_id
     return principal
 

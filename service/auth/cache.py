@@ -26,6 +26,12 @@ class PrincipalCache:
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
         self.ttl, self.max_entries = ttl, max_entries
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._generation = 0  # counts clears: a lookup that began before one must not be kept
+
+    @property
+    def generation(self) -> int:
+        """Read before looking a token up in the database; hand it back to ``put``."""
+        return self._generation
 
     def get(self, token_hash: str) -> Principal | None:
         entry = self._entries.get(token_hash)
@@ -36,8 +42,10 @@ class PrincipalCache:
             return None
         return entry[1]
 
-    def put(self, token_hash: str, principal: Principal, token_expires_at: datetime) -> None:
-        if self.ttl <= 0:
+    def put(self, token_hash: str, principal: Principal, token_expires_at: datetime, generation: int) -> None:
+        """Keep what a lookup found, unless the cache was cleared while it ran: a token
+        revoked meanwhile would otherwise be let in again for ``ttl`` seconds."""
+        if self.ttl <= 0 or generation != self._generation:
             return
         left = min(self.ttl, (token_expires_at - utcnow()).total_seconds())
         if left <= 0:
@@ -49,4 +57,5 @@ class PrincipalCache:
 
     def clear(self) -> None:
         """Forget every entry: a token, user or unit changed."""
+        self._generation += 1
         self._entries.clear()

@@ -120,6 +120,24 @@ async def test_revoked_and_unknown_tokens_are_refused(client, world) -> None:
     assert unknown.status_code == 401
 
 
+async def test_a_token_in_use_while_it_is_revoked_is_refused_right_after(client, world) -> None:
+    # Requests checking the token at the moment of revocation must not put it back in this
+    # process's cache: once the DELETE has answered, the token is refused, not for 10 s more.
+    user = await client.post("/api/v1/users", headers=world.auth("admin"),
+                             json={"username": "tichhop.race", "full_name": "Hệ thống QLVB",
+                                   "roles": ["clerk"], "is_service": True})
+    assert user.status_code == 201, user.text
+    for attempt in range(12):
+        tok = (await client.post(f"/api/v1/users/{user.json()['id']}/tokens", headers=world.auth("admin"),
+                                 json={"label": f"QLVB {attempt}", "days": 30})).json()
+        bearer = {"Authorization": f"Bearer {tok['token']}"}
+        revoke = client.delete(f"/api/v1/tokens/{tok['id']}", headers=world.auth("admin"))
+        answers = await asyncio.gather(*(client.get("/api/v1/me", headers=bearer) for _ in range(6)), revoke)
+        assert answers[-1].status_code == 204
+        after = await client.get("/api/v1/me", headers=bearer)
+        assert after.status_code == 401, f"attempt {attempt}: the revoked token still worked"
+
+
 async def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(settings) -> None:
     # Tokens checked a moment ago are answered from memory (DOCEX_AUTH_CACHE_S); a revocation
     # that does not go through this process (the CLI, another API process) must still win.
