@@ -26,7 +26,8 @@ from service.storage.rows import insert_into
 from service.storage.types import new_id, new_ids, utcnow
 from service.units import Unit
 
-__all__ = ["SendResult", "Sendable", "forward_delivery", "notification_payload", "recall_document", "send_document"]
+__all__ = ["SendResult", "Sendable", "forward_delivery", "notification_payload", "recall_document", "send_document",
+           "take_turn"]
 
 
 class Sendable(Protocol):
@@ -108,6 +109,35 @@ def _marked(doc: Sendable, at: datetime) -> None:
         set_committed_value(doc, "sent_at", at)
 
 
+# Sends, forwards and recalls of one document take turns on its row (PostgreSQL; SQLite writes
+# one transaction at a time): a recall then sees every delivery a send or forward made before
+# it, and a forward made after it sees its copy recalled. Forwards of one document share the
+# row (each inserts only deliveries); a send or a recall (which also change the row) hold it.
+_TURN = select(col(Document.id)).where(col(Document.id) == bindparam("doc_id"))
+_SHARED_TURN = _TURN.with_for_update(read=True)
+_OWN_TURN = _TURN.with_for_update(key_share=True)  # FOR NO KEY UPDATE: the lock an UPDATE of it takes
+_PARENT_NOW = select(col(Delivery.status), col(Delivery.status_before_recall)).where(
+    col(Delivery.id) == bindparam("delivery_id"))
+
+
+async def take_turn(session: AsyncSession, doc_id: str, *, shared: bool = False) -> None:
+    """Wait for the sends, forwards and recalls of ``doc_id`` in progress (see ``_TURN``)."""
+    if driver.dialect_of(session) != "sqlite":
+        await driver.fetch(session, _SHARED_TURN if shared else _OWN_TURN, {"doc_id": doc_id})
+
+
+async def _forwardable(session: AsyncSession, parent: Delivery) -> None:
+    """Raises InvalidTransitionError unless the copy is in the unit's books, as it is now
+    (a recall that committed while this request waited for its turn counts)."""
+    await take_turn(session, parent.document_id, shared=True)
+    status, before_recall = (await driver.fetch(session, _PARENT_NOW, {"delivery_id": parent.id}))[0]
+    if status == "13":
+        raise InvalidTransitionError("the sender asked for this document back (13): accept (15) or refuse (16) "
+                                     "the recall before forwarding it")
+    if handling_status(status, before_recall) not in REGISTERED:
+        raise InvalidTransitionError("register the document (03) before forwarding it")
+
+
 async def forward_delivery(session: AsyncSession, principal: Principal, delivery_id: str,
                            selectors: list[RecipientSelector], policy: RoutingPolicy | None = None) -> SendResult:
     """A registered recipient passes the document to units below it; hops are kept.
@@ -120,8 +150,7 @@ async def forward_delivery(session: AsyncSession, principal: Principal, delivery
     """
     require_role(principal, "clerk")
     parent, doc = await visible_delivery(session, principal, delivery_id, as_recipient=True)
-    if handling_status(parent.status, parent.status_before_recall) not in REGISTERED:
-        raise InvalidTransitionError("register the document (03) before forwarding it")
+    await _forwardable(session, parent)
     me, recipients = await resolve_recipients(session, principal.unit_id, selectors, FORWARD_POLICY,
                                               known_by=policy)
     result = await _deliver(session, principal, doc, recipients, sender_name=me.name, parent=parent,
@@ -213,6 +242,7 @@ async def recall_document(session: AsyncSession, principal: Principal, doc_id: s
         raise InvalidInputError("only the sending unit can recall a document")
     if not reason.strip():
         raise InvalidInputError("a recall needs a reason", field="reason")
+    await take_turn(session, doc.id)
     now = utcnow()
     rows = await _ask_back(session, doc.id, reason, now)
     if not rows:  # every recipient was already asked: the first recall's time and record stand

@@ -16,7 +16,7 @@ from service.documents.access import DocumentNotFoundError, visible_select
 from service.documents.blobs import BlobStore
 from service.documents.models import Document, VerificationRecord
 from service.documents.registry import replay_or_run
-from service.documents.sending import Sendable, send_document
+from service.documents.sending import Sendable, send_document, take_turn
 from service.routing import RecipientSelector, RoutingPolicy
 from service.storage import driver
 from service.storage.db import Database, is_sqlite
@@ -196,6 +196,7 @@ async def send_verified(session: AsyncSession, db: Database, principal: Principa
         if runtime is not None:
             record = await record_verification(session, doc, runtime, blobs, precomputed)
             notice = {"verdict": record.verdict}
+        await take_turn(session, doc.id)  # a recall at the same moment sees these deliveries, or runs first
         result = await send_document(session, principal, doc, selectors, policy, notice)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 

@@ -237,3 +237,31 @@ async def test_two_first_sends_at_once_keep_the_time_of_the_one_committed_first(
                 {"d": doc_id})).scalars().first()
         sample = (first if isinstance(first, dict) else json.loads(first))["sample"]
         assert sent_at == arrived[sample[0]]
+
+
+async def test_a_forward_at_the_moment_of_a_recall_leaves_no_copy_unrecalled(client, world) -> None:
+    # The commune forwards to its branches while the province recalls: whichever goes first,
+    # no copy is left outside the recall (on PostgreSQL both ran at once and the recall missed
+    # the forwarded copies).
+    for n in range(6):
+        up = await client.post("/api/v1/documents", headers=world.auth("tu"),
+                               **upload_form(metadata(f"{90 + n}-CV/TU")))
+        doc_id = up.json()["id"]
+        sent = await client.post(f"/api/v1/documents/{doc_id}/send", headers=world.auth("tu"),
+                                 json={"recipients": [XA1]})
+        assert sent.status_code == 200, sent.text
+        xa1 = await _inbox_delivery(client, world, "xa1", doc_id)
+        await _status(client, world, "xa1", xa1["id"], status="03", incoming_number=f"{200 + n}")
+        forward, recall = await asyncio.gather(
+            client.post(f"/api/v1/deliveries/{xa1['id']}/forward", headers=world.auth("xa1"),
+                        json={"recipients": [{"under": XA1}]}),
+            client.post(f"/api/v1/documents/{doc_id}/recall", headers=world.auth("tu"), json={"reason": "Nhầm"}))
+        assert recall.status_code == 200, recall.text
+        counts = (await client.get(f"/api/v1/documents/{doc_id}/deliveries",
+                                   headers=world.auth("tu"))).json()["status_counts"]
+        if forward.status_code == 200:  # the forward went first: the recall asked its copies too
+            assert counts == {"13": 1 + len(BRANCHES_XA1)}, counts
+        else:  # the recall went first: the recalled copy is not passed on
+            assert forward.status_code == 409, forward.text
+            assert "asked for this document back" in forward.json()["detail"]
+            assert counts == {"13": 1}, counts
