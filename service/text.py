@@ -7,7 +7,7 @@ import unicodedata
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 __all__ = ["VN_TZ", "PlainText", "echo", "first_control", "fold", "nfc", "plain_text", "search_key", "to_vn_iso",
            "without_controls"]
@@ -57,8 +57,13 @@ def plain_text(text: str) -> str:
     return text
 
 
+def nfc_first(value: object) -> object:
+    """NFC before a request model checks a text's length: a limit counts the characters kept."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
 # For request models: any text field a person fills in.
-PlainText = Annotated[str, AfterValidator(plain_text)]
+PlainText = Annotated[str, BeforeValidator(nfc_first), AfterValidator(plain_text)]
 
 
 def fold(text: str) -> str:

@@ -26,6 +26,7 @@ __all__ = ["ReceivedFile", "ReceivedForm", "read_small_body", "receive_body", "r
 
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_BOUNDARY = 70  # RFC 2046: a boundary is 1 to 70 characters
+MAX_FILENAME, MAX_MEDIA_TYPE = 255, 100  # what the document and attachment rows hold
 # A media type as RFC 9110 writes it (type "/" subtype, token characters only): what the
 # service stores is sent back one day as a Content-Type header, so it must be a valid one.
 _MEDIA_TYPE = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -162,6 +163,9 @@ def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b:
         except ValueError as exc:
             raise InvalidInputError(f"the name of the file in the field {name!r} holds a control character; "
                                     "rename the file and send it again") from exc
+        if len(filename) > MAX_FILENAME:
+            raise InvalidInputError(f"the name of the file in the field {name!r} is {len(filename)} characters long; "
+                                    f"rename the file to at most {MAX_FILENAME} characters and send it again")
         ctype = _media_type(headers.get(b"content-type"), filename)
         b.current = ReceivedFile(name, filename, ctype, store.writer(b.limit))
         form.files.append(b.current)
@@ -176,9 +180,9 @@ def _media_type(header: bytes | None, filename: str) -> str:
     if header is None:
         return "application/octet-stream"
     ctype, _ = parse_options_header(header)
-    if not _MEDIA_TYPE.fullmatch(ctype):
+    if not _MEDIA_TYPE.fullmatch(ctype) or len(ctype) > MAX_MEDIA_TYPE:
         raise InvalidInputError(f"the file {filename} has a Content-Type that is not a media type "
-                                f"(such as application/pdf)")
+                                f"(such as application/pdf, at most {MAX_MEDIA_TYPE} characters)")
     return ctype.decode("ascii")
 
 

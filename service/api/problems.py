@@ -67,16 +67,28 @@ async def _race_lost(request: Request, exc: Exception) -> JSONResponse:
 # PostgreSQL's codes for text it cannot hold: a NUL character (U+0000), or a character
 # outside the database's encoding.
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+_TOO_LONG = "22001"  # string_data_right_truncation: a text longer than its column
 
 
 def _unstorable_text(exc: BaseException) -> bool:
     # SQLAlchemy wraps the driver's error; either driver fails to encode a lone surrogate.
-    for err in (exc, getattr(exc, "orig", None), exc.__cause__, exc.__context__):
-        if isinstance(err, UnicodeEncodeError):
-            return True
-        if getattr(err, "sqlstate", None) in _UNSTORABLE_TEXT or getattr(err, "pgcode", None) in _UNSTORABLE_TEXT:
+    for err in _causes(exc):
+        if isinstance(err, UnicodeEncodeError) or _sqlstate(err) in _UNSTORABLE_TEXT:
             return True
     return False
+
+
+def _too_long(exc: BaseException) -> bool:
+    return any(_sqlstate(err) == _TOO_LONG for err in _causes(exc))
+
+
+def _causes(exc: BaseException) -> tuple[object, ...]:
+    return (exc, getattr(exc, "orig", None), exc.__cause__, exc.__context__)
+
+
+def _sqlstate(err: object) -> str | None:
+    code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+    return code if isinstance(code, str) else None
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -86,6 +98,12 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return problem(request, 422, "unstorable-text", "Invalid text",
                        "the request holds text no field may contain: a NUL character (U+0000) or half of "
                        "a surrogate pair (such as \\ud800 in JSON); remove it and send again")
+    if _too_long(exc):
+        # The request models hold every text to its column's length; a text that grows on
+        # the way (Unicode normalisation, a search key derived from it) may still not fit.
+        return problem(request, 422, "text-too-long", "Text too long",
+                       "a text of the request is longer than its field allows once normalised (some "
+                       "characters become two); shorten the longest field and send it again")
     return await _unexpected(request, exc)
 
 

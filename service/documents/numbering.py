@@ -35,8 +35,19 @@ class NumberNotation:
         return f"{self.form}:{int(self.number)}:{self.doc_type.upper()}:{self.issuer.upper()}"
 
 
+_PART_MAX = 100  # the notation and the issuer are kept in columns of this length
+
+
 def parse_number_notation(raw: str) -> NumberNotation:
     """Parse ``35-KH/HU`` or ``15/QĐ-BNV``. Raises InvalidInputError with both forms shown."""
+    parsed = _parse(raw)
+    if max(len(parsed.notation), len(parsed.issuer)) > _PART_MAX:
+        raise InvalidInputError(f"the notation of {raw!r} is too long: its notation and its issuer may have at "
+                                f"most {_PART_MAX} characters each", field="number_notation")
+    return parsed
+
+
+def _parse(raw: str) -> NumberNotation:
     text = "".join(nfc(raw).split())
     if (m := _PARTY.match(text)) is not None:
         return NumberNotation("party", m["num"], m["type"], m["issuer"], text)

@@ -127,6 +127,9 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     return doc, rows
 
 
+_SEARCH_MAX = 2500
+
+
 def _new_document(principal: Principal, meta: DocumentMetadata, number: Any, key: str, main: StoredFile) -> Document:
     searchable = f"{number.text} {meta.subject} {meta.doc_type}"
     # Built without the ORM's attribute events (a quarter of the cost): the row goes out
@@ -136,8 +139,10 @@ def _new_document(principal: Principal, meta: DocumentMetadata, number: Any, key
         sender_unit_id=principal.unit_id, created_by=principal.user_id,
         number=number.number, notation=number.notation, number_notation=number.text,
         issuer=number.issuer, dedup_key=key, doc_type=meta.doc_type, issued_on=meta.issued_on,
-        place=meta.place, subject=meta.subject, search_text=search_key(searchable),
-        search_folded=fold(searchable), signer_name=meta.signer_name,
+        # Cut to their columns: case folding can lengthen a text (ß → ss), and a search
+        # reaches the first 2,500 characters of number, subject and type.
+        place=meta.place, subject=meta.subject, search_text=search_key(searchable)[:_SEARCH_MAX],
+        search_folded=fold(searchable)[:_SEARCH_MAX], signer_name=meta.signer_name,
         signer_position=meta.signer_position, urgency=meta.urgency, deadline=meta.deadline,
         recipients_text=meta.recipients_text, filename=main.filename, sha256=main.sha256, size=main.size,
     )

@@ -326,3 +326,28 @@ async def test_people_need_names_an_address_and_a_true_or_false(client, world) -
                         ({"username": "a.b", "full_name": "X", "roles": ["clerk"], "is_service": "yes"}, "boolean")):
         r = await client.post("/api/v1/users", headers=world.auth("admin"), json=body)
         assert words in _problem(r, 422), body
+
+
+async def test_texts_longer_than_their_fields_once_normalised_are_refused_alike_on_both_databases(
+        client, world, settings) -> None:
+    # Each passed the request's checks and then did not fit its column: PostgreSQL answered
+    # 500, SQLite kept it. Now both refuse it with what to shorten, and keep nothing.
+    long_name = _post_form(client, world, _form(_meta_part(), _part("file", make_pdf(), "a" * 300 + ".pdf",
+                                                                     b"application/pdf")))
+    assert "at most 255 characters" in _problem(await long_name, 422)
+    long_type = _post_form(client, world, _form(_meta_part(), _part("file", make_pdf(), "kh.pdf", b"application/pdf"),
+                                                _part("attachments", b"x", "a.txt", b"text/" + b"x" * 120)))
+    assert "at most 100 characters" in _problem(await long_type, 422)
+    long_issuer = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                                    **upload_form(metadata("12-CV/" + "Đ" * 140)))
+    assert "at most 100 characters" in _problem(long_issuer, 422)
+    # U+0958 is one character typed and two once normalised (NFC): 1,500 of them are 3,000.
+    grows = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                              **upload_form({**metadata("13-CV/ĐU"), "subject": "\u0958" * 1500}))
+    assert "subject" in _problem(grows, 422)
+    assert _blob_files(settings) == []
+    assert await _outbox(client, world) == []
+    # Case folding doubles ß; the subject fits its field, and the document is kept.
+    kept = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                             **upload_form({**metadata("14-CV/ĐU"), "subject": "ß" * 1300}))
+    assert kept.status_code == 201, kept.text
