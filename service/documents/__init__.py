@@ -1,6 +1,12 @@
 """Documents: registration, files, sending, handling, listings."""
 
-from service.documents.access import DocumentNotFoundError, require_role, visible_delivery, visible_document
+from service.documents.access import (
+    DocumentNotFoundError,
+    require_role,
+    require_whole_tree,
+    visible_delivery,
+    visible_document,
+)
 from service.documents.blobs import BlobStore, BlobWriter, TooLargeError, blob_path
 from service.documents.handling import change_status
 from service.documents.listing import ListFilters, Page, delivery_counts, document_deliveries, inbox, outbox
@@ -104,6 +110,7 @@ __all__ = [
     "remember_idempotent",
     "replay_or_run",
     "require_role",
+    "require_whole_tree",
     "send_document",
     "unit_brief",
     "visible_delivery",

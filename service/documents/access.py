@@ -16,10 +16,10 @@ from sqlmodel import col
 from service.auth import Principal
 from service.documents.models import Delivery, Document
 from service.errors import NotFoundError, PermissionDeniedError
-from service.units import Unit
+from service.units import Unit, covers_every_unit
 
-__all__ = ["DocumentNotFoundError", "audited_units", "require_role", "sees_every_recipient", "units_under",
-           "visible_delivery", "visible_document", "visible_select"]
+__all__ = ["DocumentNotFoundError", "audited_units", "require_role", "require_whole_tree", "sees_every_recipient",
+           "units_under", "visible_delivery", "visible_document", "visible_select"]
 
 
 class DocumentNotFoundError(NotFoundError):
@@ -125,3 +125,15 @@ async def sees_every_recipient(session: AsyncSession, principal: Principal, doc:
         return True
     return principal.has("auditor") and doc.sender_unit_id in await units_under(
         session, {doc.sender_unit_id}, principal.audit_root_path)
+
+
+async def require_whole_tree(session: AsyncSession, principal: Principal) -> None:
+    """Admit an auditor or administrator whose part of the tree holds every unit: what the
+    whole deployment shares (the audit chain, its size and where it breaks) is theirs only.
+
+    Raises PermissionDeniedError.
+    """
+    scope = principal.audit_root_path if principal.has("auditor") else principal.unit_path
+    if not await covers_every_unit(session, scope):
+        raise PermissionDeniedError("the audit chain holds the entries of every unit; it is verified by an "
+                                    "auditor or administrator of the whole tree (the provincial committee)")

@@ -10,6 +10,7 @@ from service.units.errors import (
 from service.units.models import ApiToken, Unit, User
 from service.units.service import (
     ImportResult,
+    covers_every_unit,
     export_tree,
     get_unit,
     import_tree,
@@ -28,6 +29,7 @@ __all__ = [
     "ImportResult",
     "InvalidTreeError",
     "check_mailbox",
+    "covers_every_unit",
     "Unit",
     "UnitCodeTakenError",
     "UnitNotFoundError",

@@ -63,6 +63,12 @@ async def unit_in_scope(session: AsyncSession, id_or_code: str, scope_path: str)
     return unit
 
 
+async def covers_every_unit(session: AsyncSession, scope_path: str) -> bool:
+    """Whether the subtree at ``scope_path`` holds every unit of the deployment."""
+    outside = select(col(Unit.id)).where(~col(Unit.path).startswith(scope_path, autoescape=True)).limit(1)
+    return (await session.execute(outside)).first() is None
+
+
 async def resolve_units(session: AsyncSession, keys: list[str]) -> list[Unit]:
     """Units by id or code, in order; raises UnknownUnitsError listing every miss."""
     wanted = [nfc(k) for k in keys]

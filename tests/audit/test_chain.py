@@ -221,3 +221,26 @@ async def test_a_head_moved_back_to_hide_later_entries_is_reported(settings, dat
         await s.execute(text("UPDATE audit_entry SET data = :d WHERE seq = 5"), {"d": '{"i": 99}'})
         await s.commit()
     _broken(settings, 4, "beyond the chain's head")
+
+
+async def test_only_the_whole_tree_s_auditor_or_admin_walks_the_chain(client, world) -> None:
+    # The chain holds every unit's entries: its length alone tells a commune when other units act.
+    made = {}
+    for username, roles, extra in (("kiemtra.tanlap", ["auditor"], {"audit_root": "000.00.01.H99"}),
+                                   ("quantri.tanlap", ["admin"], {})):
+        r = await client.post("/api/v1/users", headers=world.auth("admin"),
+                              json={"username": username, "full_name": "Nguyễn Văn Kiểm", "roles": roles,
+                                    "unit": "000.00.01.H99", **extra})
+        assert r.status_code == 201, r.text
+        tok = await client.post(f"/api/v1/users/{r.json()['id']}/tokens", headers=world.auth("admin"),
+                                json={"label": "test", "days": 1})
+        made[username] = {"Authorization": f"Bearer {tok.json()['token']}"}
+    for headers in made.values():
+        r = await client.get("/api/v1/audit/verify", headers=headers)
+        assert r.status_code == 403, r.text
+        assert "whole tree" in r.json()["detail"]
+        assert "entries" not in r.json()
+    for who in ("auditor", "admin"):
+        r = await client.get("/api/v1/audit/verify", headers=world.auth(who))
+        assert r.status_code == 200, r.text
+        assert r.json()["ok"] is True
