@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,13 +16,15 @@ from service.documents.models import Delivery, DeliveryEvent, Document
 from service.documents.schemas import StatusChange
 from service.documents.sending import notification_payload
 from service.documents.statuses import STATUS_NAMES, ChangedMeanwhileError, check_transition
+from service.errors import ConflictError
 from service.outbox.models import OutboxEvent
+from service.storage import driver
 from service.storage.rows import update_if
 from service.storage.types import utcnow
-from service.text import nfc
+from service.text import VN_TZ, nfc
 from service.units import Unit
 
-__all__ = ["change_status"]
+__all__ = ["IncomingNumberTakenError", "change_status", "incoming_key"]
 
 # Which steps tell the sending unit's mailboxes, and as what.
 _NOTIFY_SENDER = {"02": "returned"}
@@ -39,7 +42,9 @@ async def change_status(session: AsyncSession, principal: Principal, delivery_id
     note = nfc(change.note)
     check_transition(delivery.status, change.status, before_recall=delivery.status_before_recall,
                      note=note, incoming_number=change.incoming_number)
-    await _write_step(session, delivery, _step_values(delivery, change, note))
+    values = _step_values(delivery, change, note)
+    await _check_book(session, delivery, values)
+    await _write_step(session, delivery, values)
     session.add(DeliveryEvent(delivery_id=delivery.id, status=change.status, actor_id=principal.user_id,
                               at=delivery.updated_at, note=note))
     if change.status in _NOTIFY_SENDER:
@@ -51,6 +56,44 @@ async def change_status(session: AsyncSession, principal: Principal, delivery_id
     return delivery
 
 
+class IncomingNumberTakenError(ConflictError):
+    """The unit's incoming book already holds this number this year."""
+
+    code = "incoming-number-taken"
+    title = "Incoming number already given"
+
+
+def incoming_key(number: str, registered_at: datetime) -> str | None:
+    """The year (Vietnam time) and the number as the incoming book compares them: case,
+    spacing and Unicode form aside, and a plain number's leading zeros (``0125`` is ``125``)."""
+    text = " ".join(nfc(number).casefold().split())
+    if not text:
+        return None
+    if text.isdigit():
+        text = str(int(text))
+    return f"{registered_at.astimezone(VN_TZ).year}:{text}"
+
+
+_HOLDER = (select(col(Document.number_notation), col(Delivery.registered_at))
+           .join(Document, col(Document.id) == col(Delivery.document_id))
+           .where(col(Delivery.recipient_unit_id) == bindparam("unit_id"),
+                  col(Delivery.incoming_key) == bindparam("key")).limit(1))
+
+
+async def _check_book(session: AsyncSession, delivery: Delivery, values: dict[str, Any]) -> None:
+    """Raises IncomingNumberTakenError naming the document that holds the number. (Two
+    registrations at the same moment: the unique key refuses the second.)"""
+    key = values.get("incoming_key")
+    if key is None:
+        return
+    for number_notation, registered_at in await driver.fetch(
+            session, _HOLDER, {"unit_id": delivery.recipient_unit_id, "key": key}):
+        raise IncomingNumberTakenError(
+            f"incoming number {values['incoming_number']} of {key.split(':', 1)[0]} is already in your "
+            f"book for document {number_notation} (registered {registered_at.astimezone(VN_TZ):%d/%m/%Y}); "
+            "give the next free number", field="incoming_number")
+
+
 def _step_values(delivery: Delivery, change: StatusChange, note: str) -> dict[str, Any]:
     """The columns the step changes, and only those: a column left out keeps what a
     concurrent step (a 04 naming another assignee) wrote."""
@@ -59,7 +102,8 @@ def _step_values(delivery: Delivery, change: StatusChange, note: str) -> dict[st
     if delivery.status == "16":
         values["status_before_recall"] = None
     if change.status == "03":
-        values.update(incoming_number=nfc(change.incoming_number or ""), registered_at=now)
+        number = nfc(change.incoming_number or "")
+        values.update(incoming_number=number, incoming_key=incoming_key(number, now), registered_at=now)
     if change.assignee:
         values["assignee"] = nfc(change.assignee)
     if change.status == "16":

@@ -79,6 +79,8 @@ class Delivery(SQLModel, table=True):
         UniqueConstraint("document_id", "recipient_unit_id", name="uq_delivery_recipient"),
         Index("ix_delivery_inbox", "recipient_unit_id", "urgency", "created_at"),
         Index("ix_delivery_document", "document_id", "status"),
+        # One incoming book per unit and year: a number is given once (see handling.incoming_key).
+        Index("uq_delivery_incoming", "recipient_unit_id", "incoming_key", unique=True),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
@@ -92,6 +94,7 @@ class Delivery(SQLModel, table=True):
     status_before_recall: str | None = Field(default=None, max_length=2)
     urgency: int = 0
     incoming_number: str | None = Field(default=None, max_length=50)
+    incoming_key: str | None = Field(default=None, max_length=80)  # "2026:125": year and number as compared
     assignee: str | None = Field(default=None, max_length=300)
     note: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -183,8 +183,8 @@ async def _deliver(session: AsyncSession, principal: Principal, doc: Sendable, r
         deliveries.append({"id": did, "document_id": doc.id, "recipient_unit_id": r.id,
                            "from_unit_id": principal.unit_id, "parent_delivery_id": parent.id if parent else None,
                            "hops": [*base_hops, r.id], "status": "01", "status_before_recall": None,
-                           "urgency": doc.urgency, "incoming_number": None, "assignee": None, "note": "",
-                           "created_at": now, "updated_at": now, "registered_at": None})
+                           "urgency": doc.urgency, "incoming_number": None, "incoming_key": None, "assignee": None,
+                           "note": "", "created_at": now, "updated_at": now, "registered_at": None})
         outbox.append(_outbox_row("arrival", r.id, doc, did, payload, now, next(ids)))
     await _flush_pending(session)
     if len(fresh) < COPY_FROM:

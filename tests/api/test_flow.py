@@ -265,3 +265,36 @@ async def test_a_forward_at_the_moment_of_a_recall_leaves_no_copy_unrecalled(cli
             assert forward.status_code == 409, forward.text
             assert "asked for this document back" in forward.json()["detail"]
             assert counts == {"13": 1}, counts
+
+
+async def test_an_incoming_number_is_given_once_a_year_in_a_unit_s_book(client, world) -> None:
+    docs = []
+    for n in range(3):
+        up = await client.post("/api/v1/documents", headers=world.auth("tu"),
+                               **upload_form(metadata(f"{70 + n}-CV/TU")))
+        await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("tu"),
+                          json={"recipients": [XA1, "000.00.02.H99"]})
+        docs.append(up.json()["id"])
+    first = await _inbox_delivery(client, world, "xa1", docs[0])
+    await _status(client, world, "xa1", first["id"], status="03", incoming_number="125")
+    # The same number again — as typed, with a leading zero, with spaces — names the holder.
+    second = await _inbox_delivery(client, world, "xa1", docs[1])
+    for typed in ("125", "0125", " 125 "):
+        r = await client.post(f"/api/v1/deliveries/{second['id']}/status", headers=world.auth("xa1"),
+                              json={"status": "03", "incoming_number": typed})
+        assert r.status_code == 409, r.text
+        assert "70-CV/TU" in r.json()["detail"]
+        assert "next free number" in r.json()["detail"]
+    assert (await _inbox_delivery(client, world, "xa1", docs[1]))["status"] == "01"  # nothing half-done
+    await _status(client, world, "xa1", second["id"], status="03", incoming_number="126")
+    # Another unit's book is its own.
+    other = await _inbox_delivery(client, world, "xa2", docs[0])
+    await _status(client, world, "xa2", other["id"], status="03", incoming_number="125")
+    # Two registrations of one number at the same moment: one is kept.
+    third = await _inbox_delivery(client, world, "xa1", docs[2])
+    other2 = await _inbox_delivery(client, world, "xa2", docs[1])
+    answers = await asyncio.gather(*(
+        client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth(who),
+                    json={"status": "03", "incoming_number": "127"})
+        for d, who in ((third, "xa1"), (other2, "xa2"))))
+    assert [a.status_code for a in answers] == [200, 200]

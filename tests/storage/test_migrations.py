@@ -39,3 +39,33 @@ async def test_migrated_sqlite_matches_the_models(sqlite_template: Path) -> None
 
 async def test_migrated_postgres_matches_the_models(pg_database: str) -> None:
     assert await _compare(pg_database) == []
+
+
+def test_registrations_made_before_the_incoming_book_keep_their_numbers(tmp_path: Path) -> None:
+    # 0007 keys every registered number by year (Vietnam time) and number; of two that share
+    # one, the first registered keeps the key, the later keeps its number without one.
+    import sqlite3
+
+    from service.storage.migrate import upgrade
+
+    path = tmp_path / "old.db"
+    upgrade(f"sqlite+aiosqlite:///{path}", "0006")
+    with sqlite3.connect(path) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(delivery)")]
+        for row_id, unit, number, at in (("a", "u1", "125", "2026-03-01 10:00:00.000000"),
+                                         ("b", "u1", "0125", "2026-04-01 10:00:00.000000"),
+                                         ("c", "u1", "125", "2025-12-31 18:00:00.000000"),  # 1 Jan 2026, 01:00 +07
+                                         ("d", "u2", "125", "2026-03-01 10:00:00.000000"),
+                                         ("e", "u1", "126", "2026-03-01 10:00:00.000000")):
+            values = dict.fromkeys(columns) | {
+                "id": row_id, "document_id": f"doc-{row_id}", "recipient_unit_id": unit, "from_unit_id": "x",
+                "hops": "[]", "status": "03", "urgency": 0, "incoming_number": number, "note": "",
+                "created_at": at, "updated_at": at, "registered_at": at}
+            conn.execute(f"INSERT INTO delivery ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         [values[c] for c in columns])
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        keys = dict(conn.execute("SELECT id, incoming_key FROM delivery"))
+        numbers = dict(conn.execute("SELECT id, incoming_number FROM delivery"))
+    assert keys == {"a": None, "b": None, "c": "2026:125", "d": "2026:125", "e": "2026:126"}
+    assert numbers["b"] == "0125"
