@@ -171,3 +171,38 @@ async def test_roles_limit_actions(client, world, who) -> None:
     else:
         r = await client.get("/api/v1/users", headers=world.auth(who))
         assert r.status_code == 403
+
+
+async def test_a_commune_admin_cannot_hand_out_a_province_wide_reach(client, world) -> None:
+    # An inspector seated in a commune may audit the whole province; a token for them opens the
+    # province's documents, so the commune's admin neither issues nor revokes theirs.
+    async def create(who: str, body: dict) -> str:
+        r = await client.post("/api/v1/users", headers=world.auth(who), json=body)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def bearer(who: str, user_id: str) -> dict[str, str]:
+        r = await client.post(f"/api/v1/users/{user_id}/tokens", headers=world.auth(who),
+                              json={"label": "t", "days": 1})
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    commune_admin = await bearer("admin", await create("admin", {
+        "username": "quantri.xa1", "full_name": "Quản trị xã", "roles": ["admin"], "unit": "000.00.01.H99"}))
+    inspector = await create("admin", {"username": "thanhtra.xa1", "full_name": "Thanh tra viên",
+                                       "roles": ["auditor"], "unit": "000.00.01.H99", "audit_root": "000.00.00.H99"})
+    local = await create("admin", {"username": "kiemtra.xa1", "full_name": "Kiểm tra xã", "roles": ["auditor"],
+                                   "unit": "000.00.01.H99", "audit_root": "000.00.01.H99"})
+    refused = await client.post(f"/api/v1/users/{inspector}/tokens", headers=commune_admin,
+                                json={"label": "t", "days": 1})
+    assert refused.status_code == 404, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    province_token = (await client.post(f"/api/v1/users/{inspector}/tokens", headers=world.auth("admin"),
+                                        json={"label": "t", "days": 1})).json()
+    gone = await client.delete(f"/api/v1/tokens/{province_token['id']}", headers=commune_admin)
+    assert gone.status_code == 404
+    assert (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {province_token['token']}"})
+            ).status_code == 200
+    # An auditor whose reach stays in the commune is the commune admin's to manage.
+    ok = await client.post(f"/api/v1/users/{local}/tokens", headers=commune_admin, json={"label": "t", "days": 1})
+    assert ok.status_code == 201, ok.text

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from service import auth, units
@@ -28,10 +29,24 @@ async def _scoped_unit(tx: Tx, principal: Principal, key: str | None) -> units.U
     return await units.unit_in_scope(tx.session, key or principal.unit_id, principal.unit_path)
 
 
+_AuditRoot = aliased(units.Unit)
+
+
+def _managed_by(principal: Principal) -> ColumnElement[bool]:
+    """Users an admin manages: of its subtree, and reaching no further (an auditor seated in
+    a commune may read the whole province: a token for them is the province admin's to give)."""
+    return and_(col(units.Unit.path).startswith(principal.unit_path),
+                or_(col(units.User.audit_root_id).is_(None), col(_AuditRoot.path).startswith(principal.unit_path)))
+
+
+def _with_units(stmt: Select[Any]) -> Select[Any]:
+    return (stmt.join(units.Unit, col(units.Unit.id) == col(units.User.unit_id))
+            .outerjoin(_AuditRoot, col(_AuditRoot.id) == col(units.User.audit_root_id)))
+
+
 async def _scoped_user(tx: Tx, principal: Principal, user_id: str) -> units.User:
-    stmt = select(units.User).join(units.Unit, col(units.Unit.id) == col(units.User.unit_id)).where(
-        col(units.User.id) == user_id, col(units.Unit.path).startswith(principal.unit_path))
-    user = (await tx.session.execute(stmt)).scalars().first()
+    stmt = _with_units(select(units.User)).where(col(units.User.id) == user_id, _managed_by(principal))
+    user: units.User | None = (await tx.session.execute(stmt)).scalars().first()
     if user is None:
         raise NotFoundError("no such user in your unit")
     return user
@@ -76,9 +91,9 @@ async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsD
 async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal, principals: Principals) -> Response:
     # Admins revoke tokens of their subtree; anyone may revoke their own.
     if principal.has("admin"):
-        stmt = select(col(units.ApiToken.id)).join(units.User, col(units.User.id) == col(units.ApiToken.user_id)).join(
-            units.Unit, col(units.Unit.id) == col(units.User.unit_id)).where(
-            col(units.ApiToken.id) == token_id, col(units.Unit.path).startswith(principal.unit_path))
+        stmt = _with_units(select(col(units.ApiToken.id)).join(
+            units.User, col(units.User.id) == col(units.ApiToken.user_id))).where(
+            col(units.ApiToken.id) == token_id, _managed_by(principal))
     else:
         stmt = select(col(units.ApiToken.id)).where(col(units.ApiToken.id) == token_id,
                                                col(units.ApiToken.user_id) == principal.user_id)
