@@ -26,6 +26,7 @@ from service.documents.models import Attachment, Document, DocumentSignature, Ex
 from service.documents.reading import attachment_of
 from service.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from service.storage.rows import update_if
+from service.text import fold
 from service.units import Unit, User
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ async def prepare_token_signature(session: AsyncSession, principal: Principal, d
     from service.documents.external_signing import prepare_signing  # it builds on this module
 
     _check_token_certificates(chain)
+    _check_holder(chain[0], principal)
     return await prepare_signing(session, principal, doc_id, where, chain, runtime, blobs)
 
 
@@ -175,6 +177,32 @@ def _check_token_certificates(chain: list[bytes]) -> None:
     if algorithm not in ("rsa", "ec"):
         raise InvalidInputError(f"the signer's certificate holds a {algorithm.upper()} key: only RSA and EC "
                                 "keys can sign here")
+
+
+def _check_holder(der: bytes, principal: Principal) -> None:
+    """Raises InvalidInputError unless the certificate is the caller's own: a personal
+    signature is recorded, drawn and audited as the caller's, so the certificate in it must
+    name them — by user id (certificates this deployment issues), or by name (those of
+    another authority), compared without case or diacritics (``NGUYEN VAN AN`` is
+    ``Nguyễn Văn An``). An organisation's certificate names no person and is refused too."""
+    from asn1crypto import x509
+
+    subject = x509.Certificate.load(der).subject.native
+    if principal.user_id in _values(subject.get("user_id")):
+        return
+    names = _values(subject.get("common_name"))
+    if any(fold(name) == fold(principal.full_name[:64]) for name in names):
+        return
+    holder = names[0] if names else "no one"
+    raise InvalidInputError(f"the certificate is {holder}'s, not yours ({principal.full_name}): sign with your own "
+                            "token; if your name here differs from the one on your certificate, ask your unit's "
+                            "administrator to correct it", field="certificate_chain")
+
+
+def _values(value: object) -> list[str]:
+    # asn1crypto gives one value as itself and several as a list.
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    return [str(v) for v in items]
 
 
 def _placement(where: PersonalRequest) -> Placement:

@@ -37,8 +37,15 @@ async def _prepare(client, world, doc_id: str, chain: list[str]):
 
 
 async def test_two_step_signing_with_the_signers_own_token(client, world, dev_keys) -> None:
-    key, chain = _token(dev_keys, "Trần Văn Token")
+    # Another authority's certificate names the signer as it likes: upper case, no diacritics.
+    key, chain = _token(dev_keys, "NGUOI XA1_SIGNER")
     doc = (await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata()))).json()
+    # Someone else's certificate (a colleague's token) is not the signer's signature.
+    _, colleague = _token(dev_keys, "Trần Văn Khác")
+    r = await client.post(f"/api/v1/documents/{doc['id']}/signatures/external", headers=world.auth("xa1_signer"),
+                          json={"box": [330, 120, 500, 200], "certificate_chain": colleague})
+    assert r.status_code == 422, r.text
+    assert "Trần Văn Khác's, not yours" in r.json()["detail"]
     prepared = await _prepare(client, world, doc["id"], chain)
     assert "state" not in prepared
     assert prepared["digest_algorithm"] == "sha256"
@@ -63,7 +70,7 @@ async def test_two_step_signing_with_the_signers_own_token(client, world, dev_ke
     assert seal.status_code == 201, seal.text
     report = (await client.get(f"/api/v1/documents/{doc['id']}/verification", headers=world.auth("xa1"))).json()
     assert report["verdict"] == "passed"
-    assert "Trần Văn Token" in report["signatures"][0]["signer_cn"]
+    assert "NGUOI XA1_SIGNER" in report["signatures"][0]["signer_cn"]
     again = await client.post(f"/api/v1/signing-sessions/{prepared['session_id']}/complete",
                               headers=world.auth("xa1_signer"),
                               json={"signature_value": base64.b64encode(value).decode(), "certificate_chain": chain})

@@ -32,7 +32,7 @@ RACERS = 5
 def _token(dev_keys: Path) -> tuple[Any, list[str]]:
     """A signer's USB token: a key and its certificate chain (base64 DER)."""
     pki = DevelopmentPki.open(dev_keys, TEST_PASSPHRASE.encode())
-    issued = pki.issue_personal_cert(f"token-{uuid.uuid4().hex[:12]}", "Trần Văn Token", "token@example.vn")
+    issued = pki.issue_personal_cert(f"token-{uuid.uuid4().hex[:12]}", "Người xa1_signer", "token@example.vn")
     key = serialization.load_pem_private_key(issued.key_path.read_bytes(), TEST_PASSPHRASE.encode())
     chain = [x509.load_pem_x509_certificate(p.read_bytes()) for p in (issued.cert_path, *issued.chain_paths)]
     issued.key_path.unlink()
