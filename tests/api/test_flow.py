@@ -298,3 +298,22 @@ async def test_an_incoming_number_is_given_once_a_year_in_a_unit_s_book(client, 
                     json={"status": "03", "incoming_number": "127"})
         for d, who in ((third, "xa1"), (other2, "xa2"))))
     assert [a.status_code for a in answers] == [200, 200]
+
+
+async def test_copies_of_one_keyed_request_sent_at_once_all_get_the_first_answer(client, world) -> None:
+    # An integration whose network layer sends a request twice at the same moment: one effect,
+    # and every copy gets the same answer (on PostgreSQL the copies got 409s).
+    body = upload_form(metadata("60-CV/TU"))
+    keyed = {**world.auth("tu"), "Idempotency-Key": "upload-60"}
+    uploads = await asyncio.gather(*(client.post("/api/v1/documents", headers=keyed, **body) for _ in range(3)))
+    assert [u.status_code for u in uploads] == [201, 201, 201], [u.text for u in uploads]
+    assert len({u.json()["id"] for u in uploads}) == 1
+    assert sorted(u.headers.get("Idempotent-Replayed", "") for u in uploads) == ["", "true", "true"]
+    doc_id = uploads[0].json()["id"]
+    keyed = {**world.auth("tu"), "Idempotency-Key": "send-60"}
+    sends = await asyncio.gather(*(client.post(f"/api/v1/documents/{doc_id}/send", headers=keyed,
+                                               json={"recipients": [XA1]}) for _ in range(3)))
+    assert [s.status_code for s in sends] == [200, 200, 200], [s.text for s in sends]
+    assert {s.json()["created"] for s in sends} == {1}
+    counts = (await client.get(f"/api/v1/documents/{doc_id}/deliveries", headers=world.auth("tu"))).json()
+    assert counts["status_counts"] == {"01": 1}
