@@ -14,21 +14,31 @@ __all__ = ["field_geometry", "locking_field", "page_count", "page_size", "signat
 
 Box = tuple[float, float, float, float]
 _MAX_DEPTH = 64  # a page tree deeper than this is a hostile file, not a document
+_MAX_PAGES = 100_000
 
 
-def _page_refs(node: Any, depth: int = 0) -> Iterator[generic.Reference]:
+def _page_refs(node: Any, seen: set[generic.Reference], depth: int = 0) -> Iterator[generic.Reference]:
+    # Each node once: a tree that lists one /Pages node twice, level after level, doubles
+    # the walk at each level (2 KB of PDF, hours of work), and one that lists it in itself loops.
     if depth > _MAX_DEPTH:
         raise ValueError("the page tree is nested too deeply")
     for kid in node["/Kids"]:
+        ref = kid.reference
+        if ref in seen:
+            raise ValueError("the page tree lists one of its nodes twice")
+        seen.add(ref)
+        if len(seen) > _MAX_PAGES:
+            raise ValueError(f"the page tree has more than {_MAX_PAGES} nodes")
         obj = kid.get_object()
         if obj.get("/Type") == "/Pages":
-            yield from _page_refs(obj, depth + 1)
+            yield from _page_refs(obj, seen, depth + 1)
         else:
-            yield kid.reference
+            yield ref
 
 
 def page_count(reader: PdfFileReader) -> int:
-    return sum(1 for _ in _page_refs(reader.root["/Pages"]))
+    """Raises ValueError for a page tree no document has (nested too deeply, a node listed twice)."""
+    return sum(1 for _ in _page_refs(reader.root["/Pages"], set()))
 
 
 def page_size(reader: PdfFileReader, page_ix: int) -> Box:
@@ -89,7 +99,7 @@ def field_geometry(reader: PdfFileReader, field_name: str) -> tuple[int, Box] | 
         widget = field["/Kids"][0].get_object() if "/Kids" in field else field
         rect = tuple(float(v) for v in widget["/Rect"])
         page = widget.get_value_as_reference("/P") if "/P" in widget else None
-        pages = list(_page_refs(reader.root["/Pages"]))
+        pages = list(_page_refs(reader.root["/Pages"], set()))
         index = pages.index(page) if page in pages else 0
         return index, (min(rect[0], rect[2]), min(rect[1], rect[3]), max(rect[0], rect[2]), max(rect[1], rect[3]))
     return None

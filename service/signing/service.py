@@ -11,6 +11,7 @@ Locking, so that any change after the seal is detectable:
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from datetime import datetime
 from pathlib import Path
@@ -84,7 +85,7 @@ class DocumentSigner:
     ) -> SignResult:
         """Visible personal signature (blue image), an approval signature so the
         organisation seal can follow. Raises SigningError (see :func:`personal_box`)."""
-        box = personal_box(inspect_layout(src, placement.field_name, placement.page), placement)
+        box = personal_box(await _layout(src, placement.field_name, placement.page), placement)
         name = placement.field_name or PERSONAL_FIELD
         png = image_png or make_signature_png(signer_name, self._fonts)
         spec = None if box is None else _field_spec(name, placement.page, box)
@@ -105,7 +106,7 @@ class DocumentSigner:
     ) -> SignResult:
         """Red seal at real size over the left third of ``personal_field``; locks the
         document. Raises SigningError when the personal field is missing or the file is locked."""
-        layout = unlocked(inspect_layout(src, personal_field, 0))
+        layout = unlocked(await _layout(src, personal_field, 0))
         if layout.geometry is None:
             raise SigningError(f"no signature field {personal_field!r} to place the seal on")
         page, box = layout.geometry
@@ -129,7 +130,7 @@ class DocumentSigner:
         of page 1, the box sized to the text. Certifies (P=1) an unsigned file, else
         locks like the seal. Raises SigningError (also when a signature in the file
         forbids any change)."""
-        layout = unlocked(inspect_layout(src, None, 0))
+        layout = unlocked(await _layout(src, None, 0))
         existing, page_box = list(layout.fields), layout.page_box
         signed_at = now_vn()
         params = {"number": _nfc(number_notation), "signed_at": signed_at.isoformat()}
@@ -212,6 +213,11 @@ def _inside_page(box: Box, layout: PdfLayout) -> Box:
 
 def _pt(value: float) -> str:
     return f"{value:g}"
+
+
+async def _layout(src: Path | BinaryIO, field_name: str | None, page: int) -> PdfLayout:
+    # On a thread: reading a large or hostile file's structure must not hold up the event loop.
+    return await asyncio.to_thread(inspect_layout, src, field_name, page)
 
 
 def check_personal_placement(src: Path | BinaryIO, placement: Placement) -> Box | None:

@@ -56,7 +56,7 @@ def _encrypted(pdf: bytes, user_password: str) -> bytes:
 def _chain(dev_keys: Path) -> list[str]:
     """A signer's token certificate chain (base64 DER); the key stays out of the service."""
     pki = DevelopmentPki.open(dev_keys, TEST_PASSPHRASE.encode())
-    issued = pki.issue_personal_cert(f"token-{uuid.uuid4().hex[:12]}", "Trần Văn Token", "token@example.vn")
+    issued = pki.issue_personal_cert(f"token-{uuid.uuid4().hex[:12]}", "Người xa1_signer", "token@example.vn")
     issued.key_path.unlink()
     certs = [x509.load_pem_x509_certificate(p.read_bytes()) for p in (issued.cert_path, *issued.chain_paths)]
     return [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in certs]
@@ -292,3 +292,35 @@ async def test_prepare_problems_are_the_requests_and_name_no_internal_file(
         assert doc["sha256"][:8] not in problem["detail"]
         assert str(settings.data_dir) not in problem["detail"]
     assert _files(settings) == before
+
+
+# -- a page tree that lists its nodes twice ---------------------------------------------------
+
+
+def _doubling_page_tree(depth: int) -> bytes:
+    """2 KB of PDF whose page tree names the same node twice at each of ``depth`` levels:
+    one page reached 2**depth ways."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    for level in range(depth):
+        kid = level + 3
+        objects.append(f"<< /Type /Pages /Kids [{kid} 0 R {kid} 0 R] /Count 1 >>".encode())
+    leaf = depth + 2
+    objects.append(f"<< /Type /Page /Parent {leaf - 1} 0 R /MediaBox [0 0 595 842] /Contents {leaf + 1} 0 R >>"
+                   .encode())
+    objects.append(b"<< /Length 33 >>\nstream\nBT /F1 12 Tf 72 720 Td (x) Tj ET\nendstream")
+    from tests.factories.pdf import assemble_pdf
+
+    return assemble_pdf(objects)
+
+
+async def test_a_page_tree_that_names_its_nodes_twice_is_refused_at_once(
+        client: Client, world: World, settings: Settings, dev_keys: Path) -> None:
+    # Walking every page of such a file took hours and, on the event loop, stopped every request.
+    doc = await _upload(client, world, pdf=_doubling_page_tree(40))
+    personal = await asyncio.wait_for(_personal(client, world, doc["id"], box=BOX), 20)
+    assert "lists one of its nodes twice" in _problem(personal, 422)["detail"]
+    prepared = await asyncio.wait_for(client.post(
+        f"/api/v1/documents/{doc['id']}/signatures/external", headers=world.auth("xa1_signer"),
+        json={"box": BOX, "certificate_chain": _chain(dev_keys)}), 20)
+    assert "lists one of its nodes twice" in _problem(prepared, 422)["detail"]
+    assert await _signatures(client, world, doc["id"]) == []
