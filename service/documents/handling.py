@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -64,14 +66,18 @@ class IncomingNumberTakenError(ConflictError):
 
 
 def incoming_key(number: str, registered_at: datetime) -> str | None:
-    """The year (Vietnam time) and the number as the incoming book compares them: case,
-    spacing and Unicode form aside, and a plain number's leading zeros (``0125`` is ``125``)."""
+    """The year (Vietnam time) and a digest of the number as the incoming book compares
+    it: case, spacing and Unicode form aside, and a plain number's leading zeros (``0125``
+    is ``125``). A digest, as case folding can lengthen a number past any column (ß → ss)."""
     text = " ".join(nfc(number).casefold().split())
     if not text:
         return None
-    if text.isdigit():
+    if _ASCII_DIGITS.fullmatch(text):  # not str.isdigit: "²" is a digit int() refuses
         text = str(int(text))
-    return f"{registered_at.astimezone(VN_TZ).year}:{text}"
+    return f"{registered_at.astimezone(VN_TZ).year}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+_ASCII_DIGITS = re.compile("[0-9]+")
 
 
 _HOLDER = (select(col(Document.number_notation), col(Delivery.registered_at))
@@ -89,7 +95,7 @@ async def _check_book(session: AsyncSession, delivery: Delivery, values: dict[st
     for number_notation, registered_at in await driver.fetch(
             session, _HOLDER, {"unit_id": delivery.recipient_unit_id, "key": key}):
         raise IncomingNumberTakenError(
-            f"incoming number {values['incoming_number']} of {key.split(':', 1)[0]} is already in your "
+            f"incoming number {values['incoming_number']} of {key.partition(':')[0]} is already in your "
             f"book for document {number_notation} (registered {registered_at.astimezone(VN_TZ):%d/%m/%Y}); "
             "give the next free number", field="incoming_number")
 

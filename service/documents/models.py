@@ -94,7 +94,7 @@ class Delivery(SQLModel, table=True):
     status_before_recall: str | None = Field(default=None, max_length=2)
     urgency: int = 0
     incoming_number: str | None = Field(default=None, max_length=50)
-    incoming_key: str | None = Field(default=None, max_length=80)  # "2026:125": year and number as compared
+    incoming_key: str | None = Field(default=None, max_length=80)  # year and SHA-256 of the number as compared
     assignee: str | None = Field(default=None, max_length=300)
     note: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -290,14 +290,21 @@ async def test_an_incoming_number_is_given_once_a_year_in_a_unit_s_book(client, 
     # Another unit's book is its own.
     other = await _inbox_delivery(client, world, "xa2", docs[0])
     await _status(client, world, "xa2", other["id"], status="03", incoming_number="125")
-    # Two registrations of one number at the same moment: one is kept.
-    third = await _inbox_delivery(client, world, "xa1", docs[2])
+    # Numbers as clerks type them: a superscript digit, letters that case folding lengthens.
     other2 = await _inbox_delivery(client, world, "xa2", docs[1])
+    await _status(client, world, "xa2", other2["id"], status="03", incoming_number="ß" * 50)
+    other3 = await _inbox_delivery(client, world, "xa2", docs[2])
+    await _status(client, world, "xa2", other3["id"], status="03", incoming_number="²")
+    # Two deliveries of one unit registered under one number at the same moment: one is kept.
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("73-CV/TU")))
+    await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("tu"),
+                      json={"recipients": [XA1]})
+    third = await _inbox_delivery(client, world, "xa1", docs[2])
+    fourth = await _inbox_delivery(client, world, "xa1", up.json()["id"])
     answers = await asyncio.gather(*(
-        client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth(who),
-                    json={"status": "03", "incoming_number": "127"})
-        for d, who in ((third, "xa1"), (other2, "xa2"))))
-    assert [a.status_code for a in answers] == [200, 200]
+        client.post(f"/api/v1/deliveries/{d['id']}/status", headers=world.auth("xa1"),
+                    json={"status": "03", "incoming_number": "127"}) for d in (third, fourth)))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
 
 
 async def test_copies_of_one_keyed_request_sent_at_once_all_get_the_first_answer(client, world) -> None:

@@ -4,6 +4,7 @@ create tables from the models."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def test_registrations_made_before_the_incoming_book_keep_their_numbers(tmp_path
                                          ("b", "u1", "0125", "2026-04-01 10:00:00.000000"),
                                          ("c", "u1", "125", "2025-12-31 18:00:00.000000"),  # 1 Jan 2026, 01:00 +07
                                          ("d", "u2", "125", "2026-03-01 10:00:00.000000"),
-                                         ("e", "u1", "126", "2026-03-01 10:00:00.000000")):
+                                         ("e", "u1", "126", "2026-03-01 10:00:00.000000"),
+                                         ("f", "u1", "²", "2026-03-01 10:00:00.000000"),  # a digit int() refuses
+                                         ("g", "u1", "ß" * 50, "2026-03-01 10:00:00.000000")):  # folds to 100
             values = dict.fromkeys(columns) | {
                 "id": row_id, "document_id": f"doc-{row_id}", "recipient_unit_id": unit, "from_unit_id": "x",
                 "hops": "[]", "status": "03", "urgency": 0, "incoming_number": number, "note": "",
@@ -67,5 +70,9 @@ def test_registrations_made_before_the_incoming_book_keep_their_numbers(tmp_path
     with sqlite3.connect(path) as conn:
         keys = dict(conn.execute("SELECT id, incoming_key FROM delivery"))
         numbers = dict(conn.execute("SELECT id, incoming_number FROM delivery"))
-    assert keys == {"a": None, "b": None, "c": "2026:125", "d": "2026:125", "e": "2026:126"}
+    def key(compared: str) -> str:
+        return f"2026:{hashlib.sha256(compared.encode()).hexdigest()}"
+
+    assert keys == {"a": None, "b": None, "c": key("125"), "d": key("125"), "e": key("126"), "f": key("²"),
+                    "g": key("ss" * 50)}
     assert numbers["b"] == "0125"

@@ -1,6 +1,6 @@
 """delivery: an incoming number is given once per unit and year
 
-``incoming_key`` is the year (Vietnam time) and the number as compared; a unique key on
+``incoming_key`` is the year (Vietnam time) and a digest of the number as compared; a unique key on
 (recipient unit, incoming_key) keeps two documents from one place in a unit's incoming
 book. Registrations made before it keep their number; of two that share one, the later
 is left without a key (its number still shows) rather than refused after the fact.
@@ -11,6 +11,9 @@ Revises: 0006
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -27,15 +30,13 @@ _VN = timezone(timedelta(hours=7))
 def _key(number: str, registered_at: datetime | None) -> str | None:
     # As service.documents.handling.incoming_key, written out: a migration must not change
     # with the code after it.
-    import unicodedata
-
-    text = " ".join(unicodedata.normalize("NFC", number).casefold().split())
+    text = " ".join(unicodedata.normalize("NFC", number).strip().casefold().split())
     if not text or registered_at is None:
         return None
-    if text.isdigit():
+    if re.fullmatch("[0-9]+", text):
         text = str(int(text))
     moment = registered_at if registered_at.tzinfo else registered_at.replace(tzinfo=UTC)
-    return f"{moment.astimezone(_VN).year}:{text}"
+    return f"{moment.astimezone(_VN).year}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def upgrade() -> None:
