@@ -50,10 +50,6 @@ _KNOWN = (select(*_RECORD.columns).where(_RECORD.c.document_id == bindparam("doc
 _REPORTED_UNDER = (select(func.max(col(VerificationRecord.rules_version)))
                    .where(col(VerificationRecord.document_id) == col(Document.id),
                           col(VerificationRecord.sha256) == col(Document.sha256)).scalar_subquery())
-# Requests recording a report of the same document take turns on its row (PostgreSQL; SQLite
-# compiles no FOR UPDATE: one transaction writes at a time there). There is no unique key on
-# (document, sha256) to lean on, so a check, then an insert, must not interleave.
-_TAKE_TURNS = select(col(Document.id)).where(col(Document.id) == bindparam("doc_id")).with_for_update()
 
 
 async def _known(session: AsyncSession, doc_id: str, sha256: str, rules: int) -> VerificationRecord | None:
@@ -89,30 +85,31 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
     """The report of the document's current bytes, computed and recorded once per version
     and verdict rules.
 
-    ``exclusive`` (reading the report, exporting the evidence): requests for one version at
-    the same moment record one report; on PostgreSQL they take turns on the document's row.
-    A send does not wait for that lock (a round trip on its hot path): two sends of one
-    document at the same moment may each record the same report.
+    ``exclusive`` (reading the report, exporting the evidence): a report already there is
+    read without waiting for anyone; one to record is recorded once, however many requests
+    want it at the same moment (PostgreSQL: they take turns on the document's row, as sends
+    and recalls do, and look again; a send calls this with its turn already taken).
     """
     ready = precomputed if precomputed is not None and precomputed.sha256 == doc.sha256 else None
-    stale = None
-    if exclusive and driver.dialect_of(session) != "sqlite":
-        # Wait for any transaction recording a report of this document; it committed when we
-        # get the row, and the SELECT below (read committed) sees its report.
-        await driver.fetch(session, _TAKE_TURNS, {"doc_id": doc.id})
-        ready = ready._replace(unseen=False) if ready is not None else None  # look again
+    found = None
     if ready is None or not ready.unseen:
         found = await _known(session, doc.id, doc.sha256, runtime.rules_version)
         if found is not None and found.rules_version == runtime.rules_version:
             return found
-        stale = found
+    if exclusive and driver.dialect_of(session) != "sqlite":
+        # Wait for any transaction recording a report of this document: it has committed when
+        # the turn is ours, and the SELECT below (read committed) sees its report.
+        await take_turn(session, doc.id)
+        found = await _known(session, doc.id, doc.sha256, runtime.rules_version)
+        if found is not None and found.rules_version == runtime.rules_version:
+            return found
     report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = construct(VerificationRecord, document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),
                        rules_version=report.rules_version, report=data)
     await insert_rows(session, [record], held=True)  # nothing here waits for it: it goes with the commit
     await audit.append(session, action="document.verified", unit_id=doc.sender_unit_id, document_id=doc.id,
-                       object_id=record.id, data=_audited(record, stale))
+                       object_id=record.id, data=_audited(record, found))
     return record
 
 
@@ -192,11 +189,16 @@ async def send_verified(session: AsyncSession, db: Database, principal: Principa
         doc, precomputed = await _verified_current(session, db, principal, doc_id, runtime, blobs)
 
     async def run() -> dict[str, Any]:
+        # The document's turn first: a recall at the same moment sees these deliveries or runs
+        # before them, and a report recorded meanwhile by a reader is found, not made twice.
+        await take_turn(session, doc.id)
         notice: dict[str, Any] = {}
         if runtime is not None:
-            record = await record_verification(session, doc, runtime, blobs, precomputed)
+            ready = precomputed
+            if ready is not None and driver.dialect_of(session) != "sqlite":
+                ready = ready._replace(unseen=False)  # PostgreSQL: a reader may have recorded one; look again
+            record = await record_verification(session, doc, runtime, blobs, ready)
             notice = {"verdict": record.verdict}
-        await take_turn(session, doc.id)  # a recall at the same moment sees these deliveries, or runs first
         result = await send_document(session, principal, doc, selectors, policy, notice)
         return {"document_id": result.document_id, "created": result.created, "already_sent": result.already_sent}
 

@@ -218,6 +218,25 @@ async def test_parallel_verifications_of_a_new_version_record_one_report(
     assert (records, audited) == (1, 1)
 
 
+async def test_a_send_and_reports_read_at_the_same_moment_record_one_report(
+        app: Any, client: Client, world: World,
+) -> None:
+    for _ in range(3):
+        doc = await _upload(client, world)
+        signed = await _personal(client, world, doc["id"], box=BOX)
+        assert signed.status_code == 201, signed.text
+        read = [client.get(f"/api/v1/documents/{doc['id']}/verification", headers=world.auth("xa1"))
+                for _ in range(2)]
+        send = client.post(f"/api/v1/documents/{doc['id']}/send", headers=world.auth("xa1"),
+                           json={"recipients": ["000.01.01.H99"]})
+        responses = await asyncio.gather(*read, send)
+        assert [r.status_code for r in responses] == [200, 200, 200], [r.text[:300] for r in responses]
+        async with app.state.db.session() as s:
+            records = await s.scalar(select(func.count()).select_from(VerificationRecord).where(
+                col(VerificationRecord.document_id) == doc["id"]))
+        assert records == 1
+
+
 # -- 6. field names a person can read --------------------------------------------------------------
 async def test_field_names_with_invisible_format_characters_are_refused(
         client: Client, world: World, settings: Settings,
