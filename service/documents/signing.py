@@ -170,10 +170,11 @@ def _check_token_certificates(chain: list[bytes]) -> None:
         try:
             cert = x509.Certificate.load(der)
             cert.native  # noqa: B018 - asn1crypto parses lazily: force a full parse
-        except (ValueError, TypeError) as exc:
+            if index == 0:
+                algorithm = cert.public_key.algorithm
+        except Exception as exc:  # noqa: BLE001 - damaged DER fails asn1crypto in many ways (AttributeError too)
             raise InvalidInputError(f"certificate_chain[{index}] is not a certificate: send each as base64 of "
                                     "its DER bytes (a .cer file), the signer's first") from exc
-    algorithm = x509.Certificate.load(chain[0]).public_key.algorithm
     if algorithm not in ("rsa", "ec"):
         raise InvalidInputError(f"the signer's certificate holds a {algorithm.upper()} key: only RSA and EC "
                                 "keys can sign here")

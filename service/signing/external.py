@@ -316,7 +316,7 @@ def _load_certs(
         chain = [asn1_x509.Certificate.load(bytes(der)) for der in chain_der]
         for item in chain:
             item.native  # noqa: B018
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - damaged DER fails asn1crypto in many ways (AttributeError too)
         raise ExternalSigningError(f"not a DER certificate: {exc}") from exc
     return cert, chain
 

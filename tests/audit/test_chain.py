@@ -244,3 +244,12 @@ async def test_only_the_whole_tree_s_auditor_or_admin_walks_the_chain(client, wo
         r = await client.get("/api/v1/audit/verify", headers=world.auth(who))
         assert r.status_code == 200, r.text
         assert r.json()["ok"] is True
+    # The province's administrator who also audits one commune: the admin's reach counts.
+    both = await client.post("/api/v1/users", headers=world.auth("admin"),
+                             json={"username": "quantri.kiemtra", "full_name": "Nguyễn Văn Quản",
+                                   "unit": "000.00.00.H99", "roles": ["admin", "auditor"],
+                                   "audit_root": "000.00.01.H99"})
+    tok = await client.post(f"/api/v1/users/{both.json()['id']}/tokens", headers=world.auth("admin"),
+                            json={"label": "test", "days": 1})
+    r = await client.get("/api/v1/audit/verify", headers={"Authorization": f"Bearer {tok.json()['token']}"})
+    assert r.status_code == 200, r.text
