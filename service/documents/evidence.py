@@ -31,14 +31,11 @@ async def export_evidence(session: AsyncSession, principal: Principal, doc_id: s
     doc = await readable_content(session, principal, doc_id)
     record = await record_verification(session, doc, runtime, blobs, exclusive=True)
     history = await document_history(session, principal, doc.id)
+    # Recorded before the file is built: an export that fails is rolled back with its entry.
+    await audit.append(session, action="document.evidence_exported", actor_id=principal.user_id,
+                       unit_id=principal.unit_id, document_id=doc.id, data={"report_sha256": record.sha256})
     crls = [await asyncio.to_thread(runtime.pki.build_crl)] if runtime.pki else []
     out = blobs.scratch().with_suffix(".zip")  # a name of its own: parallel exports of one document never meet
     await asyncio.to_thread(build_evidence_zip, blobs.path(doc.sha256), VerificationReport.from_dict(record.report),
                             history, out, crls_der=crls, document_name=f"{doc.id}.pdf")
-    try:
-        await audit.append(session, action="document.evidence_exported", actor_id=principal.user_id,
-                           unit_id=principal.unit_id, document_id=doc.id, data={"report_sha256": record.sha256})
-    except BaseException:
-        await asyncio.to_thread(out.unlink, missing_ok=True)
-        raise
     return out

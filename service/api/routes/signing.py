@@ -225,6 +225,10 @@ async def complete_external_signature(session_id: str, body: ExternalCompleteReq
             response_class=FileResponse)
 async def evidence(doc_id: str, tx: Tx, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs) -> FileResponse:
     path = await evidence_export.export_evidence(tx.session, principal, doc_id, runtime, blobs)
-    await tx.commit()
+    try:
+        await tx.commit()
+    except BaseException:  # nothing is sent: the file the export built is not left behind
+        path.unlink(missing_ok=True)
+        raise
     return FileResponse(path, media_type="application/zip", filename=f"evidence-{doc_id}.zip",
                         background=BackgroundTask(path.unlink, missing_ok=True))
