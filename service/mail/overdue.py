@@ -10,6 +10,7 @@ Each at most once per delivery, so the sweep can run as often as wanted.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, select
@@ -18,12 +19,14 @@ from sqlmodel import col
 
 from service.documents.models import Delivery, Document
 from service.outbox.models import OutboxEvent
+from service.storage.bulk import bulk_insert
 from service.storage.db import Database
+from service.storage.types import new_id
 from service.units.models import Unit
 
 from .config import MailConfig
 
-__all__ = ["registration_deadline", "next_workday_end", "sweep_overdue"]
+__all__ = ["last_workday_end", "next_workday_end", "registration_deadline", "sweep_overdue"]
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -47,8 +50,19 @@ def escalation_deadline(arrived_at: datetime, end_hour: int = 17) -> datetime:
     return next_workday_end(registration_deadline(arrived_at, end_hour), end_hour, strictly_after=True)
 
 
-def _not_sent(kind: str) -> ColumnElement[bool]:
-    return ~exists().where(and_(col(OutboxEvent.delivery_id) == col(Delivery.id), col(OutboxEvent.kind) == kind))
+def last_workday_end(moment: datetime, end_hour: int = 17) -> datetime:
+    """The last working-day end (``end_hour`` local, Mon–Fri) at or before ``moment`` (UTC aware)."""
+    local = moment.astimezone(VN_TZ)
+    day = local.date()
+    while True:
+        end = datetime.combine(day, time(end_hour), VN_TZ)
+        if day.weekday() < 5 and end <= local:
+            return end
+        day -= timedelta(days=1)
+
+
+def _said(kind: str) -> ColumnElement[bool]:
+    return exists().where(and_(col(OutboxEvent.delivery_id) == col(Delivery.id), col(OutboxEvent.kind) == kind))
 
 
 async def sweep_overdue(db: Database, config: MailConfig, now: datetime) -> int:
@@ -59,44 +73,36 @@ async def sweep_overdue(db: Database, config: MailConfig, now: datetime) -> int:
     return created
 
 
+# Only what a reminder names, never whole rows: after one send to every branch of a province,
+# every sweep would otherwise load tens of thousands of objects to find none due.
+_LATE = (select(col(Delivery.id), col(Delivery.urgency), col(Document.id), col(Document.number_notation),
+                col(Document.subject), col(Document.urgency), col(Unit.id), col(Unit.name), col(Unit.parent_id))
+         .join(Document, col(Document.id) == col(Delivery.document_id))
+         .join(Unit, col(Unit.id) == col(Delivery.recipient_unit_id))
+         .where(col(Delivery.status) == "01"))
+
+
 async def _sweep(session: AsyncSession, now: datetime, end_hour: int) -> int:
-    # Nothing that arrived less than a few hours ago can be overdue yet: a cheap filter.
-    rows = await session.execute(
-        select(Delivery, Document, Unit)
-        .join(Document, col(Document.id) == col(Delivery.document_id))
-        .join(Unit, col(Unit.id) == col(Delivery.recipient_unit_id))
-        .where(col(Delivery.status) == "01", col(Delivery.created_at) < now, _not_sent("overdue_parent"))
-    )
-    candidates = rows.all()
-    reminded = await _already(session, [d.id for d, _, _ in candidates])
-    created = 0
-    for delivery, document, unit in candidates:
-        if delivery.id not in reminded and now >= registration_deadline(delivery.created_at, end_hour):
-            session.add(_event("overdue_reminder", delivery, document, unit.id, unit.name, now))
-            created += 1
-        elif unit.parent_id and now >= escalation_deadline(delivery.created_at, end_hour):
-            session.add(_event("overdue_parent", delivery, document, unit.parent_id, unit.name, now))
-            created += 1
-    await session.flush()
-    return created
+    # A delivery is past its registration deadline exactly when it arrived by the last working-day
+    # end before now, and past its escalation deadline when it arrived by the one before that.
+    due = last_workday_end(now, end_hour)
+    escalate_by = last_workday_end(due - timedelta(microseconds=1), end_hour)
+    reminders = await session.execute(_LATE.where(col(Delivery.created_at) <= due, ~_said("overdue_reminder")))
+    escalations = await session.execute(_LATE.where(
+        col(Delivery.created_at) <= escalate_by, col(Unit.parent_id).is_not(None), _said("overdue_reminder"),
+        ~_said("overdue_parent")))
+    events = [_event("overdue_reminder", row, row[6], now) for row in reminders.all()]
+    events += [_event("overdue_parent", row, str(row[8]), now) for row in escalations.all()]
+    if events:
+        await bulk_insert(session, OutboxEvent.__table__, events)  # type: ignore[attr-defined]
+    return len(events)
 
 
-async def _already(session: AsyncSession, delivery_ids: list[str]) -> set[str]:
-    if not delivery_ids:
-        return set()
-    rows = await session.execute(
-        select(col(OutboxEvent.delivery_id)).where(
-            col(OutboxEvent.kind) == "overdue_reminder", col(OutboxEvent.delivery_id).in_(delivery_ids)
-        )
-    )
-    return {i for i in rows.scalars() if i}
-
-
-def _event(kind: str, delivery: Delivery, document: Document, unit_id: str, overdue_unit: str,
-           now: datetime) -> OutboxEvent:
-    return OutboxEvent(
-        kind=kind, unit_id=unit_id, document_id=document.id, delivery_id=delivery.id, priority=delivery.urgency,
-        created_at=now, updated_at=now, next_attempt_at=now,
-        payload={"number_notation": document.number_notation, "subject": document.subject,
-                 "urgency": document.urgency, "overdue_unit_name": overdue_unit},
-    )
+def _event(kind: str, row: Any, unit_id: str, now: datetime) -> dict[str, Any]:
+    delivery_id, urgency, document_id, number_notation, subject, doc_urgency, _, unit_name, _ = row
+    return {"id": new_id(), "kind": kind, "unit_id": unit_id, "document_id": document_id,
+            "delivery_id": delivery_id, "priority": urgency, "state": "pending", "attempts": 0,
+            "next_attempt_at": now, "lease_owner": None, "lease_until": None, "last_error": "",
+            "created_at": now, "updated_at": now,
+            "payload": {"number_notation": number_notation, "subject": subject, "urgency": doc_urgency,
+                        "overdue_unit_name": unit_name}}

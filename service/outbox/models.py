@@ -34,6 +34,8 @@ class OutboxEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_queue", text("priority DESC"), "next_attempt_at", sqlite_where=text(QUEUED),
               postgresql_where=text(QUEUED)),
+        # What was already said about a delivery (the overdue sweep asks it of every late one).
+        Index("ix_outbox_delivery", "delivery_id", "kind"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
