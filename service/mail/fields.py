@@ -49,7 +49,9 @@ def template_fields(ctx: EventContext, base_url: str) -> dict[str, str]:
     """Every ``$name`` of the templates; absent values are empty strings."""
     p, doc = ctx.event.payload, ctx.document
     doc_id = ctx.event.document_id
-    url = p.get("document_url") or (f"{base_url.rstrip('/')}/api/v1/documents/{doc_id}" if doc_id else "")
+    # Built from the deployment's address: the payload's document_url is a path, which no
+    # mail reader can open.
+    url = f"{base_url.rstrip('/')}/api/v1/documents/{doc_id}" if doc_id else _text(p.get("document_url"))
     return {
         "number_notation": _text(p.get("number_notation") or (doc.number_notation if doc else "")),
         "subject": _text(p.get("subject") or (doc.subject if doc else "")),
@@ -62,6 +64,7 @@ def template_fields(ctx: EventContext, base_url: str) -> dict[str, str]:
         "reason": _text(p.get("reason")),
         "received_at": _day(ctx.delivery_created_at or p.get("received_at")),
         "overdue_unit": _text(p.get("overdue_unit_name") or ctx.delivery_unit_name),
+        "returning_unit": _text(p.get("recipient_unit_name")) or "đơn vị nhận",
         "failed_unit": _text(p.get("failed_unit_name")),
         "failed_addresses": _text(p.get("failed_addresses")),
         "failed_reply": _text(p.get("failed_reply")),

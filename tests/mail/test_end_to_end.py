@@ -39,6 +39,11 @@ async def test_send_and_return_notify_the_right_mailboxes(app, client, world, sm
     assert len(returned) == 1
     body = returned[0].get_body(("plain",)).get_content()
     assert "Sai đơn vị nhận" in body
+    # Which unit returned it (one of many recipients), and a link a mail reader can open.
+    assert "đã bị Đảng ủy xã Tân Lập trả lại" in body, body
+    assert f"https://vb.so.vn/api/v1/documents/{doc_id}" in body, body
+    arrival = got["u0000001H99@example.vn"].get_body(("plain",)).get_content()
+    assert f"https://vb.so.vn/api/v1/documents/{doc_id}" in arrival, arrival
 
     # The sending unit sees the sent notifications, with the server's answers.
     listed = (await client.get("/api/v1/notifications", params={"state": "sent"},
