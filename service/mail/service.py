@@ -258,6 +258,9 @@ def _recipient_values(r: Recipient, now: datetime) -> dict[str, object]:
             "updated": now}
 
 
+_SESSION_STAGES = frozenset({"CONNECT", "EHLO", "STARTTLS", "AUTH", "CONFIG"})
+
+
 def _apply_one(r: Recipient, o: Outcome, config: MailConfig, now: datetime) -> None:
     """Move one recipient on from its outcome: sent (2xx), failed (5xx, lifetime over) or deferred."""
     r.attempts += 1
@@ -267,8 +270,11 @@ def _apply_one(r: Recipient, o: Outcome, config: MailConfig, now: datetime) -> N
         r.state, r.sent_at = "sent", now
         return
     retry_at = now + timedelta(seconds=backoff_delay(r.attempts, config))
-    if o.code >= 500 or retry_at > r.created_at + timedelta(seconds=config.lifetime_s):
-        if o.code < 500:
+    # A refusal before any recipient was named (the relay's login, TLS, greeting) is about the
+    # relay, not this address: a rotated password must not fail every notice of the window.
+    permanent = o.code >= 500 and o.stage not in _SESSION_STAGES
+    if permanent or retry_at > r.created_at + timedelta(seconds=config.lifetime_s):
+        if not permanent:
             r.last_reply = f"gave up after {r.attempts} attempts; last answer: {o.code} {o.reply}"[:1000]
         r.state = "failed"
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from service.mail import Worker
@@ -52,3 +53,26 @@ async def test_send_and_return_notify_the_right_mailboxes(app, client, world, sm
     one = await client.get(f"/api/v1/notifications/{listed['notifications'][0]['id']}", headers=world.auth("admin"))
     assert one.status_code == 200
     assert one.json()["recipients"][0]["last_code"] == 250
+
+
+async def test_a_relay_that_refuses_the_login_defers_the_notices_until_it_is_fixed(
+        app, client, world, smtp_server, pki, tmp_path: Path):
+    # A rotated relay password (535 at AUTH) is the relay's problem, not the recipients': the
+    # notices wait, no failure report is written, and they go out once the password is right.
+    up = await client.post("/api/v1/documents", headers=world.auth("tu"), **upload_form(metadata("22-CV/TU")))
+    await client.post(f"/api/v1/documents/{up.json()['id']}/send", headers=world.auth("tu"),
+                      json={"recipients": ["000.00.01.H99", "000.00.02.H99"]})
+    refused = await Worker.create(app.state.db, mail_config(smtp_server, pki, tmp_path, password="rotated"))
+    await refused.drain()
+    await refused.close()
+    assert smtp_server.handler.messages == []
+    states = (await client.get("/api/v1/notifications", headers=world.auth("admin"))).json()["notifications"]
+    assert {n["kind"] for n in states} == {"arrival"}, states
+    assert {n["state"] for n in states} == {"deferred"}, states
+
+    await asyncio.sleep(0.6)  # the retry is due after the back-off (at most 0.5 s here)
+    fixed = await Worker.create(app.state.db, mail_config(smtp_server, pki, tmp_path))
+    await fixed.drain()
+    await fixed.close()
+    assert {m.rcpt_tos[0] for m in smtp_server.handler.messages} == {"u0000001H99@example.vn",
+                                                                      "u0000002H99@example.vn"}
