@@ -199,12 +199,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _port(text: str) -> int:
+    """A TCP port, 1 to 65535 (a larger number was taken modulo 65536 and served elsewhere)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="docexchange", description="Secure document exchange service")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the API (migrates the database first)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--demo", action="store_true", help="load demo data and write demo tokens")
     p.add_argument("--workers", type=int, default=1, choices=range(1, 65), metavar="N",
                    help="API processes (PostgreSQL only; one per core is usual)")

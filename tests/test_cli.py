@@ -112,3 +112,12 @@ def test_audit_verify_without_the_audit_table_is_not_reported_as_a_broken_chain(
     message = _refused(_run(data_dir, "audit", "verify"))
     assert "no such table: audit_entry" in message
     assert "docexchange db upgrade" in message
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_serve_refuses_a_port_that_is_not_one(tmp_path: Path, port: str) -> None:
+    # 99999 used to be served on 34463 (taken modulo 65536), where nobody would look.
+    done = _run(tmp_path, "serve", "--port", port)
+    assert done.returncode == 2
+    assert "give a number from 1 to 65535" in done.stderr
+    assert "Traceback" not in done.stderr
