@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, insert, select, text
+from sqlalchemy import Insert, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -153,9 +153,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-_KEY_TURN = text("SELECT pg_advisory_xact_lock(:key)")
-
-
 async def find_idempotent(session: AsyncSession, principal: Principal, key: str | None,
                           print_: str) -> IdempotencyRecord | None:
     """The stored first answer for this key, if any. Raises IdempotencyMismatchError.
@@ -167,9 +164,8 @@ async def find_idempotent(session: AsyncSession, principal: Principal, key: str 
     """
     if not key:
         return None
-    if driver.dialect_of(session) == "postgresql":
-        digest = hashlib.sha256(f"idempotency\x00{principal.user_id}\x00{key}".encode()).digest()
-        await session.execute(_KEY_TURN, {"key": int.from_bytes(digest[:8], "big", signed=True)})
+    digest = hashlib.sha256(f"idempotency\x00{principal.user_id}\x00{key}".encode()).digest()
+    await driver.advisory_xact_lock(session, int.from_bytes(digest[:8], "big", signed=True))
     stmt = select(IdempotencyRecord).where(col(IdempotencyRecord.user_id) == principal.user_id,
                                            col(IdempotencyRecord.key) == key)
     record = (await session.execute(stmt)).scalars().first()

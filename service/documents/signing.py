@@ -155,13 +155,13 @@ async def prepare_token_signature(session: AsyncSession, principal: Principal, d
     """
     from service.documents.external_signing import prepare_signing  # it builds on this module
 
-    _check_token_certificates(chain)
-    _check_holder(chain[0], principal)
+    _check_holder(_check_token_certificates(chain), principal)
     return await prepare_signing(session, principal, doc_id, where, chain, runtime, blobs)
 
 
-def _check_token_certificates(chain: list[bytes]) -> None:
-    """Raises InvalidInputError unless ``chain`` is DER certificates, the first with an RSA or EC key."""
+def _check_token_certificates(chain: list[bytes]) -> Any:
+    """The signer's certificate (asn1crypto), once ``chain`` is known to be DER certificates,
+    the first with an RSA or EC key. Raises InvalidInputError."""
     from asn1crypto import x509
 
     if not chain:
@@ -171,24 +171,23 @@ def _check_token_certificates(chain: list[bytes]) -> None:
             cert = x509.Certificate.load(der)
             cert.native  # noqa: B018 - asn1crypto parses lazily: force a full parse
             if index == 0:
-                algorithm = cert.public_key.algorithm
+                signer, algorithm = cert, cert.public_key.algorithm
         except Exception as exc:  # noqa: BLE001 - damaged DER fails asn1crypto in many ways (AttributeError too)
             raise InvalidInputError(f"certificate_chain[{index}] is not a certificate: send each as base64 of "
                                     "its DER bytes (a .cer file), the signer's first") from exc
     if algorithm not in ("rsa", "ec"):
         raise InvalidInputError(f"the signer's certificate holds a {algorithm.upper()} key: only RSA and EC "
                                 "keys can sign here")
+    return signer
 
 
-def _check_holder(der: bytes, principal: Principal) -> None:
+def _check_holder(cert: Any, principal: Principal) -> None:
     """Raises InvalidInputError unless the certificate is the caller's own: a personal
     signature is recorded, drawn and audited as the caller's, so the certificate in it must
     name them — by user id (certificates this deployment issues), or by name (those of
     another authority), compared without case or diacritics (``NGUYEN VAN AN`` is
     ``Nguyễn Văn An``). An organisation's certificate names no person and is refused too."""
-    from asn1crypto import x509
-
-    subject = x509.Certificate.load(der).subject.native
+    subject = cert.subject.native
     if principal.user_id in _values(subject.get("user_id")):
         return
     names = _values(subject.get("common_name"))

@@ -94,15 +94,14 @@ async def record_verification(session: AsyncSession, doc: Sendable, runtime: Sig
     found = None
     if ready is None or not ready.unseen:
         found = await _known(session, doc.id, doc.sha256, runtime.rules_version)
-        if found is not None and found.rules_version == runtime.rules_version:
-            return found
-    if exclusive and driver.dialect_of(session) != "sqlite":
+    if (found is None or found.rules_version != runtime.rules_version) and exclusive \
+            and driver.dialect_of(session) != "sqlite":
         # Wait for any transaction recording a report of this document: it has committed when
         # the turn is ours, and the SELECT below (read committed) sees its report.
         await take_turn(session, doc.id)
         found = await _known(session, doc.id, doc.sha256, runtime.rules_version)
-        if found is not None and found.rules_version == runtime.rules_version:
-            return found
+    if found is not None and found.rules_version == runtime.rules_version:
+        return found
     report = ready.report if ready is not None else await runtime.verify(blobs.path(doc.sha256))
     data = report.to_dict()
     record = construct(VerificationRecord, document_id=doc.id, sha256=doc.sha256, verdict=str(report.verdict),

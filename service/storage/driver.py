@@ -53,6 +53,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
 )
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.exc import DataError, IntegrityError
@@ -67,8 +68,9 @@ from sqlalchemy.util import await_
 from service.storage import sqlite_driver
 from service.storage.db import ServiceSession
 
-__all__ = ["defer", "dialect_of", "execute", "execute_many", "execute_now", "fetch", "fetch_last", "fetch_now",
-           "in_transaction", "sqlalchemy_errors", "memo_last", "per_transaction", "raw_connection"]
+__all__ = ["advisory_xact_lock", "defer", "dialect_of", "execute", "execute_many", "execute_now", "fetch",
+           "fetch_last", "fetch_now", "in_transaction", "sqlalchemy_errors", "memo_last", "per_transaction",
+           "raw_connection"]
 
 Processor = Callable[[Any], Any]
 Statement = Select[*tuple[Any, ...]] | UpdateBase  # a module constant: plans are kept per statement object
@@ -234,6 +236,16 @@ async def raw_connection(session: AsyncSession) -> Any:
     if raw is None:
         raise RuntimeError("the database connection is closed")
     return raw
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+async def advisory_xact_lock(session: AsyncSession, key: int) -> None:
+    """Wait for, then hold until the transaction ends, PostgreSQL's advisory lock ``key``
+    (a signed 64-bit number), across processes. Nothing on SQLite: one writer at a time."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(_ADVISORY_LOCK, {"key": key})
 
 
 def dialect_of(session: AsyncSession) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from service import audit
-from service.storage.driver import dialect_of
+from service.storage.driver import advisory_xact_lock
 from service.text import fold, nfc
 from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError, UnknownUnitsError
 from service.units.models import Unit
@@ -89,8 +89,7 @@ async def lock_tree(session: AsyncSession) -> None:
     loop (A under B, B under A). PostgreSQL: a transaction-scoped advisory lock, across
     processes. SQLite already lets one writer in at a time.
     """
-    if dialect_of(session) == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TREE_LOCK})
+    await advisory_xact_lock(session, _TREE_LOCK)
 
 
 async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit | None = None, *,
