@@ -155,6 +155,7 @@ async def prepare_token_signature(session: AsyncSession, principal: Principal, d
     """
     from service.documents.external_signing import prepare_signing  # it builds on this module
 
+    require_role(principal, "signer")  # who may sign comes before what they sent
     _check_holder(_check_token_certificates(chain), principal)
     return await prepare_signing(session, principal, doc_id, where, chain, runtime, blobs)
 

@@ -46,6 +46,10 @@ async def test_two_step_signing_with_the_signers_own_token(client, world, dev_ke
                           json={"box": [330, 120, 500, 200], "certificate_chain": colleague})
     assert r.status_code == 422, r.text
     assert "Trần Văn Khác's, not yours" in r.json()["detail"]
+    # A clerk may not sign at all: that is the answer, whatever certificate came with it.
+    r = await client.post(f"/api/v1/documents/{doc['id']}/signatures/external", headers=world.auth("xa1"),
+                          json={"box": [330, 120, 500, 200], "certificate_chain": colleague})
+    assert r.status_code == 403, r.text
     prepared = await _prepare(client, world, doc["id"], chain)
     assert "state" not in prepared
     assert prepared["digest_algorithm"] == "sha256"
