@@ -47,7 +47,9 @@ PNG_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"image
 _UNIT = {"type": "object", "required": ["code", "name", "level"], "properties": {
     "code": {"type": "string", "description": "Identifier code, e.g. 000.00.01.H99"},
     "name": {"type": "string"}, "level": {"type": "string", "description": "e.g. Đảng ủy xã, Chi bộ"},
-    "parent_code": {"type": "string", "description": "Absent for the file's top units"},
+    "parent_code": {"type": "string", "description": "The parent's code. Left out (key or CSV column): an "
+                                                 "existing unit stays where it is and a new one is a root; "
+                                                 "empty or null: a root"},
     "mailboxes": {"type": "array", "items": {"type": "string", "format": "email"}},
     "has_seal": {"type": "boolean"},
     "children": {"type": "array", "items": {"$ref": "#/components/schemas/UnitFileEntry"},

@@ -121,7 +121,8 @@ async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit 
             existing[spec.code] = known[spec.code] = unit
             created += 1
         else:
-            await _apply(session, unit, spec, parent, move=scope is None or unit.id != scope.id)
+            move = not spec.keeps_parent and (scope is None or unit.id != scope.id)
+            await _apply(session, unit, spec, parent, move=move)
             updated += 1
     await session.flush()
     codes = [s.code for s in specs]
@@ -145,7 +146,7 @@ def _check_scope(specs: list[UnitSpec], existing: dict[str, Unit], scope: Unit) 
         if spec.code == scope.code and spec.parent_code:
             raise InvalidTreeError(f"unit {spec.code} is your own unit: it keeps its place in the tree "
                                    "(leave its parent_code empty)")
-        if spec.code != scope.code and not spec.parent_code:
+        if spec.code != scope.code and not spec.parent_code and not (spec.keeps_parent and unit is not None):
             raise InvalidTreeError(f"unit {spec.code} has no parent; imported units go under your unit {scope.code}")
 
 

@@ -33,6 +33,7 @@ _MAILBOX_MAX = 320  # RFC 5321: 64 + 1 + 255
 _NUMBER_MAX_DIGITS = 30  # nothing in a unit file is a number; longer ones only cost CPU
 _YES = frozenset({"true", "yes", "1", "có"})
 _NO = frozenset({"false", "no", "0", "không", ""})  # an empty cell: no seal, as when the key is absent
+_FORMULA_START = ("=", "+", "-", "@")  # what makes a spreadsheet cell a formula
 
 
 def valid_code(code: str) -> bool:
@@ -43,7 +44,9 @@ def valid_code(code: str) -> bool:
 class UnitSpec:
     """One unit as a file describes it (parent by code). ``mailboxes`` and ``has_seal`` are
     None when the file leaves them out: a new unit has none and no seal, an existing one
-    keeps its own."""
+    keeps its own. ``keeps_parent`` says the file left the parent out (no ``parent_code``
+    column or key, and no nesting): an existing unit stays where it is, a new one is a
+    root. An empty or null ``parent_code`` does say something: the unit is a root."""
 
     code: str
     name: str
@@ -51,6 +54,12 @@ class UnitSpec:
     parent_code: str | None = None
     mailboxes: list[str] | None = None
     has_seal: bool | None = None
+    keeps_parent: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The unit as the API and a JSON file show it."""
+        return {"code": self.code, "name": self.name, "level": self.level, "parent_code": self.parent_code,
+                "mailboxes": self.mailboxes, "has_seal": self.has_seal}
 
 
 def parse_tree(data: bytes, filename: str) -> list[UnitSpec]:
@@ -80,11 +89,13 @@ def _from_csv(text: str) -> list[UnitSpec]:
 
 def _from_row(row: dict[str | None, Any], line: int) -> UnitSpec:
     where = f"line {line}"
-    item: dict[str, Any] = {k: row.get(k) or "" for k in CSV_COLUMNS}
+    item: dict[str, Any] = {k: _live(row.get(k) or "") for k in CSV_COLUMNS}
     # A column the file does not have (None) leaves the unit's own value; an empty cell clears it.
     item["mailboxes"] = None if row.get("mailboxes") is None else [
         m for m in re.split(r"[,;]", item["mailboxes"]) if m.strip()]
     item["has_seal"] = None if row.get("has_seal") is None else _csv_bool(item["has_seal"], where)
+    if row.get("parent_code") is None:
+        del item["parent_code"]
     return _spec(item, None, where)
 
 
@@ -162,6 +173,7 @@ def _spec(item: dict[str, Any], parent_code: str | None, where: str) -> UnitSpec
         # Left out (or null): the unit keeps what it has.
         mailboxes=None if item.get("mailboxes") is None else _mailboxes(item["mailboxes"], where),
         has_seal=None if item.get("has_seal") is None else _json_bool(item["has_seal"], where),
+        keeps_parent=parent_code is None and "parent_code" not in item,
     )
 
 
@@ -246,15 +258,27 @@ def _check_codes(specs: list[UnitSpec]) -> None:
 
 
 def dump_json(specs: list[UnitSpec]) -> str:
-    rows = [spec.__dict__ for spec in specs]
-    return json.dumps({"units": rows}, ensure_ascii=False, indent=2)
+    return json.dumps({"units": [s.as_dict() for s in specs]}, ensure_ascii=False, indent=2)
 
 
 def dump_csv(specs: list[UnitSpec]) -> str:
+    """The tree as a spreadsheet opens it: a UTF-8 byte-order mark, without which Excel reads
+    Vietnamese as Windows-1252, and no cell a spreadsheet would run as a formula."""
     buf = io.StringIO()
+    buf.write("\ufeff")
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for s in specs:
-        writer.writerow([s.code, s.name, s.level, s.parent_code or "", ";".join(s.mailboxes or ()),
-                         str(bool(s.has_seal)).lower()])
+        writer.writerow([s.code, _inert(s.name), _inert(s.level), s.parent_code or "",
+                         _inert(";".join(s.mailboxes or ())), str(bool(s.has_seal)).lower()])
     return buf.getvalue()
+
+
+def _inert(cell: str) -> str:
+    # A name such as =HYPERLINK(…) would run in the spreadsheet of whoever opens the export.
+    # The quote that stops it is the spreadsheets' own text marker; _live takes it off on import.
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def _live(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell

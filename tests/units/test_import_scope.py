@@ -105,6 +105,22 @@ async def test_a_commune_admin_imports_its_own_part(client, world, commune_admin
     assert {u["code"]: u for u in await snapshot()}["000.02.01.H99"]["parent_code"] == "000.01.01.H99"
 
 
+async def test_a_rename_only_file_keeps_every_unit_in_its_place(client, commune_admin, snapshot) -> None:
+    before = {u["code"]: u for u in await snapshot()}
+    rows = ("code,name,level\n"
+            f"{XA1},Đảng ủy xã Tân Lập (sáp nhập),Đảng ủy xã\n"
+            "000.01.01.H99,Chi bộ thôn Đông Một,Chi bộ\n")
+    r = await _import(client, commune_admin, rows.encode(), csv=True)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"created": 0, "updated": 2}
+    after = {u["code"]: u for u in await snapshot()}
+    assert after["000.01.01.H99"]["name"] == "Chi bộ thôn Đông Một"
+    assert {c: u["parent_code"] for c, u in after.items()} == {c: u["parent_code"] for c, u in before.items()}
+    # A new unit still needs a parent inside the admin's part.
+    new = await _import(client, commune_admin, [{"code": "000.09.01.H99", "name": "Chi bộ mới", "level": "Chi bộ"}])
+    assert "has no parent" in _problem(new, 422)["detail"]
+
+
 async def test_the_province_admin_still_imports_anything_under_the_province(client, world, snapshot) -> None:
     r = await _import(client, world.auth("admin"), [
         {"code": XA2, "name": "Đảng ủy phường Hồng Hà", "level": "Đảng ủy xã", "parent_code": PROVINCE,

