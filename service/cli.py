@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import col
 
 from service import audit, auth, units
@@ -21,7 +19,7 @@ from service.documents.blobs import upgrade_layout
 from service.errors import InvalidInputError, ServiceError
 from service.plugins import import_optional
 from service.settings import Settings
-from service.storage.db import Database, is_sqlite
+from service.storage.db import existing_database, is_sqlite
 from service.storage.migrate import upgrade
 from service.text import nfc, to_vn_iso
 
@@ -35,41 +33,17 @@ _OPTIONS = {"username": "--username", "full_name": "--name", "roles": "--role", 
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class DatabaseUnavailableError(ServiceError):
-    """The configured database is missing, cannot be opened, or lacks the service's tables."""
-
-
 def _settings() -> Settings:
     return Settings()
 
 
 async def _with_session(fn: Callable[[Any], Awaitable[Any]], commit: bool = True) -> Any:
-    """Run ``fn`` in one transaction. Raises DatabaseUnavailableError for a database that is
-    missing (rather than creating an empty SQLite file), cannot be opened or lacks a table."""
-    url = _settings().effective_database_url
-    where = make_url(url).render_as_string(hide_password=True)
-    if is_sqlite(url) and not _sqlite_file_exists(url):
-        raise DatabaseUnavailableError(f"there is no database at {where}: run `docexchange db upgrade` to create "
-                                       "it, or set DOCEX_DATA_DIR / DOCEX_DATABASE_URL to the existing one")
-    db = Database(url, pool_size=2)
-    try:
-        async with db.session() as session:
-            result = await fn(session)
-            if commit:
-                await session.commit()
-            return result
-    except (OperationalError, ProgrammingError) as exc:  # no such table, cannot open, not allowed
-        raise DatabaseUnavailableError(
-            f"the database {where} cannot be read ({str(exc.orig).strip()}): check DOCEX_DATA_DIR / "
-            "DOCEX_DATABASE_URL and run `docexchange db upgrade`; restore it from a backup if tables were removed"
-        ) from exc
-    finally:
-        await db.dispose()
-
-
-def _sqlite_file_exists(url: str) -> bool:
-    path = make_url(url).database or ""
-    return path in ("", ":memory:") or Path(path).is_file()
+    """Run ``fn`` in one transaction of the existing database (see storage.db.existing_database)."""
+    async with existing_database(_settings().effective_database_url) as db, db.session() as session:
+        result = await fn(session)
+        if commit:
+            await session.commit()
+        return result
 
 
 def _validated(model: type[_Model], **fields: Any) -> _Model:

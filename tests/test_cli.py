@@ -106,6 +106,23 @@ def test_audit_verify_without_a_database_says_to_create_it_and_writes_nothing(tm
     assert not missing.exists()
 
 
+@pytest.mark.parametrize("command", [("mail", "list"), ("mail", "retry", "0" * 26), ("mail", "sweep-overdue")])
+def test_mail_commands_without_a_database_say_what_to_do_and_create_nothing(tmp_path: Path, command) -> None:
+    missing = tmp_path / "no-such-dir"
+    message = _refused(_run(missing, *command))
+    assert "docexchange db upgrade" in message
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(("command", "table"), [(("mail", "list"), "outbox_event"),
+                                                (("mail", "sweep-overdue"), "delivery")])
+def test_mail_commands_on_a_damaged_database_name_the_missing_table(data_dir: Path, command, table) -> None:
+    with sqlite3.connect(data_dir / "docexchange.db") as conn:
+        conn.execute(f"DROP TABLE {table}")
+    message = _refused(_run(data_dir, *command))
+    assert f"no such table: {table}" in message
+
+
 def test_audit_verify_without_the_audit_table_is_not_reported_as_a_broken_chain(data_dir: Path) -> None:
     with sqlite3.connect(data_dir / "docexchange.db") as conn:
         conn.execute("DROP TABLE audit_entry")

@@ -12,6 +12,7 @@ from sqlmodel import col
 from service.documents.models import Document
 from service.outbox.models import OutboxEvent
 from service.storage.types import utcnow
+from service.text import echo
 from service.units.models import Unit
 
 from . import repository as repo
@@ -74,7 +75,7 @@ async def _visible_event(session: AsyncSession, scope: Scope, event_id: str) -> 
     )
     event = rows.scalars().first()
     if event is None:
-        raise NotificationNotFound(f"notification {event_id} not found")
+        raise NotificationNotFound(f"notification {echo(event_id)} not found")
     return event
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from service.documents.blobs import upgrade_layout
 from service.plugins import freeze_loaded
 from service.settings import Settings
-from service.storage.db import Database
+from service.storage.db import Database, existing_database
 from service.storage.types import utcnow
 
 from .admin import Scope, list_notifications, retry_notification
@@ -43,7 +43,8 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     test.set_defaults(func=lambda a: asyncio.run(_test(load_settings(), a.address)))
     listing = sub.add_parser("list", help="notifications not yet sent (or of one state)")
     listing.add_argument("--state", choices=["pending", "sending", "deferred", "sent", "failed", "cancelled"])
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_limit, default=50, metavar="N",
+                         help=f"at most N notifications, newest first (1–{_LIMIT_MAX}; default 50)")
     listing.set_defaults(func=lambda a: asyncio.run(_list(load_settings(), a.state, a.limit)))
     retry = sub.add_parser("retry", help="send a deferred/failed notification again now")
     retry.add_argument("id")
@@ -52,6 +53,19 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     sweep.set_defaults(func=lambda a: asyncio.run(_sweep(load_settings())))
     worker = subparsers.add_parser("worker", help="run the mail worker until SIGTERM")
     worker.set_defaults(func=lambda a: on_fast_loop(run_worker(load_settings())))
+
+
+_LIMIT_MAX = 10_000
+
+
+def _limit(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= _LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {_LIMIT_MAX}")
+    return limit
 
 
 def on_fast_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -107,12 +121,8 @@ def _test_message(config: MailConfig, address: str) -> bytes:
 
 
 async def _list(settings: Settings, state: str | None, limit: int) -> int:
-    db = Database(settings.effective_database_url)
-    try:
-        async with db.session() as session:
-            rows = await list_notifications(session, Scope(None), state=state, limit=limit)
-    finally:
-        await db.dispose()
+    async with existing_database(settings.effective_database_url) as db, db.session() as session:
+        rows = await list_notifications(session, Scope(None), state=state, limit=limit)
     for e in rows:
         print(f"{e.id}  {e.kind:<17} {e.state:<9} p{e.priority} tries={e.attempts} {e.last_error[:80]}")
     print(f"{len(rows)} notification(s)")
@@ -120,26 +130,20 @@ async def _list(settings: Settings, state: str | None, limit: int) -> int:
 
 
 async def _retry(settings: Settings, event_id: str) -> int:
-    db = Database(settings.effective_database_url)
     try:
-        async with db.session() as session:
+        async with existing_database(settings.effective_database_url) as db, db.session() as session:
             event = await retry_notification(session, Scope(None), event_id)
             await session.commit()
     except MailError as error:
         print(f"cannot retry: {error}")
         return 1
-    finally:
-        await db.dispose()
     print(f"{event.id} queued again")
     return 0
 
 
 async def _sweep(settings: Settings) -> int:
-    db = Database(settings.effective_database_url)
-    try:
+    async with existing_database(settings.effective_database_url) as db:
         created = await sweep_overdue(db, MailConfig.from_settings(settings), utcnow())
-    finally:
-        await db.dispose()
     print(f"{created} reminder(s) queued")
     return 0
 

@@ -5,18 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
 
+from service.errors import ServiceError
 from service.storage import sqlite_driver
 from service.storage.checkpoint import SAFETY_PAGES, Checkpointer
 
-__all__ = ["Database", "ServiceSession", "is_sqlite"]
+__all__ = ["Database", "DatabaseUnavailableError", "ServiceSession", "existing_database", "is_sqlite"]
+
+
+class DatabaseUnavailableError(ServiceError):
+    """The configured database is missing, cannot be opened, or lacks the service's tables."""
 
 
 class ServiceSession(Session):
@@ -55,6 +61,34 @@ class Database:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def existing_database(url: str, *, pool_size: int = 2) -> AsyncIterator[Database]:
+    """The database of an operator's command, which must already exist.
+
+    Raises DatabaseUnavailableError, with what to do, for a SQLite file that is not there
+    (rather than creating an empty one) and for a database that cannot be opened or lacks
+    a table (not migrated, or damaged)."""
+    where = make_url(url).render_as_string(hide_password=True)
+    if is_sqlite(url) and not _sqlite_file_exists(url):
+        raise DatabaseUnavailableError(f"there is no database at {where}: run `docexchange db upgrade` to create "
+                                       "it, or set DOCEX_DATA_DIR / DOCEX_DATABASE_URL to the existing one")
+    db = Database(url, pool_size=pool_size)
+    try:
+        yield db
+    except (OperationalError, ProgrammingError) as exc:  # no such table, cannot open, not allowed
+        raise DatabaseUnavailableError(
+            f"the database {where} cannot be read ({str(exc.orig).strip()}): check DOCEX_DATA_DIR / "
+            "DOCEX_DATABASE_URL and run `docexchange db upgrade`; restore it from a backup if tables were removed"
+        ) from exc
+    finally:
+        await db.dispose()
+
+
+def _sqlite_file_exists(url: str) -> bool:
+    path = make_url(url).database or ""
+    return path in ("", ":memory:") or Path(path).is_file()
 
 
 def _make_engine(url: str, pool_size: int) -> AsyncEngine:
