@@ -16,7 +16,7 @@ from service import audit
 from service.auth import Principal
 from service.documents.access import require_role
 from service.documents.models import Attachment, Document, IdempotencyRecord
-from service.documents.numbering import parse_number_notation
+from service.documents.numbering import NumberNotation, parse_number_notation
 from service.documents.schemas import DocumentMetadata
 from service.errors import ConflictError, InvalidInputError
 from service.storage import driver
@@ -107,7 +107,7 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
     meta.check_secrecy()
     check_pdf(main)
     number = parse_number_notation(meta.number_notation)
-    key = f"{meta.issued_on.year}:{number.key}"
+    key = _dedup_key(meta.issued_on.year, number)
     doc = _new_document(principal, meta, number, key, main)
     values = {c.name: getattr(doc, c.key) for c in _DOCUMENTS.columns}
     if not await driver.fetch(session, _REGISTER.get(driver.dialect_of(session), _REGISTER_ANYWHERE), values):
@@ -128,9 +128,18 @@ async def register_document(session: AsyncSession, principal: Principal, meta: D
 
 
 _SEARCH_MAX = 2500
+_KEY_MAX = 200  # Document.dedup_key
 
 
-def _new_document(principal: Principal, meta: DocumentMetadata, number: Any, key: str, main: StoredFile) -> Document:
+def _dedup_key(year: int, number: NumberNotation) -> str:
+    key = f"{year}:{number.key}"
+    # Upper case can be longer than the notation (ß → SS, ﬃ → FFI). One notation always
+    # gives one key, so a digest in place of an overlong one still finds every duplicate.
+    return key if len(key) <= _KEY_MAX else f"{year}:{number.form}:#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _new_document(principal: Principal, meta: DocumentMetadata, number: NumberNotation, key: str,
+                  main: StoredFile) -> Document:
     searchable = f"{number.text} {meta.subject} {meta.doc_type}"
     # Built without the ORM's attribute events (a quarter of the cost): the row goes out
     # through insert_rows and the object is only read back.

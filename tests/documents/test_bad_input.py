@@ -80,6 +80,17 @@ async def test_duplicate_number_points_to_the_first(client, world, settings) -> 
     assert len(_stored_files(settings)) == 1, "the refused duplicate's bytes must not be kept"
 
 
+async def test_a_notation_that_upper_case_lengthens_is_still_checked_for_duplicates(client, world, settings) -> None:
+    # 49 × ß is 98 × SS in upper case: the key outgrows its column.
+    notation = f"1-{'ß' * 49}/{'ß' * 49}"
+    first = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(notation)))
+    assert first.status_code == 201, first.text
+    again = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                              **upload_form(metadata("0" + notation), pdf=make_pdf("other content")))
+    assert _problem(again, 409)["existing_document_id"] == first.json()["id"]
+    assert len(_stored_files(settings)) == 1
+
+
 async def test_the_same_number_uploaded_twice_at_once_is_registered_once(client, world, settings) -> None:
     import asyncio
 
