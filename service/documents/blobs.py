@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -110,6 +111,16 @@ class BlobStore:
     def scratch(self) -> Path:
         """A fresh temporary path inside the store (same filesystem: renames are atomic)."""
         return self.root / "tmp" / secrets.token_hex(16)
+
+    @contextlib.contextmanager
+    def scratch_file(self) -> Iterator[Path]:
+        """A ``scratch`` path that is gone when the block ends: adopted into the store,
+        or removed, whatever the block raised."""
+        path = self.scratch()
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     async def adopt(self, path: Path, sha256: str) -> Path:
         """Move a finished file (from ``scratch``) to its content address."""

@@ -103,12 +103,12 @@ async def sign_personal(session: AsyncSession, principal: Principal, doc_id: str
         raise PermissionDeniedError("unknown signer")
     signer = await runtime.for_person(user.id, user.full_name, user.email)
     placement = _placement(where)
-    out = blobs.scratch()
-    result = await signer.sign_personal(blobs.path(doc.sha256), out, placement=placement,
-                                        signer_name=user.full_name,
-                                        image_png=await _image(blobs, user.signature_image_sha),
-                                        options=runtime.options)
-    return await record_signature(session, principal, doc, "personal", result, out, blobs)
+    with blobs.scratch_file() as out:
+        result = await signer.sign_personal(blobs.path(doc.sha256), out, placement=placement,
+                                            signer_name=user.full_name,
+                                            image_png=await _image(blobs, user.signature_image_sha),
+                                            options=runtime.options)
+        return await record_signature(session, principal, doc, "personal", result, out, blobs)
 
 
 async def sign_organisation(session: AsyncSession, principal: Principal, doc_id: str, personal_field: str | None,
@@ -121,11 +121,11 @@ async def sign_organisation(session: AsyncSession, principal: Principal, doc_id:
     doc = await own_unsent_document(session, principal, doc_id)
     field = _personal_field(await signatures_of(session, doc.id), personal_field)
     signer = await runtime.for_unit(unit.code, unit.name)
-    out = blobs.scratch()
-    result = await signer.sign_organisation(blobs.path(doc.sha256), out, unit_name=unit.name, personal_field=field,
-                                            seal_png=await _image(blobs, unit.seal_image_sha),
-                                            options=runtime.options)
-    return await record_signature(session, principal, doc, "organisation", result, out, blobs)
+    with blobs.scratch_file() as out:
+        result = await signer.sign_organisation(blobs.path(doc.sha256), out, unit_name=unit.name,
+                                                personal_field=field, seal_png=await _image(blobs, unit.seal_image_sha),
+                                                options=runtime.options)
+        return await record_signature(session, principal, doc, "organisation", result, out, blobs)
 
 
 async def sign_attachment(session: AsyncSession, principal: Principal, doc_id: str, att_id: str,
@@ -138,10 +138,10 @@ async def sign_attachment(session: AsyncSession, principal: Principal, doc_id: s
     doc = await own_unsent_document(session, principal, doc_id)
     att = await attachment_of(session, doc.id, att_id)
     signer = await runtime.for_unit(unit.code, unit.name)
-    out = blobs.scratch()
-    result = await signer.sign_attachment(blobs.path(att.sha256), out, number_notation=doc.number_notation,
-                                          unit_name=unit.name, options=runtime.options)
-    return await record_signature(session, principal, doc, "attachment", result, out, blobs, attachment=att)
+    with blobs.scratch_file() as out:
+        result = await signer.sign_attachment(blobs.path(att.sha256), out, number_notation=doc.number_notation,
+                                              unit_name=unit.name, options=runtime.options)
+        return await record_signature(session, principal, doc, "attachment", result, out, blobs, attachment=att)
 
 
 async def prepare_token_signature(session: AsyncSession, principal: Principal, doc_id: str, where: PersonalRequest,

@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
+
+# What reading a damaged or ill-typed PDF raises in pyHanko: its own PdfError, and Python's
+# errors where an object has the wrong type (/Annots 5, /Fields 7) or a reference leads nowhere.
+DAMAGED_PDF_ERRORS: tuple[type[Exception], ...] = (
+    PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError)
 
 __all__ = ["field_geometry", "locking_field", "page_count", "page_size", "signature_field_names",
            "signature_fields"]

@@ -44,8 +44,9 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from service.signing.appearance import FontConfig, image_style, make_signature_png
-from service.signing.errors import ExternalSigningError
+from service.signing.errors import ExternalSigningError, SignatureCreationError
 from service.signing.pades import (
+    SIGNING_FAILURES,
     Placement,
     SignatureLevel,
     SigningOptions,
@@ -54,6 +55,7 @@ from service.signing.pades import (
     file_sha256,
     metadata,
     now_vn,
+    signing_failure,
 )
 from service.signing.report import Verdict
 from service.signing.service import check_personal_placement
@@ -113,7 +115,7 @@ async def prepare_external(
     """Prepare a visible personal signature (approval, like ``sign_personal``)
     for a key held by the client. ``dst`` defaults to ``<src>.signed.pdf``.
 
-    Raises ExternalSigningError (bad certificate, unsupported level, unreadable PDF).
+    Raises ExternalSigningError (bad certificate, unsupported level), SignatureCreationError (unreadable PDF).
     """
     if options.level not in (SignatureLevel.B_B, SignatureLevel.B_T):
         raise ExternalSigningError(f"external signing supports B-B and B-T, not {options.level}")
@@ -185,9 +187,10 @@ async def _prepare(job: _PrepareJob) -> tuple[PreparedByteRangeDigest, bytes]:
             ),
             use_pades=True,
         )
-    except (PdfError, PyhankoSigningError, OSError, ValueError, KeyError) as exc:
+    except SIGNING_FAILURES as exc:
         job.prepared.unlink(missing_ok=True)
-        raise ExternalSigningError(f"cannot prepare {job.src.name}: {exc}") from exc
+        # The document's problem, not the token's: the same refusal as a signature made here.
+        raise SignatureCreationError(signing_failure(exc)) from exc
     return prepared, attrs.dump()
 
 

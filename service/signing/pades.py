@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 from asn1crypto import tsp
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError as PyhankoSigningError
 from pyhanko.sign.timestamps import TimeStamper
@@ -33,7 +32,14 @@ from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from service.signing._fastcms import fast_signer
-from service.signing._pdfinfo import field_geometry, locking_field, page_count, page_size, signature_fields
+from service.signing._pdfinfo import (
+    DAMAGED_PDF_ERRORS,
+    field_geometry,
+    locking_field,
+    page_count,
+    page_size,
+    signature_fields,
+)
 from service.signing.errors import SignatureCreationError, SigningError
 from service.signing.trust import TrustConfig
 
@@ -215,6 +221,10 @@ async def offload(fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
     return await asyncio.to_thread(lambda: asyncio.run(fn(*args)))
 
 
+# What signing a document can fail with, besides a bug: a damaged PDF, pyHanko's refusal, the disk.
+SIGNING_FAILURES: tuple[type[Exception], ...] = (*DAMAGED_PDF_ERRORS, PyhankoSigningError, OSError)
+
+
 async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
     pdf_signer = TimedPdfSigner(
         job.meta,
@@ -235,9 +245,19 @@ async def _sign_file(src: Path | BinaryIO, dst: Path, job: SignJob) -> None:
                 appearance_text_params=job.text_params or None,
                 chunk_size=_IO_CHUNK,
             )
-    except (PdfError, PyhankoSigningError, OSError, ValueError, KeyError, ArithmeticError) as exc:
+    except SIGNING_FAILURES as exc:
         dst.unlink(missing_ok=True)
-        raise SignatureCreationError(f"signing failed: {exc}") from exc
+        raise SignatureCreationError(signing_failure(exc)) from exc
+
+
+def signing_failure(exc: Exception) -> str:
+    """What to tell the clerk when signing failed with one of SIGNING_FAILURES."""
+    if isinstance(exc, PyhankoSigningError):
+        return f"signing failed: {exc}"
+    if isinstance(exc, OSError):  # its str() would name a path inside the store
+        return f"signing failed: the signed file could not be written ({exc.strerror or type(exc).__name__})"
+    return (f"the PDF's internal structure is damaged ({exc}), so it cannot be signed: open it and save it "
+            "again as PDF (or print it to PDF), then upload the new file")
 
 
 def _open_input(src: Path | BinaryIO) -> BinaryIO:
@@ -303,7 +323,7 @@ def inspect_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> P
                                    f"numbered from 0 to {pages - 1}")
             return PdfLayout(signature_fields(reader), geometry, target, page_size(reader, target), pages,
                              locking_field(reader))
-        except (PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError) as exc:
+        except DAMAGED_PDF_ERRORS as exc:
             raise SignatureCreationError(f"cannot read the PDF's layout: {exc}") from exc
         finally:
             if not isinstance(src, Path):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -343,3 +344,45 @@ async def test_a_page_tree_that_names_its_nodes_twice_is_refused_at_once(
         json={"box": BOX, "certificate_chain": _chain(dev_keys)}), 20)
     assert "lists one of its nodes twice" in _problem(prepared, 422)["detail"]
     assert await _signatures(client, world, doc["id"]) == []
+
+
+# -- a PDF whose objects have the wrong types ---------------------------------------------------
+
+
+def _ill_typed(catalog_extra: str = "", page_extra: str = "") -> bytes:
+    from tests.factories.pdf import assemble_pdf
+
+    return assemble_pdf([
+        f"<< /Type /Catalog /Pages 2 0 R {catalog_extra} >>".encode(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R {page_extra} >>".encode(),
+        b"<< /Length 33 >>\nstream\nBT /F1 12 Tf 72 720 Td (x) Tj ET\nendstream",
+    ])
+
+
+@pytest.mark.parametrize(("catalog_extra", "page_extra"), [
+    ("", "/Annots 5"), ("", "/Annots << /A 1 >>"), ("/AcroForm << /Fields 7 >>", ""),
+    ("/Perms 5", ""), ("/Extensions 5", ""),
+])
+async def test_a_pdf_with_ill_typed_objects_is_refused_and_leaves_nothing(
+        client: Client, world: World, settings: Settings, dev_keys: Path, catalog_extra: str, page_extra: str) -> None:
+    # Such files pass the upload's checks; signing them raised TypeError or AttributeError
+    # inside pyHanko: a 500, and an empty scratch file left behind each time.
+    pdf = _ill_typed(catalog_extra, page_extra)
+    doc = await _upload(client, world, pdf=pdf, attachments=[("phu-luc.pdf", pdf)])
+    before = _files(settings)
+    answers = [
+        await _personal(client, world, doc["id"], box=BOX),
+        await client.post(f"/api/v1/documents/{doc['id']}/attachments/{doc['attachments'][0]['id']}/signature",
+                          headers=world.auth("xa1")),
+        await client.post(f"/api/v1/documents/{doc['id']}/signatures/external", headers=world.auth("xa1_signer"),
+                          json={"box": BOX, "certificate_chain": _chain(dev_keys)}),
+    ]
+    for answer in answers:
+        problem = _problem(answer, 422)
+        assert "internal structure is damaged" in problem["detail"], problem
+        assert "save it again as PDF" in problem["detail"]
+        assert problem["title"] != TOKEN_TITLE
+        assert doc["sha256"][:8] not in problem["detail"]
+    assert await _signatures(client, world, doc["id"]) == []
+    assert _files(settings) == before
