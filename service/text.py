@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
-__all__ = ["VN_TZ", "PlainText", "echo", "first_control", "fold", "nfc", "plain_text", "search_key", "to_vn_iso",
-           "without_controls"]
+__all__ = ["VN_TZ", "PlainText", "RequiredText", "blank", "echo", "first_control", "fold", "nfc", "plain_text",
+           "search_key", "to_vn_iso", "without_controls"]
 
 # Vietnam has kept UTC+07:00 without daylight saving since 1975.
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -46,24 +46,46 @@ def echo(text: str, limit: int = 60) -> str:
     return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", short)
 
 
+# Embeddings, overrides and isolates of the bidirectional algorithm: no Vietnamese text needs
+# one, and U+202E shows "hợp-đồng\u202efdp.exe" as "hợp-đồngexe.pdf".
+_DIRECTION = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
 def plain_text(text: str) -> str:
     """``text`` itself; raises ValueError if it holds a control character (a NUL, an escape)
-    other than tab and line breaks, or half of a surrogate pair. No name, number or note a
-    person types holds one; PostgreSQL cannot store a NUL, and a header built from such
-    text (a mail's subject) would be broken."""
+    other than tab and line breaks, half of a surrogate pair, or a direction override. No
+    name, number or note a person types holds one; PostgreSQL cannot store a NUL, a header
+    built from such text (a mail's subject) would be broken, and an override disguises
+    what follows it."""
     ch = first_control(text)
     if ch is not None:
         raise ValueError(f"the text holds the control character U+{ord(ch):04X}; remove it")
+    if (found := _DIRECTION.search(text)) is not None:
+        raise ValueError(f"the text holds the direction control character U+{ord(found.group()):04X}, which can "
+                         "disguise the text after it; remove it")
     return text
 
 
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only spaces and invisible format characters (U+200B…)."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+
+
 def nfc_first(value: object) -> object:
-    """NFC before a request model checks a text's length: a limit counts the characters kept."""
-    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+    """NFC, trimmed, before a request model checks a text's length: a limit counts the
+    characters kept, and a required field is not filled by spaces."""
+    return unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else value
 
 
-# For request models: any text field a person fills in.
+def _filled(text: str) -> str:
+    if blank(text):
+        raise ValueError("it cannot be blank: write the text itself")
+    return text
+
+
+# For request models: any text field a person fills in, and one that must be filled in.
 PlainText = Annotated[str, BeforeValidator(nfc_first), AfterValidator(plain_text)]
+RequiredText = Annotated[str, BeforeValidator(nfc_first), AfterValidator(plain_text), AfterValidator(_filled)]
 
 
 def fold(text: str) -> str:

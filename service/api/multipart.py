@@ -152,6 +152,9 @@ async def _drain(events: _Events, form: ReceivedForm, store: BlobStore, b: _Budg
             b.current = None
 
 
+_FILE_FIELDS = frozenset({"file", "attachments"})
+
+
 def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b: _Budget) -> None:
     _, opts = parse_options_header(headers.get(b"content-disposition", b""))
     name = opts.get(b"name", b"").decode("utf-8", "replace")
@@ -161,7 +164,7 @@ def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b:
         try:
             plain_text(filename)
         except ValueError as exc:
-            raise InvalidInputError(f"the name of the file in the field {name!r} holds a control character; "
+            raise InvalidInputError(f"the name of the file in the field {name!r} is not plain text ({exc}); "
                                     "rename the file and send it again") from exc
         if len(filename) > MAX_FILENAME:
             raise InvalidInputError(f"the name of the file in the field {name!r} is {len(filename)} characters long; "
@@ -170,6 +173,9 @@ def _begin(headers: dict[bytes, bytes], form: ReceivedForm, store: BlobStore, b:
         b.current = ReceivedFile(name, filename, ctype, store.writer(b.limit))
         form.files.append(b.current)
     else:
+        if name in _FILE_FIELDS:
+            raise InvalidInputError(f"the form field {name!r} must be sent as a file, with its file name "
+                                    f"(with curl: -F {name}=@kehoach.pdf, not {name}=<kehoach.pdf)")
         if name in form.fields:
             raise InvalidInputError(f"the form field {name!r} appears twice; send it once")
         b.current, b.text, b.text_name = None, bytearray(), name

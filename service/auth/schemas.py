@@ -7,7 +7,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from service.settings import MAX_TOKEN_DAYS
-from service.text import PlainText
+from service.text import PlainText, blank
 
 __all__ = ["NewToken", "NewUser"]
 
@@ -19,8 +19,9 @@ class NewUser(BaseModel):
         "username": "vanthu.tanlap", "full_name": "Trần Thị Bình", "roles": ["clerk"],
         "position": "Văn thư", "email": "vanthu.tanlap@tinhuy.vn"}})
 
-    username: PlainText = Field(min_length=2, max_length=200)
-    full_name: PlainText = Field(min_length=1, max_length=300)
+    # Their least length is checked by _not_blank, which says what is wrong in words.
+    username: PlainText = Field(max_length=200, json_schema_extra={"minLength": 2})
+    full_name: PlainText = Field(max_length=300, json_schema_extra={"minLength": 1})
     roles: list[str] = Field(min_length=1)
     position: PlainText = Field(default="", max_length=300)
     email: PlainText = Field(default="", max_length=300)
@@ -33,7 +34,7 @@ class NewUser(BaseModel):
     @field_validator("username", "full_name")
     @classmethod
     def _not_blank(cls, value: str, info: ValidationInfo) -> str:
-        if len(value.strip()) < (2 if info.field_name == "username" else 1):
+        if blank(value) or len(value.strip()) < (2 if info.field_name == "username" else 1):
             raise ValueError("must not be blank: type the name")
         return value.strip()
 

@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInputError
 from service.routing import MAX_RECIPIENTS, InvalidRecipientError, RecipientSelector, parse_recipients
-from service.text import PlainText, fold, nfc
+from service.text import PlainText, RequiredText, fold, nfc
 
 __all__ = [
     "URGENCY_NAMES",
@@ -61,10 +61,11 @@ class DocumentMetadata(BaseModel):
 
     number_notation: PlainText = Field(min_length=3, max_length=150,
                                        description="Số và ký hiệu, e.g. 35-KH/HU or 15/QĐ-BNV")
-    doc_type: PlainText = Field(min_length=1, max_length=100, description="Loại văn bản, e.g. Kế hoạch")
+    doc_type: RequiredText = Field(json_schema_extra={"minLength": 1}, max_length=100,
+                                   description="Loại văn bản, e.g. Kế hoạch")
     issued_on: date = Field(description="Ngày ban hành, YYYY-MM-DD")
     place: PlainText = Field(default="", max_length=200)
-    subject: PlainText = Field(min_length=1, max_length=2000, description="Trích yếu")
+    subject: RequiredText = Field(json_schema_extra={"minLength": 1}, max_length=2000, description="Trích yếu")
     signer_name: PlainText = Field(default="", max_length=300)
     signer_position: PlainText = Field(default="", max_length=300)
     urgency: int = Field(default=0, description="Thường, Khẩn, Thượng khẩn, Hỏa tốc (or 0–3)")

@@ -24,6 +24,7 @@ from service.storage import driver
 from service.storage.bulk import COPY_FROM, bulk_insert
 from service.storage.rows import insert_into
 from service.storage.types import new_id, new_ids, utcnow
+from service.text import blank
 from service.units import Unit
 
 __all__ = ["SendResult", "Sendable", "forward_delivery", "notification_payload", "recall_document", "send_document",
@@ -240,7 +241,7 @@ async def recall_document(session: AsyncSession, principal: Principal, doc_id: s
     doc = await visible_document(session, principal, doc_id)
     if doc.sender_unit_id != principal.unit_id:
         raise InvalidInputError("only the sending unit can recall a document")
-    if not reason.strip():
+    if blank(reason):
         raise InvalidInputError("a recall needs a reason", field="reason")
     await take_turn(session, doc.id)
     now = utcnow()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.errors import ConflictError, InvalidInputError
+from service.text import blank
 
 __all__ = ["REGISTERED", "STATUS_NAMES", "ChangedMeanwhileError", "InvalidTransitionError", "check_transition",
            "handling_status"]
@@ -61,8 +62,8 @@ def check_transition(current: str, new: str, *, before_recall: str | None, note:
             f"allowed next: {', '.join(sorted(allowed)) or 'none'}",
             current=current,
         )
-    if new in NEEDS_REASON and not note.strip():
+    if new in NEEDS_REASON and blank(note):
         raise InvalidInputError(f"status {new} needs a reason in 'note'", field="note")
-    if new == "03" and not (incoming_number or "").strip():
+    if new == "03" and blank(incoming_number or ""):
         raise InvalidInputError("registering (03) needs the incoming number ('incoming_number')",
                                 field="incoming_number")

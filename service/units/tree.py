@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from service.text import echo, nfc, plain_text
+from service.text import blank, echo, nfc, plain_text
 from service.units.errors import InvalidTreeError
 
 __all__ = ["MAX_LEVELS", "UnitSpec", "check_label", "check_mailbox", "dump_csv", "dump_json", "parse_tree",
@@ -178,7 +178,7 @@ def _spec(item: dict[str, Any], parent_code: str | None, where: str) -> UnitSpec
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    return value is None or (isinstance(value, str) and blank(value))
 
 
 def _text(item: dict[str, Any], key: str, where: str) -> str:

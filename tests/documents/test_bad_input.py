@@ -116,6 +116,36 @@ async def test_malformed_metadata_names_the_field(client, world, settings, field
     await _assert_nothing_stored(client, world, settings)
 
 
+@pytest.mark.parametrize("field", ["subject", "doc_type"])
+@pytest.mark.parametrize("value", ["   ", "\u200b", " \u200b\ufeff "])
+async def test_a_required_text_of_only_spaces_or_invisible_characters_is_refused(client, world, settings, field,
+                                                                                 value) -> None:
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(**{field: value})))
+    body = _problem(r, 422)
+    assert field in body["detail"]
+    assert "blank" in body["detail"]
+    await _assert_nothing_stored(client, world, settings)
+
+
+async def test_a_direction_override_cannot_disguise_a_subject_or_a_file_name(client, world, settings) -> None:
+    # U+202E shows "hop-dong\u202efdp.exe" as "hop-dongexe.pdf".
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                          **upload_form(metadata(subject="Kế hoạch \u202eníam gnôc"), pdf=make_pdf()))
+    assert "U+202E" in _problem(r, 422)["detail"]
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"),
+                          **upload_form(metadata(), filename="hop-dong\u202efdp.exe"))
+    assert "U+202E" in _problem(r, 422)["detail"]
+    await _assert_nothing_stored(client, world, settings)
+
+
+async def test_a_pdf_sent_as_text_instead_of_a_file_is_told_how_to_send_it(client, world, settings) -> None:
+    form = upload_form(metadata())
+    form["files"] = [("file", (None, b"%PDF-1.7 as text", None))]
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **form)
+    assert "-F file=@" in _problem(r, 422)["detail"]
+    await _assert_nothing_stored(client, world, settings)
+
+
 async def test_metadata_that_is_not_json_or_missing(client, world, settings) -> None:
     form = upload_form(metadata())
     form["data"] = {"metadata": "{not json"}

@@ -14,7 +14,7 @@ from service.api.bodies import UPLOAD_BODY
 from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
-from service.text import PlainText
+from service.text import RequiredText
 
 router = APIRouter(tags=["documents"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -24,7 +24,7 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
 class RecallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"reason": "Ban hành nhầm số"}})
 
-    reason: PlainText = Field(min_length=1, max_length=2000)
+    reason: RequiredText = Field(max_length=2000, json_schema_extra={"minLength": 1})
 
 
 async def filters(status: str | None = Query(None, pattern=r"^\d{2}$"), urgency: int | None = Query(None, ge=0, le=3),

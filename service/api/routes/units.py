@@ -26,8 +26,9 @@ MAX_TREE_BYTES = 16 * 1024 * 1024
 class UnitPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"name": "Đảng ủy phường Hồng Hà"}})
 
-    name: PlainText | None = Field(default=None, min_length=1, max_length=300)
-    level: PlainText | None = Field(default=None, min_length=1, max_length=100)
+    # Not blank: units.check_label says so in words.
+    name: PlainText | None = Field(default=None, max_length=300, json_schema_extra={"minLength": 1})
+    level: PlainText | None = Field(default=None, max_length=100, json_schema_extra={"minLength": 1})
     code: PlainText | None = Field(default=None, max_length=64)
     mailboxes: list[PlainText] | None = Field(default=None, max_length=20)
     has_seal: bool | None = None
