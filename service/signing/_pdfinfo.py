@@ -13,14 +13,15 @@ from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
 # What reading a damaged or ill-typed PDF raises in pyHanko: its own PdfError, and Python's
 # errors where an object has the wrong type (/Annots 5, /Fields 7) or a reference leads nowhere.
 DAMAGED_PDF_ERRORS: tuple[type[Exception], ...] = (
-    PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError)
+    PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError, RecursionError)
 
-__all__ = ["field_geometry", "locking_field", "page_count", "page_size", "signature_field_names",
-           "signature_fields"]
+__all__ = ["DAMAGED_PDF_ERRORS", "check_field_tree", "field_geometry", "locking_field", "page_count", "page_size",
+           "signature_field_names", "signature_fields"]
 
 Box = tuple[float, float, float, float]
 _MAX_DEPTH = 64  # a page tree deeper than this is a hostile file, not a document
 _MAX_PAGES = 100_000
+_MAX_FIELDS = 100_000
 
 
 def _page_refs(node: Any, seen: set[generic.Reference], depth: int = 0) -> Iterator[generic.Reference]:
@@ -40,6 +41,31 @@ def _page_refs(node: Any, seen: set[generic.Reference], depth: int = 0) -> Itera
             yield from _page_refs(obj, seen, depth + 1)
         else:
             yield ref
+
+
+def check_field_tree(reader: PdfFileReader) -> None:
+    """Raises ValueError for a form-field tree no document has: one that lists a field twice,
+    is nested too deeply or is too large. pyHanko walks every path of the tree, so 2 KB of
+    PDF that lists each node twice over 40 levels is 2**40 fields to it: call this first."""
+    acroform = reader.root.get("/AcroForm")
+    fields = acroform.get_object().get("/Fields") if acroform is not None else None
+    if fields is None:
+        return
+    seen: set[generic.Reference] = set()
+    todo: list[tuple[Any, int]] = [(item, 1) for item in fields.get_object()]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, generic.IndirectObject):
+            if item.reference in seen:
+                raise ValueError("the form field tree lists one of its fields twice")
+            seen.add(item.reference)
+        if depth > _MAX_DEPTH or len(seen) > _MAX_FIELDS:
+            raise ValueError(f"the form field tree is deeper than {_MAX_DEPTH} levels or has more than "
+                             f"{_MAX_FIELDS} fields")
+        node = item.get_object()
+        kids = node.get("/Kids") if isinstance(node, generic.DictionaryObject) else None
+        if kids is not None:
+            todo.extend((kid, depth + 1) for kid in kids.get_object())
 
 
 def page_count(reader: PdfFileReader) -> int:

@@ -7,7 +7,7 @@ each one must become INDETERMINATE/FAILED with the reason, never "passed".
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from service.signing._count import count_signatures
-from service.signing.pades import file_sha256
+from service.signing._pdfinfo import check_field_tree
+from service.signing.pades import VN_TZ, file_sha256
 from service.signing.report import (
     CertInfo,
     Finding,
@@ -80,7 +81,7 @@ def _parsed(kind: Any, der: bytes) -> Any:
 
 
 async def validate_file(path: Path, trust: _Trust) -> VerificationReport:
-    checked = datetime.now(UTC).isoformat()
+    checked = datetime.now(VN_TZ).isoformat()
     digest, counts = file_sha256(path), count_signatures(path)
     base: dict[str, Any] = {
         "file": path.name,
@@ -116,12 +117,15 @@ async def validate_file(path: Path, trust: _Trust) -> VerificationReport:
 def _open_reader(fh: Any, findings: list[Finding]) -> PdfFileReader:
     try:
         reader = PdfFileReader(fh, strict=True)
+        check_field_tree(reader)
         reader.embedded_signatures  # noqa: B018 - strict parsing happens lazily
         return reader
     except _HOSTILE as exc:
         findings.append(finding("NON_STRICT", f"{type(exc).__name__}: {exc}"))
         fh.seek(0)
-        return PdfFileReader(fh, strict=False)
+        reader = PdfFileReader(fh, strict=False)
+        check_field_tree(reader)  # the verdict's own reading walks the tree: refuse a hostile one first
+        return reader
 
 
 def _verdict(reports: list[SignatureReport], raw_count: int, findings: list[Finding]) -> Verdict:
@@ -147,11 +151,15 @@ async def _validate_all(
 ) -> list[SignatureReport]:
     dss = _dss_material(reader)
     doc_ts_revisions = [s.signed_revision for s in sigs if s.sig_object_type == "/DocTimeStamp"]
+    # A document timestamp proves when the file existed; one that draws on a page after a
+    # signature (a page-sized white sheet with new text) changes what the reader sees, and
+    # needs no key: anyone can get one from a public timestamping service.
+    overlays = {str(s.field_name) for s in sigs if s.sig_object_type == "/DocTimeStamp" and _draws_on_page(s)}
     reports = []
     for index, sig in enumerate(sigs):
-        later = {str(s.field_name) for s in sigs[index + 1 :]}
+        later = {str(s.field_name) for s in sigs[index + 1 :]} - overlays
         try:
-            reports.append(await _validate_one(sig, trust, dss, later, doc_ts_revisions))
+            reports.append(await _validate_one(sig, trust, dss, later, doc_ts_revisions, overlays))
         except _HOSTILE as exc:
             reports.append(_broken(sig, exc))
     return reports
@@ -171,13 +179,14 @@ async def _validate_one(
     dss: tuple[list[Any], list[Any], list[Any]],
     later: set[str],
     doc_ts: list[int],
+    overlays: set[str],
 ) -> SignatureReport:
     crls, ocsps, certs = dss
     if sig.sig_object_type == "/DocTimeStamp":
         ts_status = await async_validate_pdf_timestamp(
             sig, validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY
         )
-        return _report(sig, ts_status, "DOC-TS", None, later)
+        return _report(sig, ts_status, "DOC-TS", None, later, overlays)
     proven = _tst_time(sig)
     status = await async_validate_pdf_signature(
         sig,
@@ -192,7 +201,29 @@ async def _validate_one(
             sig, signer_validation_context=trust.context(crls, ocsps, certs, None), diff_policy=DEFAULT_DIFF_POLICY
         )
     level = _level(proven, bool(crls or ocsps), any(rev > sig.signed_revision for rev in doc_ts))
-    return _report(sig, status, level, proven, later)
+    return _report(sig, status, level, proven, later, overlays)
+
+
+def _draws_on_page(sig: EmbeddedPdfSignature) -> bool:
+    """Whether the signature's field shows on a page: a widget with an area that is not hidden.
+    A field that cannot be read counts as drawn: it is not shown to be harmless."""
+    try:
+        field = sig.sig_field
+        widgets = [kid.get_object() for kid in field.get("/Kids", ())] or [field]
+        return any(_visible(widget) for widget in widgets)
+    except _HOSTILE:
+        return True
+
+
+def _visible(widget: Any) -> bool:
+    if "/Rect" not in widget:
+        return False
+    x1, y1, x2, y2 = (float(v) for v in widget["/Rect"])
+    hidden = int(widget.get("/F", 0)) & (_HIDDEN | _NO_VIEW)
+    return abs(x2 - x1) * abs(y2 - y1) > 0 and not hidden
+
+
+_HIDDEN, _NO_VIEW = 1 << 1, 1 << 5  # annotation flags (ISO 32000-1, 12.5.3)
 
 
 def _tst_time(sig: EmbeddedPdfSignature) -> datetime | None:
@@ -218,10 +249,13 @@ def _level(proven: datetime | None, has_revinfo: bool, has_doc_ts: bool) -> str:
 
 
 def _report(
-    sig: EmbeddedPdfSignature, status: Any, level: str, proven: datetime | None, later: set[str]
+    sig: EmbeddedPdfSignature, status: Any, level: str, proven: datetime | None, later: set[str], overlays: set[str]
 ) -> SignatureReport:
-    modification, changed = _modification(status, later)
+    modification, changed = _modification(status, later, overlays)
     indication, sub, findings = _judge(status, modification)
+    drawn_over = sorted(set(changed) & overlays)
+    if drawn_over:
+        findings.append(finding("VISIBLE_TIMESTAMP", f"added after this signature: {', '.join(drawn_over)}"))
     cert = status.signing_cert
     return SignatureReport(
         field_name=str(sig.field_name),
@@ -244,7 +278,9 @@ def _report(
     )
 
 
-def _modification(status: Any, later: set[str]) -> tuple[Modification, list[str]]:
+def _modification(status: Any, later: set[str], overlays: set[str]) -> tuple[Modification, list[str]]:
+    """How the file changed after this signature. ``later``: the signatures added after it,
+    which may change their own fields; ``overlays``: document timestamps that draw on a page."""
     if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return Modification.NONE, []
     diff = status.diff_result
@@ -260,6 +296,8 @@ def _modification(status: Any, later: set[str]) -> tuple[Modification, list[str]
         return Modification.PERMITTED, changed
     if level == ModificationLevel.FORM_FILLING and set(changed) <= later:
         return Modification.PERMITTED, changed
+    if level == ModificationLevel.FORM_FILLING and set(changed) <= later | overlays:
+        return Modification.TAMPERED, changed
     return Modification.REJECTED_BY_POLICY, changed
 
 
@@ -364,4 +402,4 @@ def _coverage(cov: Any) -> str:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
+    return value.astimezone(VN_TZ).isoformat() if value is not None else None

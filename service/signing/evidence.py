@@ -25,7 +25,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from asn1crypto import x509 as asn1_x509
 
 from service.signing.errors import SigningError
 from service.signing.html import render_html
-from service.signing.pades import file_sha256
+from service.signing.pades import VN_TZ, file_sha256
 from service.signing.report import VerificationReport
 
 __all__ = ["build_evidence_zip"]
@@ -136,7 +136,7 @@ def _certs_in_cms(hex_contents: bytes) -> list[bytes]:
 def _manifest(report: VerificationReport, files: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "format": "docexchange-evidence/1",
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": datetime.now(VN_TZ).isoformat(),
         "document": report.file,
         "document_sha256": report.sha256,
         "verdict": str(report.verdict),

@@ -34,6 +34,7 @@ from pyhanko_certvalidator import ValidationContext
 from service.signing._fastcms import fast_signer
 from service.signing._pdfinfo import (
     DAMAGED_PDF_ERRORS,
+    check_field_tree,
     field_geometry,
     locking_field,
     page_count,
@@ -315,6 +316,7 @@ def inspect_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> P
             reader = PdfFileReader(inf, strict=False)
             if reader.encrypted:
                 raise SigningError(ENCRYPTED)
+            check_field_tree(reader)
             pages = page_count(reader)
             geometry = field_geometry(reader, field_name) if field_name else None
             target = geometry[0] if geometry else page
@@ -324,7 +326,7 @@ def inspect_layout(src: Path | BinaryIO, field_name: str | None, page: int) -> P
             return PdfLayout(signature_fields(reader), geometry, target, page_size(reader, target), pages,
                              locking_field(reader))
         except DAMAGED_PDF_ERRORS as exc:
-            raise SignatureCreationError(f"cannot read the PDF's layout: {exc}") from exc
+            raise SignatureCreationError(signing_failure(exc)) from exc
         finally:
             if not isinstance(src, Path):
                 src.seek(0)

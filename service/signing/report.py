@@ -91,6 +91,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The document was changed after signing (form fields / annotations); our policy rejects this.",
         "Tài liệu bị sửa sau khi ký (trường biểu mẫu/chú thích); chính sách của hệ thống không chấp nhận.",
     ),
+    "VISIBLE_TIMESTAMP": (
+        "A document timestamp added after this signature draws on the page: it can cover what was signed, "
+        "and proves only when the file existed, not who changed it.",
+        "Dấu thời gian được thêm sau chữ ký này hiển thị trên trang: nó có thể che nội dung đã ký, và chỉ "
+        "chứng minh thời điểm tồn tại của tệp, không cho biết ai đã sửa.",
+    ),
     "MODIFIED_PERMITTED": (
         "Later changes are only further signatures or long-term validation data.",
         "Các thay đổi sau chỉ là chữ ký tiếp theo hoặc dữ liệu kiểm tra dài hạn.",
@@ -175,7 +181,9 @@ class SignatureReport:
 # document is sent, and the new one is audited beside the old.
 #   1  the first rules
 #   2  a file whose only signature is a document timestamp is no signed document (NO_SIGNATURE)
-RULES_VERSION = 2
+#   3  a document timestamp that draws on a page after a signature is tampering (VISIBLE_TIMESTAMP);
+#      times are shown in Vietnam time (+07:00)
+RULES_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -349,26 +349,29 @@ async def test_a_page_tree_that_names_its_nodes_twice_is_refused_at_once(
 # -- a PDF whose objects have the wrong types ---------------------------------------------------
 
 
-def _ill_typed(catalog_extra: str = "", page_extra: str = "") -> bytes:
+def _ill_typed(catalog_extra: str = "", page_extra: str = "", media_box: str = "0 0 595 842") -> bytes:
     from tests.factories.pdf import assemble_pdf
 
     return assemble_pdf([
         f"<< /Type /Catalog /Pages 2 0 R {catalog_extra} >>".encode(),
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R {page_extra} >>".encode(),
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [{media_box}] /Contents 4 0 R {page_extra} >>".encode(),
         b"<< /Length 33 >>\nstream\nBT /F1 12 Tf 72 720 Td (x) Tj ET\nendstream",
     ])
 
 
-@pytest.mark.parametrize(("catalog_extra", "page_extra"), [
-    ("", "/Annots 5"), ("", "/Annots << /A 1 >>"), ("/AcroForm << /Fields 7 >>", ""),
-    ("/Perms 5", ""), ("/Extensions 5", ""),
+@pytest.mark.parametrize(("catalog_extra", "page_extra", "media_box"), [
+    ("", "/Annots 5", "0 0 595 842"), ("", "/Annots << /A 1 >>", "0 0 595 842"),
+    ("/AcroForm << /Fields 7 >>", "", "0 0 595 842"), ("/Perms 5", "", "0 0 595 842"),
+    ("/Extensions 5", "", "0 0 595 842"), ("", "", f"0 0 {'9' * 400} 842"),
+    ("", f"/Deep {'[' * 100_000}{']' * 100_000}", "0 0 595 842"),
 ])
 async def test_a_pdf_with_ill_typed_objects_is_refused_and_leaves_nothing(
-        client: Client, world: World, settings: Settings, dev_keys: Path, catalog_extra: str, page_extra: str) -> None:
-    # Such files pass the upload's checks; signing them raised TypeError or AttributeError
-    # inside pyHanko: a 500, and an empty scratch file left behind each time.
-    pdf = _ill_typed(catalog_extra, page_extra)
+        client: Client, world: World, settings: Settings, dev_keys: Path, catalog_extra: str, page_extra: str,
+        media_box: str) -> None:
+    # Such files pass the upload's checks; signing them raised TypeError, AttributeError,
+    # OverflowError or RecursionError inside pyHanko: a 500, and an empty scratch file left behind.
+    pdf = _ill_typed(catalog_extra, page_extra, media_box)
     doc = await _upload(client, world, pdf=pdf, attachments=[("phu-luc.pdf", pdf)])
     before = _files(settings)
     answers = [
@@ -386,3 +389,36 @@ async def test_a_pdf_with_ill_typed_objects_is_refused_and_leaves_nothing(
         assert doc["sha256"][:8] not in problem["detail"]
     assert await _signatures(client, world, doc["id"]) == []
     assert _files(settings) == before
+
+
+def _doubling_field_tree(depth: int) -> bytes:
+    """A PDF whose form-field tree lists each node twice at each of ``depth`` levels, with a
+    /ByteRange in a comment so that verification cannot tell at a glance it holds no signature."""
+    from tests.factories.pdf import assemble_pdf
+
+    objects = [b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [5 0 R] >> >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+               b"<< /Length 33 >>\nstream\nBT /F1 12 Tf 72 720 Td (x) Tj ET\nendstream"]
+    for level in range(depth):
+        kid = level + 6
+        objects.append(f"<< /T (n{level}) /Kids [{kid} 0 R {kid} 0 R] >>".encode())
+    objects.append(b"<< /T (leaf) /FT /Sig /Rect [0 0 0 0] /Subtype /Widget >> % /ByteRange [0 10 20 30]")
+    return assemble_pdf(objects)
+
+
+async def test_a_form_field_tree_that_names_its_fields_twice_is_refused_at_once(
+        client: Client, world: World, dev_keys: Path) -> None:
+    # pyHanko walks every path of the tree: 2**40 fields held a thread and the only SQLite
+    # connection for good, and verifying the file held a verification worker for its whole time limit.
+    pdf = _doubling_field_tree(40)
+    doc = await _upload(client, world, pdf=pdf)
+    personal = await asyncio.wait_for(_personal(client, world, doc["id"], box=BOX), 20)
+    assert "lists one of its fields twice" in _problem(personal, 422)["detail"]
+    prepared = await asyncio.wait_for(client.post(
+        f"/api/v1/documents/{doc['id']}/signatures/external", headers=world.auth("xa1_signer"),
+        json={"box": BOX, "certificate_chain": _chain(dev_keys)}), 20)
+    assert "lists one of its fields twice" in _problem(prepared, 422)["detail"]
+    verdict = await asyncio.wait_for(_verdict(client, world, pdf), 20)
+    assert verdict != "passed"
+    assert await _signatures(client, world, doc["id"]) == []

@@ -184,3 +184,52 @@ async def test_a_signature_with_a_later_document_timestamp_still_passes(env: Env
     report = await _verify(env, await _timestamped(env, signed, "sig-ts.pdf"))
     assert [s.kind for s in report.signatures] == ["signature", "document_timestamp"]
     assert report.verdict is Verdict.PASSED
+
+
+def _white_sheet(writer: IncrementalPdfFileWriter, field: str) -> None:
+    """Give the signature field ``field`` a page-sized appearance: a white sheet with new text."""
+    ops = b"1 1 1 rg 0 0 595 842 re f 0 0 0 rg BT /F1 28 Tf 60 690 Td (CHUYEN 5 TY DONG) Tj ET"
+    font = writer.add_object(generic.DictionaryObject({
+        generic.NameObject("/Type"): generic.NameObject("/Font"),
+        generic.NameObject("/Subtype"): generic.NameObject("/Type1"),
+        generic.NameObject("/BaseFont"): generic.NameObject("/Helvetica")}))
+    sheet = writer.add_object(generic.StreamObject({
+        generic.NameObject("/Type"): generic.NameObject("/XObject"),
+        generic.NameObject("/Subtype"): generic.NameObject("/Form"),
+        generic.NameObject("/BBox"): generic.ArrayObject([generic.NumberObject(v) for v in (0, 0, 595, 842)]),
+        generic.NameObject("/Resources"): generic.DictionaryObject({generic.NameObject("/Font"):
+                                                                     generic.DictionaryObject({
+                                                                         generic.NameObject("/F1"): font})}),
+    }, stream_data=ops))
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        obj = ref.get_object()
+        if obj.get("/T") == field:
+            obj["/AP"] = generic.DictionaryObject({generic.NameObject("/N"): sheet})
+            writer.update_container(obj)
+
+
+async def test_a_document_timestamp_drawn_over_the_page_after_a_signature_fails(env: Env) -> None:
+    # Anyone can get a document timestamp, key or no key; one whose field paints a white sheet
+    # and new text over the signed page would otherwise pass as a permitted later signature.
+    from pyhanko.sign import fields
+    from pyhanko.sign.signers import PdfTimeStamper
+
+    from service.signing import build_timestamper
+
+    signed = env.tmp / "overlay-p.pdf"
+    await env.signer_for(env.personal).sign_personal(
+        env.sample("overlay-in.pdf"), signed, placement=Placement(box=BOX), signer_name="Nguyễn Văn An")
+    forged = env.tmp / "overlay.pdf"
+    with signed.open("rb") as fh, forged.open("wb") as dst:
+        writer = IncrementalPdfFileWriter(fh)
+        fields.append_signature_field(writer, fields.SigFieldSpec("Timestamp", on_page=0, box=(0, 0, 595, 842)))
+        _white_sheet(writer, "Timestamp")
+        stamper = PdfTimeStamper(build_timestamper(env.trust(), env.pki.timestamp_response), field_name="Timestamp")
+        await stamper.async_timestamp_pdf(writer, "sha256", output=dst)
+    report = await _verify(env, forged)
+    assert report.verdict is Verdict.FAILED
+    personal = report.signatures[0]
+    assert personal.modification is Modification.TAMPERED
+    assert "VISIBLE_TIMESTAMP" in [f.code for f in personal.findings]
+    assert personal.claimed_time is not None
+    assert personal.claimed_time.endswith("+07:00"), "times are shown in Vietnam time"
