@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.timestamps import TimeStamper
 
 from service.pdfscan import Scan, scan_file
+from service.signing.errors import KeyProviderError
 from service.signing.keys import FileKeyProvider, KeyProvider, Pkcs11KeyProvider
 from service.signing.pades import SignatureLevel, SigningOptions, build_timestamper
 from service.signing.pki import DevelopmentPki
@@ -26,6 +28,7 @@ from service.signing.report import RULES_VERSION, Verdict, VerificationReport, f
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions
+from service.text import fold
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -122,8 +125,26 @@ class SigningRuntime:
         return await self._signer("personal", user_id, lambda pki: pki.issue_personal_cert(user_id, full_name, email))
 
     async def for_unit(self, unit_code: str, unit_name: str) -> DocumentSigner:
-        """The signer of a unit's organisation certificate (its seal). Raises KeyProviderError."""
-        return await self._signer("org", unit_code, lambda pki: pki.issue_organisation_cert(unit_code, unit_name))
+        """The signer of a unit's organisation certificate (its seal), which must name the unit
+        as it is now. Keys are kept under the unit's code; a code handed on to another unit, or
+        a unit renamed, finds a certificate naming someone else. The development PKI then
+        issues a new one; elsewhere it is refused. Raises KeyProviderError."""
+        def issue(pki: DevelopmentPki) -> object:
+            return pki.issue_organisation_cert(unit_code, unit_name)
+
+        signer = await self._signer("org", unit_code, issue)
+        holder = _common_name(await signer.certificate())
+        if fold(holder) == fold(unit_name[:_CN_MAX]):
+            return signer
+        if self.pki is None:
+            raise KeyProviderError(
+                f"the seal certificate kept for {unit_code} names {holder!r}, not {unit_name!r}: a seal must name "
+                f"its unit. Install this unit's own certificate (on the token: its key under the label {unit_code}) "
+                "before sealing")
+        async with self._lock:
+            await asyncio.to_thread(issue, self.pki)
+            self._signers.pop(f"org/{unit_code}", None)
+        return await self._signer("org", unit_code, issue)
 
     async def _signer(self, kind: str, ident: str, issue: _Issue) -> DocumentSigner:
         async with self._lock:
@@ -151,6 +172,14 @@ class SigningRuntime:
     def close(self) -> None:
         if self._verifier is not None:
             self._verifier.close()
+
+
+_CN_MAX = 64  # X.520: a common name has at most 64 characters
+
+
+def _common_name(cert: asn1_x509.Certificate) -> str:
+    names = cert.subject.native.get("common_name", "")
+    return str(names[0] if isinstance(names, list) else names)
 
 
 def _unsigned_report(path: Path, scan: Scan) -> VerificationReport:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from asn1crypto import x509 as asn1_x509
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.stamp import BaseStampStyle
@@ -72,6 +73,11 @@ class DocumentSigner:
         self._timestamper = timestamper
         self._trust = trust
         self._fonts = fonts
+
+    async def certificate(self) -> asn1_x509.Certificate:
+        """The certificate this signer signs with. Raises KeyProviderError."""
+        cert: asn1_x509.Certificate = (await self._keys.signer()).signing_cert
+        return cert
 
     async def sign_personal(
         self,
