@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from service import audit, auth, units
@@ -19,7 +20,7 @@ from service.documents.blobs import upgrade_layout
 from service.errors import InvalidInputError, ServiceError
 from service.plugins import import_optional
 from service.settings import Settings
-from service.storage.db import existing_database, is_sqlite
+from service.storage.db import database_problem, existing_database, is_sqlite, shown_url
 from service.storage.migrate import upgrade
 from service.text import nfc, to_vn_iso
 
@@ -246,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:  # e.g. the database named in the URL does not exist, or no such driver
+        where = shown_url(_settings().effective_database_url)
+        print(f"error: the database {where} cannot be used ({database_problem(exc)}): check DOCEX_DATABASE_URL",
+              file=sys.stderr)
         return 2
 
 

@@ -23,10 +23,10 @@ UNITS = [
 ]
 
 
-def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(data_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     # Only this test's settings: a DOCEX_DATABASE_URL of the caller would point elsewhere.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCEX_")}
-    env.update(DOCEX_DATA_DIR=str(data_dir), DOCEX_EMBEDDED_WORKER="false")
+    env.update(DOCEX_DATA_DIR=str(data_dir), DOCEX_EMBEDDED_WORKER="false", **settings)
     return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -112,6 +112,19 @@ def test_mail_commands_without_a_database_say_what_to_do_and_create_nothing(tmp_
     message = _refused(_run(missing, *command))
     assert "docexchange db upgrade" in message
     assert not missing.exists()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("postgresql+asyncpg://postgres@127.0.0.1:5432/docex_no_such_database", 'database "docex_no_such_database"'),
+    ("bogus://x", "Can't load plugin"),
+])
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("audit", "verify"), ("units", "export")])
+def test_a_database_url_that_leads_nowhere_is_one_line_not_a_traceback(tmp_path: Path, url, says, command) -> None:
+    if url.startswith("postgresql") and not os.environ.get("DOCEX_TEST_POSTGRES_URL"):
+        pytest.skip("needs the PostgreSQL server of DOCEX_TEST_POSTGRES_URL")
+    message = _refused(_run(tmp_path, *command, DOCEX_DATABASE_URL=url))
+    assert says in message
+    assert "DOCEX_DATABASE_URL" in message
 
 
 @pytest.mark.parametrize(("command", "table"), [(("mail", "list"), "outbox_event"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_
@@ -18,7 +18,8 @@ from service.errors import ServiceError
 from service.storage import sqlite_driver
 from service.storage.checkpoint import SAFETY_PAGES, Checkpointer
 
-__all__ = ["Database", "DatabaseUnavailableError", "ServiceSession", "existing_database", "is_sqlite"]
+__all__ = ["Database", "DatabaseUnavailableError", "ServiceSession", "database_problem", "existing_database",
+           "is_sqlite", "shown_url"]
 
 
 class DatabaseUnavailableError(ServiceError):
@@ -70,20 +71,35 @@ async def existing_database(url: str, *, pool_size: int = 2) -> AsyncIterator[Da
     Raises DatabaseUnavailableError, with what to do, for a SQLite file that is not there
     (rather than creating an empty one) and for a database that cannot be opened or lacks
     a table (not migrated, or damaged)."""
-    where = make_url(url).render_as_string(hide_password=True)
+    where = shown_url(url)
     if is_sqlite(url) and not _sqlite_file_exists(url):
         raise DatabaseUnavailableError(f"there is no database at {where}: run `docexchange db upgrade` to create "
                                        "it, or set DOCEX_DATA_DIR / DOCEX_DATABASE_URL to the existing one")
     db = Database(url, pool_size=pool_size)
     try:
         yield db
-    except (OperationalError, ProgrammingError) as exc:  # no such table, cannot open, not allowed
+    except DBAPIError as exc:  # no such table or database, cannot connect, not allowed
         raise DatabaseUnavailableError(
-            f"the database {where} cannot be read ({str(exc.orig).strip()}): check DOCEX_DATA_DIR / "
+            f"the database {where} cannot be read ({database_problem(exc)}): check DOCEX_DATA_DIR / "
             "DOCEX_DATABASE_URL and run `docexchange db upgrade`; restore it from a backup if tables were removed"
         ) from exc
     finally:
         await db.dispose()
+
+
+def shown_url(url: str) -> str:
+    """``url`` to show in a message: its password hidden, and nothing of it when it is no URL."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(DOCEX_DATABASE_URL is not a database URL)"
+
+
+def database_problem(exc: Exception) -> str:
+    """The driver's own words for what went wrong, on one line, without the statement or its values."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
 
 
 def _sqlite_file_exists(url: str) -> bool:
