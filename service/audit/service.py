@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Row,
     String,
     Text,
     bindparam,
@@ -22,12 +24,14 @@ from sqlalchemy import (
     literal_column,
     select,
     true,
+    type_coerce,
     union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 from sqlmodel import col
 
 from service.audit.models import AuditEntry, AuditHead
@@ -35,17 +39,18 @@ from service.storage import driver
 from service.storage.db import ServiceSession
 from service.storage.types import utcnow
 
-__all__ = ["ChainReport", "PendingEntry", "append", "entry_hash", "history", "verify_chain"]
+__all__ = ["ChainReport", "DamagedEntry", "PendingEntry", "StoredEntry", "append", "entry_hash", "history",
+           "verify_chain"]
 
 GENESIS = "0" * 64
 
 
-def entry_hash(entry: AuditEntry | PendingEntry) -> str:
+def entry_hash(entry: AuditEntry | PendingEntry | StoredEntry) -> str:
     """SHA-256 over the previous hash and every field of the entry."""
     return hashlib.sha256(_canonical(entry, entry.prev_hash, entry.seq).encode()).hexdigest()
 
 
-def _canonical(entry: AuditEntry | PendingEntry, prev_hash: str, seq: int) -> str:
+def _canonical(entry: AuditEntry | PendingEntry | StoredEntry, prev_hash: str, seq: int) -> str:
     content = {
         "seq": seq,
         "at": entry.at.isoformat(),
@@ -239,9 +244,84 @@ def _chain_pending(session: Session) -> None:
     driver.execute_now(conn, _MOVE_HEAD, [{"new_seq": seq, "new_hash": prev}])
 
 
-async def history(session: AsyncSession, document_id: str) -> list[AuditEntry]:
-    stmt = select(AuditEntry).where(col(AuditEntry.document_id) == document_id).order_by(col(AuditEntry.seq))
-    return list((await session.execute(stmt)).scalars())
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as read back from its row, decoded as the ORM decodes an ``AuditEntry``."""
+
+    seq: int
+    at: datetime
+    actor_id: str | None
+    unit_id: str | None
+    action: str
+    document_id: str | None
+    object_id: str | None
+    data: Any
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class DamagedEntry:
+    """A row altered outside the service so that its column types cannot decode it: what of
+    it could be read, and ``reason`` saying what could not. ``at`` is None when it is the
+    time that cannot be read; the entry's data is never kept (see ``data``)."""
+
+    seq: int
+    at: datetime | None
+    actor_id: str | None
+    unit_id: str | None
+    action: str
+    document_id: str | None
+    object_id: str | None
+    prev_hash: str
+    hash: str
+    reason: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What a history shows in place of the entry's data: that it is damaged, and why."""
+        return {"damaged": True, "note": self.reason}
+
+
+# Read as the database returns them, then decoded one row at a time (``_read``): a value
+# that cannot be decoded damages its row only, instead of failing the whole read.
+_STORED = select(*(type_coerce(column, NullType()).label(column.name) for column in _ENTRY.c))
+_CANNOT_DECODE = {"at": "its time is not a date and time", "data": "its data is not valid JSON"}
+_Decoders = dict[str, Callable[[Any], Any]]
+
+
+def _decoders(session: AsyncSession) -> _Decoders:
+    """The conversions the columns' own types make of what the database returns: the values
+    the ORM would load, hence the hashes it would compute."""
+    dialect = session.get_bind().dialect
+    processors = {column.name: column.type.dialect_impl(dialect).result_processor(dialect, None)
+                  for column in _ENTRY.c}
+    return {name: decode for name, decode in processors.items() if decode is not None}
+
+
+def _read(row: Row[*tuple[Any, ...]], decoders: _Decoders) -> StoredEntry | DamagedEntry:
+    """One row decoded; a value its column's type cannot decode makes the row a DamagedEntry
+    instead of an error, so that a reader is told which entry and the rest still reads."""
+    values, faults = dict(row._mapping), []
+    for name, decode in decoders.items():
+        try:
+            values[name] = decode(values[name])
+        except (ValueError, TypeError):
+            values[name] = None
+            faults.append(_CANNOT_DECODE.get(name, f"its {name} cannot be decoded"))
+    if not faults:
+        return StoredEntry(**values)
+    del values["data"]
+    reason = f"entry #{values['seq']} cannot be read: {', '.join(faults)} — the row was altered"
+    return DamagedEntry(**values, reason=reason)
+
+
+async def history(session: AsyncSession, document_id: str) -> list[StoredEntry | DamagedEntry]:
+    """The document's entries in chain order; a row that cannot be decoded is listed as a
+    ``DamagedEntry`` rather than failing the history."""
+    stmt = _STORED.where(_ENTRY.c.document_id == document_id).order_by(_ENTRY.c.seq)
+    decoders = _decoders(session)
+    return [_read(row, decoders) for row in await session.execute(stmt)]
 
 
 @dataclass(frozen=True)
@@ -299,11 +379,12 @@ async def _head(session: AsyncSession) -> tuple[int, str] | None:
 
 async def _walk(session: AsyncSession, head: tuple[int, str] | None, batch: int) -> ChainReport:
     prev_hash, expected_seq, count, last = GENESIS, 1, 0, 0
+    decoders = _decoders(session)
     while True:
-        stmt = select(AuditEntry).where(col(AuditEntry.seq) > last).order_by(col(AuditEntry.seq)).limit(batch)
+        stmt = _STORED.where(_ENTRY.c.seq > last).order_by(_ENTRY.c.seq).limit(batch)
         if head is not None:
-            stmt = stmt.where(col(AuditEntry.seq) <= head[0])
-        rows = list((await session.execute(stmt)).scalars())
+            stmt = stmt.where(_ENTRY.c.seq <= head[0])
+        rows = [_read(row, decoders) for row in await session.execute(stmt)]
         if not rows:
             break
         for entry in rows:
@@ -318,9 +399,11 @@ async def _walk(session: AsyncSession, head: tuple[int, str] | None, batch: int)
     return ChainReport(True, count)
 
 
-def _check(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str:
+def _check(entry: StoredEntry | DamagedEntry, expected_seq: int, prev_hash: str) -> str:
     if entry.seq != expected_seq:
         return f"entry #{expected_seq} is missing (next present is #{entry.seq})"
+    if isinstance(entry, DamagedEntry):
+        return entry.reason
     if entry.prev_hash != prev_hash:
         return f"entry #{entry.seq} does not continue the chain (previous hash differs)"
     if entry_hash(entry) != entry.hash:
