@@ -17,14 +17,14 @@ from service.auth import Principal
 from service.documents.access import require_role, visible_delivery, visible_document
 from service.documents.models import Delivery, DeliveryEvent, Document
 from service.documents.statuses import RECALLABLE, REGISTERED, InvalidTransitionError, handling_status
-from service.errors import InvalidInputError
+from service.errors import ConflictError, InvalidInputError
 from service.outbox.models import OutboxEvent
 from service.routing import FORWARD_POLICY, RecipientSelector, RoutingPolicy, UnitRef, resolve_recipients
 from service.storage import driver
 from service.storage.bulk import COPY_FROM, bulk_insert
 from service.storage.rows import insert_into
 from service.storage.types import new_id, new_ids, utcnow
-from service.text import blank
+from service.text import blank, to_vn_iso
 from service.units import Unit
 
 __all__ = ["SendResult", "Sendable", "forward_delivery", "notification_payload", "recall_document", "send_document",
@@ -87,12 +87,25 @@ async def send_document(session: AsyncSession, principal: Principal, doc: Sendab
     require_role(principal, "clerk")
     if doc.sender_unit_id != principal.unit_id:
         raise InvalidInputError("only the sending unit sends a document; use forward for a received one")
+    await _not_recalled(session, doc.id)
     sender, recipients = await resolve_recipients(session, principal.unit_id, selectors, policy)
     result = await _deliver(session, principal, doc, recipients, sender_name=sender.name, parent=None,
                             base_hops=[sender.id], notice=notice, mark_sent=doc.sent_at is None)
     await audit.append(session, action="document.sent", actor_id=principal.user_id, unit_id=principal.unit_id,
                        document_id=doc.id, data=_recipient_digest(recipients, result))
     return result
+
+
+_RECALLED_AT = select(col(Document.recalled_at)).where(col(Document.id) == bindparam("doc_id"))
+
+
+async def _not_recalled(session: AsyncSession, doc_id: str) -> None:
+    """Raises ConflictError for a document its unit recalled: withdrawn, it goes to nobody new
+    (read as it is now: a recall that committed while this send waited for its turn counts)."""
+    recalled_at = (await driver.fetch(session, _RECALLED_AT, {"doc_id": doc_id}))[0][0]
+    if recalled_at is not None:
+        raise ConflictError(f"this document was recalled on {to_vn_iso(recalled_at)} and goes to nobody new; "
+                            "a document that replaces it is registered and sent as a document of its own")
 
 
 # The first send's time stays: two first sends at once (to different units) both mark it.

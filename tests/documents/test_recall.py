@@ -48,3 +48,18 @@ async def test_a_registered_copy_whose_recall_was_refused_can_be_forwarded(clien
     assert sent_on.json()["created"] == 1
     inbox = (await client.get("/api/v1/inbox", headers=world.auth("cb_dong"))).json()["items"]
     assert [i["document"]["id"] for i in inbox] == [doc]
+
+
+async def test_a_recalled_document_is_sent_to_nobody_new(client, world) -> None:
+    doc, _ = await _registered(client, world, "45-CV/TU")
+    asked = await client.post(f"/api/v1/documents/{doc}/recall", headers=world.auth("tu"),
+                              json={"reason": "Ban hành nhầm nội dung"})
+    assert asked.status_code == 200, asked.text
+    again = await client.post(f"/api/v1/documents/{doc}/send", headers=world.auth("tu"),
+                              json={"recipients": ["000.00.02.H99"]})
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert "was recalled on" in again.json()["detail"]
+    assert "+07:00" in again.json()["detail"]
+    deliveries = (await client.get(f"/api/v1/documents/{doc}/deliveries", headers=world.auth("tu"))).json()
+    assert [d["recipient"]["code"] for d in deliveries["items"]] == ["000.00.01.H99"]
