@@ -74,17 +74,31 @@ def page_count(reader: PdfFileReader) -> int:
 
 
 def page_size(reader: PdfFileReader, page_ix: int) -> Box:
-    """The page's /MediaBox (inherited from its parents when the page has none)."""
+    """The part of the page a viewer shows: its /MediaBox cut to its /CropBox, if it has one
+    (each inherited from the page's parents when the page has none)."""
     page_ref, _ = reader.find_page_for_modification(page_ix)
-    node: Any = page_ref.get_object()
+    page: Any = page_ref.get_object()
+    media = _inherited(page, "/MediaBox")
+    if media is None:
+        raise ValueError(f"page {page_ix} has no /MediaBox")
+    crop = _inherited(page, "/CropBox") or media
+    x1, y1 = max(media[0], crop[0]), max(media[1], crop[1])
+    x2, y2 = min(media[2], crop[2]), min(media[3], crop[3])
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"page {page_ix} shows nothing: its /CropBox lies outside its /MediaBox")
+    return (x1, y1, x2, y2)
+
+
+def _inherited(page: Any, key: str) -> Box | None:
+    node: Any = page
     for _ in range(_MAX_DEPTH):
-        if node is None or "/MediaBox" in node:
+        if node is None or key in node:
             break
         node = node.get("/Parent")
         node = node.get_object() if node is not None else None
     if node is None:
-        raise ValueError(f"page {page_ix} has no /MediaBox")
-    x1, y1, x2, y2 = (float(v) for v in node["/MediaBox"])
+        return None
+    x1, y1, x2, y2 = (float(v) for v in node[key])
     return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
 
 

@@ -117,7 +117,7 @@ class DocumentSigner:
             raise SigningError(f"no signature field {personal_field!r} to place the seal on")
         page, box = layout.geometry
         png = seal_png or make_seal_png(unit_name, fonts=self._fonts)
-        spec = _field_spec(field_name, page, seal_box(box, seal_mm), lock_all=True)
+        spec = _field_spec(field_name, page, _fitted(seal_box(box, seal_mm), layout), lock_all=True)
         meta = metadata(field_name, options, self._trust, name=_nfc(unit_name))
         return await self._run(src, dst, meta, image_style(png), spec, {}, options)
 
@@ -191,6 +191,8 @@ def personal_box(layout: PdfLayout, placement: Placement) -> Box | None:
         if placement.field_name is None or placement.box is not None:
             raise SigningError(f"the document already has an empty signature field {name!r}: sign it by giving "
                                "its name in field_name, without a box (it has its own place)")
+        if layout.geometry is not None:  # a signature must be seen: on the page, large enough to show
+            _shown(layout.geometry[1], f"the empty signature field {name!r}", layout)
         return None
     if placement.field_name is not None and placement.box is None:
         empty = sorted(n for n, s in layout.fields.items() if not s)
@@ -206,6 +208,31 @@ def default_box(page_box: Box) -> Box:
     x1, y1, x2, _ = page_box
     right = x2 - 95
     return (max(x1, right - 170), y1 + 120, right, y1 + 200)
+
+
+_MIN_SIDE = 10  # points: a smaller box shows nothing
+
+
+def _shown(box: Box, what: str, layout: PdfLayout) -> None:
+    if box[2] - box[0] < _MIN_SIDE or box[3] - box[1] < _MIN_SIDE:
+        raise SigningError(f"{what} is {_pt(box[2] - box[0])} x {_pt(box[3] - box[1])} points, too small to show a "
+                           f"signature (at least {_MIN_SIDE} x {_MIN_SIDE}); give a box to place a new field instead")
+    try:
+        _inside_page(box, layout)
+    except SigningError as exc:
+        raise SigningError(f"{what} lies off the visible page: {exc.detail}") from exc
+
+
+def _fitted(box: Box, layout: PdfLayout) -> Box:
+    """``box`` moved, as little as needed, to lie inside the visible page (the seal overlaps
+    a signature near the page's edge). Raises SigningError when it is larger than the page."""
+    x1, y1, x2, y2 = layout.page_box
+    width, height = box[2] - box[0], box[3] - box[1]
+    if width > x2 - x1 or height > y2 - y1:
+        raise SigningError(f"the seal ({_pt(width)} x {_pt(height)} points) is larger than page {layout.page}")
+    left = min(max(box[0], x1), x2 - width)
+    bottom = min(max(box[1], y1), y2 - height)
+    return (left, bottom, left + width, bottom + height)
 
 
 def _inside_page(box: Box, layout: PdfLayout) -> Box:

@@ -38,9 +38,10 @@ TOKEN_TITLE = "The signature from the token was not accepted"
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _with_empty_field(pdf: bytes, name: str = "Empty1") -> bytes:
+def _with_empty_field(pdf: bytes, name: str = "Empty1",
+                      box: tuple[float, float, float, float] = (330, 120, 500, 200)) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    fields.append_signature_field(writer, fields.SigFieldSpec(name, box=(330, 120, 500, 200), on_page=0))
+    fields.append_signature_field(writer, fields.SigFieldSpec(name, box=box, on_page=0))  # type: ignore[arg-type]
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -344,6 +345,46 @@ async def test_a_page_tree_that_names_its_nodes_twice_is_refused_at_once(
         json={"box": BOX, "certificate_chain": _chain(dev_keys)}), 20)
     assert "lists one of its nodes twice" in _problem(prepared, 422)["detail"]
     assert await _signatures(client, world, doc["id"]) == []
+
+
+def _cropped(pdf: bytes, crop: tuple[float, float, float, float]) -> bytes:
+    from pyhanko.pdf_utils import generic
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page = writer.root["/Pages"]["/Kids"][0].get_object()
+    page["/CropBox"] = generic.ArrayObject([generic.FloatObject(v) for v in crop])
+    writer.update_container(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("box", "says"), [((2000, 2000, 2170, 2080), "lies off the visible page"),
+                                           ((0, 0, 0, 0), "too small to show a signature")])
+async def test_an_empty_field_no_one_could_see_is_not_signed(
+        client: Client, world: World, box: tuple[float, float, float, float], says: str) -> None:
+    doc = await _upload(client, world, pdf=_with_empty_field(make_pdf(), "Ky", box))
+    refused = _problem(await _personal(client, world, doc["id"], field_name="Ky"), 422)
+    assert says in refused["detail"], refused
+    assert await _signatures(client, world, doc["id"]) == []
+
+
+async def test_the_visible_page_is_the_crop_box_and_the_seal_stays_on_it(client: Client, world: World) -> None:
+    # The crop box hides the lower half: a box there is not seen, and the default place is in what is.
+    doc = await _upload(client, world, pdf=_cropped(make_pdf(), (0, 400, 595, 842)))
+    hidden = _problem(await _personal(client, world, doc["id"], box=BOX), 422)
+    assert "not inside page 0" in hidden["detail"], hidden
+    assert "y from 400 to 842" in hidden["detail"], hidden
+    assert (await _personal(client, world, doc["id"])).status_code == 201
+    # A signature in the page's lower left corner: the seal over its left third is moved onto the page.
+    corner = await _upload(client, world)
+    assert (await _personal(client, world, corner["id"], box=[0, 0, 120, 60])).status_code == 201
+    sealed = await _seal(client, world, corner["id"])
+    assert sealed.status_code == 201, sealed.text
+    pdf = (await client.get(f"/api/v1/documents/{corner['id']}/content", headers=world.auth("xa1"))).content
+    reader = PdfFileReader(io.BytesIO(pdf))
+    rects = [[float(v) for v in ref.get_object()["/Rect"]] for ref in reader.root["/AcroForm"]["/Fields"]]
+    assert all(r[0] >= 0 and r[1] >= 0 and r[2] <= 595 and r[3] <= 842 for r in rects), rects
 
 
 # -- a PDF whose objects have the wrong types ---------------------------------------------------
