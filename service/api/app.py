@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service.api.bodies import add_schemas
 from service.api.deps import RequestSessions
+from service.api.head import HeadAsGet
 from service.api.limits import BodyLimit
 from service.api.observability import configure_logging, install_observability
 from service.api.problems import install_problem_handlers
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, streamed=_streamed_routes())
     app.add_middleware(RequestSessions)
     install_observability(app)
+    app.add_middleware(HeadAsGet)  # outermost: every other one sees the GET it runs as
     # Each router straight on the app (a nested router matches every request twice),
     # the documents first: uploads and sends are most of the traffic.
     for router in (documents.router, signing.router, units.router, users.router, pki.router, audit.router,

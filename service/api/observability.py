@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 import time
@@ -14,6 +15,8 @@ from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.head import client_method
+
 __all__ = ["JsonFormatter", "ObservabilityMiddleware", "configure_logging", "install_observability"]
 
 REQUESTS = Counter("docexchange_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -21,6 +24,9 @@ LATENCY = Histogram("docexchange_http_request_seconds", "HTTP request latency", 
 log = logging.getLogger("docexchange.access")
 
 _SECRET_KEYS = ("authorization", "password", "token", "passphrase", "secret")
+# A client's own request id is kept when it is plain ASCII (it is echoed in a header and
+# quoted in logs); any other, like a missing one, is replaced by one made here.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,6 +58,11 @@ def install_observability(app: FastAPI) -> None:
     app.add_middleware(ObservabilityMiddleware)
 
 
+def _request_id(incoming: str) -> str:
+    """The client's X-Request-ID if it is 8-64 ASCII letters, digits, '-', '_' or '.', else a new one."""
+    return incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+
+
 class ObservabilityMiddleware:
     """Request id, access log line and metrics for every HTTP request.
 
@@ -67,8 +78,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
+        request_id = _request_id(Headers(scope=scope).get("x-request-id", ""))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
@@ -85,10 +95,10 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
-            log.info("request", extra={"request_id": request_id, "method": scope["method"], "path": scope["path"],
+            route, method = getattr(scope.get("route"), "path", "unmatched"), client_method(scope)
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(elapsed)
+            log.info("request", extra={"request_id": request_id, "method": method, "path": scope["path"],
                                        "status": status, "duration_ms": round(elapsed * 1000, 1),
                                        "user_id": state.get("user_id")})
 

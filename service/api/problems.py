@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,7 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from service.api.head import client_method
 from service.errors import ServiceError
 
 __all__ = ["install_problem_handlers", "problem"]
@@ -42,19 +45,147 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")),
-               "message": e.get("msg", "")} for e in errors]
-    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "the request is not valid"
-    return problem(request, 422, "validation-failed", "Invalid request", detail, errors=fields)
+    fields = [_field_error(request, e, exc.__cause__) for e in errors]
+    return _invalid(request, fields)
+
+
+def _invalid(request: Request, fields: list[dict[str, str]]) -> JSONResponse:
+    """The 422 for ``fields``; a field named "" is the request body as a whole."""
+    detail = "; ".join(f"{f['field']}: {f['message']}" if f["field"] else f["message"] for f in fields)
+    return problem(request, 422, "validation-failed", "Invalid request", detail or "the request is not valid",
+                   errors=fields)
+
+
+def _field_error(request: Request, error: Any, cause: BaseException | None) -> dict[str, str]:
+    """One entry of the 422's list: the field (dotted path) and what is wrong with it."""
+    loc = tuple(error.get("loc", ()))
+    if loc[:1] == ("body",) and (message := _body_message(request, error, cause)):
+        return {"field": "", "message": message}
+    return {"field": ".".join(str(p) for p in loc if p not in ("body", "query", "path")),
+            "message": error.get("msg", "")}
+
+
+_SEND_JSON = "send a JSON object with 'Content-Type: application/json'"
+_OBJECT_EXPECTED = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def _body_message(request: Request, error: Any, cause: BaseException | None) -> str | None:
+    """What is wrong with the body as a whole, in words; None for an error in one field.
+
+    FastAPI reports these as errors of a field named by the JSON decoder's offset, or of
+    no field at all ("Field required" for a missing body).
+    """
+    kind, loc, given = error.get("type"), tuple(error.get("loc", ())), error.get("input")
+    if kind == "json_invalid":
+        return _not_json(error, cause)
+    if loc != ("body",):
+        return None
+    if kind == "missing":
+        return f"the request has no body; {_SEND_JSON}"
+    if isinstance(given, bytes | bytearray):
+        return _not_read_as_json(request)
+    if kind in _OBJECT_EXPECTED:
+        return f"the body must be a JSON object ({{...}}), not {_json_kind(given)}"
+    return None
+
+
+def _not_json(error: Any, cause: BaseException | None) -> str:
+    """The JSON decoder's complaint, placed by line and column."""
+    if isinstance(cause, json.JSONDecodeError):
+        where, why = f"line {cause.lineno}, column {cause.colno}", cause.msg
+    else:
+        where, why = f"character {error.get('loc', ('', '?'))[-1]}", (error.get("ctx") or {}).get("error", "")
+    return f"the body is not valid JSON ({why or 'unreadable'} at {where}); correct it and send it again"
+
+
+def _not_read_as_json(request: Request) -> str:
+    """A body FastAPI did not parse: it reads JSON only under a JSON content type."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip()[:100]
+    sent = f"as '{media_type}'" if media_type else "without a Content-Type header"
+    return f"the body was sent {sent}, so it was not read as JSON; {_SEND_JSON}"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in a clerk's words."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else "this value"
+
+
+# FastAPI's answer to a body its JSON decoder raised on with something else than a
+# JSONDecodeError: nesting past the decoder's recursion limit, bytes that are not UTF-8.
+_UNPARSED_BODY = "There was an error parsing the body"
+
+
+def _unparsed_body(request: Request, cause: BaseException) -> JSONResponse:
+    """The 422 for a body the JSON decoder gave up on, in place of FastAPI's bare 400."""
+    if isinstance(cause, RecursionError):
+        message = ("the body is nested too deeply to be read as JSON (lists or objects thousands of levels "
+                   "inside one another); send the JSON object this endpoint documents")
+    elif isinstance(cause, UnicodeDecodeError):
+        message = f"the body is not UTF-8 text; {_SEND_JSON}, encoded in UTF-8"
+    else:
+        message = f"the body could not be read as JSON; {_SEND_JSON}"
+    return _invalid(request, [{"field": "", "message": message}])
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
-    code, title, default = _HTTP_TITLES.get(status, ("http-error", "Request failed", "the request failed"))
-    detail = exc.detail if isinstance(exc, StarletteHTTPException) and isinstance(exc.detail, str) else default
-    if status == 404 and detail == "Not Found":
+    if not isinstance(exc, StarletteHTTPException):
+        return await _unexpected(request, exc)
+    if exc.status_code == 400 and exc.detail == _UNPARSED_BODY and exc.__cause__ is not None:
+        return _unparsed_body(request, exc.__cause__)
+    if exc.status_code == 405:
+        return _method_not_allowed(request, exc)
+    code, title, default = _HTTP_TITLES.get(exc.status_code, ("http-error", "Request failed", "the request failed"))
+    detail = exc.detail if isinstance(exc.detail, str) else default
+    if exc.status_code == 404 and detail == "Not Found":
         detail = default
-    return problem(request, status, code, title, detail)
+    response = problem(request, exc.status_code, code, title, detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """A 405 naming the methods the address takes, in the detail and in Allow (RFC 9110 §15.5.6)."""
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+    detail = f"{client_method(request.scope)} is not allowed here"
+    if allowed:
+        detail += f"; use {_one_of(allowed)}"
+    response = problem(request, 405, "method-not-allowed", "Method not allowed", detail)
+    response.headers.update({**headers, "Allow": ", ".join(allowed)})
+    return response
+
+
+def _one_of(words: list[str]) -> str:
+    """'A', 'A or B', 'A, B or C'."""
+    return " or ".join(filter(None, (", ".join(words[:-1]), words[-1])))
+
+
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path takes, found by asking the routes with each.
+
+    Starlette's Allow names the methods of the first route of the path only (GET /users
+    and POST /users are two routes). HEAD goes with GET, as service.api.head answers it.
+    """
+    allowed = [method for method in _METHODS if _routed(request, method)]
+    return sorted({*allowed, "HEAD"} if "GET" in allowed else allowed)
+
+
+def _routed(request: Request, method: str) -> bool:
+    """Whether a route takes ``method`` at the request's path (a fresh scope: matching writes to it)."""
+    probe = {"type": "http", "method": method, "path": request.scope["path"],
+             "root_path": request.scope.get("root_path", ""), "headers": []}
+    return any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes)
 
 
 async def _race_lost(request: Request, exc: Exception) -> JSONResponse:

@@ -6,12 +6,13 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import documents as docs
 from service.api.bodies import UPLOAD_BODY
 from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, Tx, signing_runtime
+from service.api.files import DownloadResponse
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
 from service.text import RequiredText
@@ -62,18 +63,18 @@ async def get_document(doc_id: str, tx: Tx, principal: CurrentPrincipal) -> dict
     return docs.document_view(doc, await docs.attachments_of(tx.session, doc.id))
 
 
-@router.get("/documents/{doc_id}/content", summary="The PDF as last signed", response_class=FileResponse)
-async def content(doc_id: str, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> FileResponse:
+@router.get("/documents/{doc_id}/content", summary="The PDF as last signed", response_class=DownloadResponse)
+async def content(doc_id: str, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> DownloadResponse:
     doc = await docs.readable_content(tx.session, principal, doc_id)
-    return FileResponse(blobs.path(doc.sha256), media_type="application/pdf", filename=doc.filename)
+    return DownloadResponse(blobs.path(doc.sha256), media_type="application/pdf", filename=doc.filename)
 
 
 @router.get("/documents/{doc_id}/attachments/{att_id}", summary="One attachment file",
-            response_class=FileResponse)
-async def attachment(doc_id: str, att_id: str, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> FileResponse:
+            response_class=DownloadResponse)
+async def attachment(doc_id: str, att_id: str, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> DownloadResponse:
     doc = await docs.readable_content(tx.session, principal, doc_id)
     att = await docs.attachment_of(tx.session, doc.id, att_id)
-    return FileResponse(blobs.path(att.sha256), media_type=att.content_type, filename=att.filename)
+    return DownloadResponse(blobs.path(att.sha256), media_type=att.content_type, filename=att.filename)
 
 
 @router.post("/documents/{doc_id}/send", summary="Send to units and selectors, checked by the routing policy",

@@ -6,13 +6,14 @@ import unicodedata
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from starlette.background import BackgroundTask
 
 from service import documents as docs
 from service.api.bodies import PDF_BODY, PNG_BODY
 from service.api.deps import DB, Blobs, CurrentPrincipal, SettingsDep, Signing, Tx
+from service.api.files import DownloadResponse
 from service.api.images import received_png
 from service.api.multipart import receive_body, receive_form
 from service.documents import BlobWriter, verification
@@ -222,13 +223,14 @@ async def complete_external_signature(session_id: str, body: ExternalCompleteReq
 
 
 @router.get("/documents/{doc_id}/evidence", summary="Evidence package (ZIP): PDF, report, history, certificates",
-            response_class=FileResponse)
-async def evidence(doc_id: str, tx: Tx, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs) -> FileResponse:
+            response_class=DownloadResponse)
+async def evidence(doc_id: str, tx: Tx, principal: CurrentPrincipal, runtime: Signing,
+                   blobs: Blobs) -> DownloadResponse:
     path = await evidence_export.export_evidence(tx.session, principal, doc_id, runtime, blobs)
     try:
         await tx.commit()
     except BaseException:  # nothing is sent: the file the export built is not left behind
         path.unlink(missing_ok=True)
         raise
-    return FileResponse(path, media_type="application/zip", filename=f"evidence-{doc_id}.zip",
-                        background=BackgroundTask(path.unlink, missing_ok=True))
+    return DownloadResponse(path, media_type="application/zip", filename=f"evidence-{doc_id}.zip",
+                            background=BackgroundTask(path.unlink, missing_ok=True))
