@@ -206,3 +206,18 @@ async def test_a_commune_admin_cannot_hand_out_a_province_wide_reach(client, wor
     # An auditor whose reach stays in the commune is the commune admin's to manage.
     ok = await client.post(f"/api/v1/users/{local}/tokens", headers=commune_admin, json={"label": "t", "days": 1})
     assert ok.status_code == 201, ok.text
+
+
+async def test_no_administrator_issues_a_token_that_signs_in_a_leaders_name(client, world) -> None:
+    # A signer's token signs with the signer's key, recorded as theirs: an admin of the unit
+    # who could mint one could sign as the leader without the leader knowing.
+    users = (await client.get("/api/v1/users", headers=world.auth("admin"))).json()["users"]
+    leader = next(u for u in users if "signer" in u["roles"])
+    refused = await client.post(f"/api/v1/users/{leader['id']}/tokens", headers=world.auth("admin"),
+                                json={"label": "ký thay", "days": 1})
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert f"docexchange tokens create --username {leader['username']}" in refused.json()["detail"]
+    clerk = next(u for u in users if u["roles"] == ["clerk"])
+    assert (await client.post(f"/api/v1/users/{clerk['id']}/tokens", headers=world.auth("admin"),
+                              json={"label": "máy văn thư", "days": 1})).status_code == 201

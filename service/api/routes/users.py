@@ -12,7 +12,7 @@ from sqlmodel import col
 from service import auth, units
 from service.api.deps import CurrentPrincipal, Principals, SettingsDep, Tx, require_roles
 from service.auth import NewToken, NewUser, Principal
-from service.errors import NotFoundError
+from service.errors import NotFoundError, PermissionDeniedError
 from service.text import to_vn_iso
 
 router = APIRouter(tags=["people"])
@@ -81,6 +81,11 @@ async def create_user(body: NewUser, tx: Tx, principal: Principal = Admin) -> di
 async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsDep,
                        principal: Principal = Admin) -> dict[str, Any]:
     user = await _scoped_user(tx, principal, user_id)
+    if "signer" in user.roles and user.id != principal.user_id:
+        # The token signs documents in the signer's name with the signer's key, unseen by them.
+        raise PermissionDeniedError(
+            f"{user.full_name} signs documents: a token of theirs signs in their name, so no administrator issues "
+            f"it. The operator does, for the signer in person: docexchange tokens create --username {user.username}")
     issued = await auth.issue_token(tx.session, user, days=body.days or settings.token_default_days, label=body.label,
                                     actor_id=principal.user_id)
     await tx.commit()
