@@ -142,8 +142,9 @@ class SigningRuntime:
                 f"its unit. Install this unit's own certificate (on the token: its key under the label {unit_code}) "
                 "before sealing")
         async with self._lock:
-            await asyncio.to_thread(issue, self.pki)
-            self._signers.pop(f"org/{unit_code}", None)
+            if self._signers.get(f"org/{unit_code}") is signer:  # not done meanwhile by a request beside this one
+                await asyncio.to_thread(issue, self.pki)
+                del self._signers[f"org/{unit_code}"]
         return await self._signer("org", unit_code, issue)
 
     async def _signer(self, kind: str, ident: str, issue: _Issue) -> DocumentSigner:
