@@ -26,7 +26,6 @@ from service.documents.models import Attachment, Document, DocumentSignature, Ex
 from service.documents.reading import attachment_of
 from service.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from service.storage.rows import update_if
-from service.text import fold
 from service.units import Unit, User
 
 if TYPE_CHECKING:
@@ -188,22 +187,14 @@ def _check_holder(cert: Any, principal: Principal) -> None:
     name them — by user id (certificates this deployment issues), or by name (those of
     another authority), compared without case or diacritics (``NGUYEN VAN AN`` is
     ``Nguyễn Văn An``). An organisation's certificate names no person and is refused too."""
-    subject = cert.subject.native
-    if principal.user_id in _values(subject.get("user_id")):
+    from service.signing import names_holder, subject_values
+
+    if principal.user_id in subject_values(cert, "user_id") or names_holder(cert, principal.full_name):
         return
-    names = _values(subject.get("common_name"))
-    if any(fold(name) == fold(principal.full_name[:64]) for name in names):
-        return
-    holder = names[0] if names else "no one"
+    holder = (subject_values(cert, "common_name") or ["no one"])[0]
     raise InvalidInputError(f"the certificate is {holder}'s, not yours ({principal.full_name}): sign with your own "
                             "token; if your name here differs from the one on your certificate, ask your unit's "
                             "administrator to correct it", field="certificate_chain")
-
-
-def _values(value: object) -> list[str]:
-    # asn1crypto gives one value as itself and several as a list.
-    items = value if isinstance(value, list) else [value] if value is not None else []
-    return [str(v) for v in items]
 
 
 def _placement(where: PersonalRequest) -> Placement:

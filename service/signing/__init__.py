@@ -2,6 +2,7 @@
 signing (personal signature, organisation seal, attachment seal) and
 verification reports. Other packages import only from here."""
 
+from service.signing._x509 import names_holder, subject_values
 from service.signing.appearance import FontConfig, make_seal_png, make_signature_png
 from service.signing.errors import (
     CertificateRevokedError,
@@ -67,6 +68,8 @@ __all__ = [
     "Verifier",
     "VerifierOptions",
     "build_evidence_zip",
+    "names_holder",
+    "subject_values",
     "build_timestamper",
     "complete_external",
     "make_seal_png",

@@ -15,8 +15,8 @@ from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
 DAMAGED_PDF_ERRORS: tuple[type[Exception], ...] = (
     PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError, RecursionError)
 
-__all__ = ["DAMAGED_PDF_ERRORS", "check_field_tree", "field_geometry", "locking_field", "page_count", "page_size",
-           "signature_field_names", "signature_fields"]
+__all__ = ["DAMAGED_PDF_ERRORS", "HostileStructure", "check_field_tree", "field_geometry", "locking_field",
+           "page_count", "page_size", "signature_field_names", "signature_fields"]
 
 Box = tuple[float, float, float, float]
 _MAX_DEPTH = 64  # a page tree deeper than this is a hostile file, not a document
@@ -43,8 +43,12 @@ def _page_refs(node: Any, seen: set[generic.Reference], depth: int = 0) -> Itera
             yield ref
 
 
+class HostileStructure(ValueError):
+    """A structure no document has, made to exhaust whoever reads it."""
+
+
 def check_field_tree(reader: PdfFileReader) -> None:
-    """Raises ValueError for a form-field tree no document has: one that lists a field twice,
+    """Raises HostileStructure for a form-field tree no document has: one that lists a field twice,
     is nested too deeply or is too large. pyHanko walks every path of the tree, so 2 KB of
     PDF that lists each node twice over 40 levels is 2**40 fields to it: call this first."""
     acroform = reader.root.get("/AcroForm")
@@ -57,10 +61,10 @@ def check_field_tree(reader: PdfFileReader) -> None:
         item, depth = todo.pop()
         if isinstance(item, generic.IndirectObject):
             if item.reference in seen:
-                raise ValueError("the form field tree lists one of its fields twice")
+                raise HostileStructure("the form field tree lists one of its fields twice")
             seen.add(item.reference)
         if depth > _MAX_DEPTH or len(seen) > _MAX_FIELDS:
-            raise ValueError(f"the form field tree is deeper than {_MAX_DEPTH} levels or has more than "
+            raise HostileStructure(f"the form field tree is deeper than {_MAX_DEPTH} levels or has more than "
                              f"{_MAX_FIELDS} fields")
         node = item.get_object()
         kids = node.get("/Kids") if isinstance(node, generic.DictionaryObject) else None

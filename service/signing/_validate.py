@@ -23,7 +23,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from service.signing._count import count_signatures
-from service.signing._pdfinfo import check_field_tree
+from service.signing._pdfinfo import HostileStructure, check_field_tree
 from service.signing.pades import VN_TZ, file_sha256
 from service.signing.report import (
     CertInfo,
@@ -120,11 +120,13 @@ def _open_reader(fh: Any, findings: list[Finding]) -> PdfFileReader:
         check_field_tree(reader)
         reader.embedded_signatures  # noqa: B018 - strict parsing happens lazily
         return reader
+    except HostileStructure:
+        raise  # no leniency reads it better: the verdict says why it is refused
     except _HOSTILE as exc:
         findings.append(finding("NON_STRICT", f"{type(exc).__name__}: {exc}"))
         fh.seek(0)
         reader = PdfFileReader(fh, strict=False)
-        check_field_tree(reader)  # the verdict's own reading walks the tree: refuse a hostile one first
+        check_field_tree(reader)  # strict reading failed before it reached the tree
         return reader
 
 

@@ -6,10 +6,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from service.text import fold
 
 __all__ = [
     "CertProfile",
@@ -32,6 +35,24 @@ class KeyPair:
 
     cert: x509.Certificate
     key: PrivateKey
+
+
+CN_MAX = 64  # X.520: a common name holds at most 64 characters
+
+
+def subject_values(cert: asn1_x509.Certificate, attribute: str) -> list[str]:
+    """Every value of one attribute of the certificate's subject (``common_name``, ``user_id``):
+    asn1crypto gives one value as itself and several as a list."""
+    value = cert.subject.native.get(attribute)
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    return [str(v) for v in items]
+
+
+def names_holder(cert: asn1_x509.Certificate, name: str) -> bool:
+    """Whether a common name of the certificate is ``name``, case and diacritics aside
+    (``NGUYEN VAN AN`` is ``Nguyễn Văn An``), cut as a common name is."""
+    wanted = fold(name[:CN_MAX])
+    return any(fold(cn) == wanted for cn in subject_values(cert, "common_name"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,7 @@ def vn_name(common_name: str, *, org: str | None = None, extra: dict[str, str] |
     oids = {"uid": NameOID.USER_ID, "serial": NameOID.SERIAL_NUMBER, "email": NameOID.EMAIL_ADDRESS}
     for key, value in (extra or {}).items():
         attrs.append(x509.NameAttribute(oids[key], value))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name[:CN_MAX]))
     return x509.Name(attrs)
 
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.timestamps import TimeStamper
 
 from service.pdfscan import Scan, scan_file
+from service.signing._x509 import names_holder, subject_values
 from service.signing.errors import KeyProviderError
 from service.signing.keys import FileKeyProvider, KeyProvider, Pkcs11KeyProvider
 from service.signing.pades import SignatureLevel, SigningOptions, build_timestamper
@@ -28,7 +28,6 @@ from service.signing.report import RULES_VERSION, Verdict, VerificationReport, f
 from service.signing.service import DocumentSigner
 from service.signing.trust import TrustConfig
 from service.signing.verify import Verifier, VerifierOptions
-from service.text import fold
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -133,9 +132,10 @@ class SigningRuntime:
             return pki.issue_organisation_cert(unit_code, unit_name)
 
         signer = await self._signer("org", unit_code, issue)
-        holder = _common_name(await signer.certificate())
-        if fold(holder) == fold(unit_name[:_CN_MAX]):
+        cert = await signer.certificate()
+        if names_holder(cert, unit_name):
             return signer
+        holder = (subject_values(cert, "common_name") or ["no one"])[0]
         if self.pki is None:
             raise KeyProviderError(
                 f"the seal certificate kept for {unit_code} names {holder!r}, not {unit_name!r}: a seal must name "
@@ -173,14 +173,6 @@ class SigningRuntime:
     def close(self) -> None:
         if self._verifier is not None:
             self._verifier.close()
-
-
-_CN_MAX = 64  # X.520: a common name has at most 64 characters
-
-
-def _common_name(cert: asn1_x509.Certificate) -> str:
-    names = cert.subject.native.get("common_name", "")
-    return str(names[0] if isinstance(names, list) else names)
 
 
 def _unsigned_report(path: Path, scan: Scan) -> VerificationReport:

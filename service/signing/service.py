@@ -210,7 +210,7 @@ def default_box(page_box: Box) -> Box:
     return (max(x1, right - 170), y1 + 120, right, y1 + 200)
 
 
-_MIN_SIDE = 10  # points: a smaller box shows nothing
+_MIN_SIDE = 10  # points: a smaller box shows nothing (the API refuses a smaller new box, api/routes/signing.py)
 
 
 def _shown(box: Box, what: str, layout: PdfLayout) -> None:
