@@ -28,7 +28,8 @@ __all__ = ["main"]
 
 # The CLI option that carries each field of the API's request models, to name it in refusals.
 _OPTIONS = {"username": "--username", "full_name": "--name", "roles": "--role", "email": "--email",
-            "unit": "--unit", "days": "--days", "label": "--label"}
+            "unit": "--unit", "days": "--days", "label": "--label", "position": "--position",
+            "audit_root": "--audit-root", "active": "--activate/--deactivate"}
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -136,20 +137,70 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _user_named(session: Any, username: str) -> units.User:
+    from sqlalchemy import select
+
+    username = nfc(username).lower()  # as create_user stores it
+    user: units.User | None = (await session.execute(
+        select(units.User).where(col(units.User.username) == username))).scalars().first()
+    if user is None:
+        raise units.UnitNotFoundError(f"no user {username!r}: check the name (docexchange users list), or add the "
+                                      "user with `docexchange users create`")
+    return user
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    async def run(session: Any) -> list[tuple[units.User, str]]:
+        from sqlalchemy import select
+
+        stmt = select(units.User, col(units.Unit.code)).join(units.Unit, col(units.Unit.id) == col(units.User.unit_id))
+        if args.unit:
+            unit = await units.get_unit(session, args.unit)
+            stmt = stmt.where(col(units.Unit.path).startswith(unit.path))
+        return [(u, code) for u, code in (await session.execute(stmt.order_by(col(units.User.username))))]
+
+    rows = asyncio.run(_with_session(run, commit=False))
+    for user, code in rows:
+        flags = "" if user.active else "  (deactivated)"
+        print(f"{user.username}\t{code}\t{','.join(user.roles)}\t{user.full_name}{flags}")
+    print(f"# {len(rows)} users", file=sys.stderr)
+    return 0
+
+
+def cmd_users_update(args: argparse.Namespace) -> int:
+    if all(v is None for v in (args.name, args.position, args.email, args.role, args.active, args.audit_root)):
+        raise InvalidInputError("name what to change: --name, --position, --email, --role, --audit-root, "
+                                "--activate or --deactivate")
+    body = _validated(auth.UserChange, full_name=args.name, position=args.position, email=args.email,
+                      roles=args.role, active=args.active, audit_root=args.audit_root)
+
+    async def run(session: Any) -> int:
+        user = await _user_named(session, args.username)
+        root = await units.get_unit(session, body.audit_root) if body.audit_root else None
+        return await auth.update_user(session, user, full_name=body.full_name, position=body.position,
+                                      email=body.email, roles=body.roles, active=body.active, audit_root=root)
+
+    revoked = asyncio.run(_with_session(run))
+    print("updated" + (f"; {revoked} tokens revoked (a signer's token is issued to them in person)" if revoked else ""))
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    async def run(session: Any) -> list[units.ApiToken]:
+        return await auth.tokens_of(session, (await _user_named(session, args.username)).id)
+
+    for row in asyncio.run(_with_session(run, commit=False)):
+        print(f"{row.id}\t{auth.token_state(row)}\texpires {to_vn_iso(row.expires_at)}\t{row.label}")
+    return 0
+
+
 def cmd_tokens_create(args: argparse.Namespace) -> int:
     body = _validated(auth.NewToken, days=args.days, label=args.label)
     days = body.days or _settings().token_default_days  # as the API's default
-    username = nfc(args.username).lower()  # as create_user stores it
 
     async def run(session: Any) -> Any:
-        from sqlalchemy import select
-
-        stmt = select(units.User).where(col(units.User.username) == username)
-        user = (await session.execute(stmt)).scalars().first()
-        if user is None:
-            raise units.UnitNotFoundError(f"no user {username!r}: check the name, or add the user with "
-                                          "`docexchange users create`")
-        return await auth.issue_token(session, user, days=days, label=body.label)
+        return await auth.issue_token(session, await _user_named(session, args.username), days=days,
+                                      label=body.label)
 
     issued = asyncio.run(_with_session(run))
     print(issued.token)
@@ -214,12 +265,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--email")
     p.add_argument("--service", action="store_true", help="an integration account")
     p.set_defaults(func=cmd_users_create)
+    p = us.add_parser("list", help="users, with their unit and roles")
+    p.add_argument("--unit", help="only this unit and the units below it")
+    p.set_defaults(func=cmd_users_list)
+    p = us.add_parser("update", help="change a user's name, roles or reach, or deactivate them")
+    p.add_argument("--username", required=True)
+    p.add_argument("--name")
+    p.add_argument("--position")
+    p.add_argument("--email")
+    p.add_argument("--role", action="append", choices=sorted(auth.ROLES),
+                   help="the user's roles from now on (repeat for several)")
+    p.add_argument("--audit-root", help="for auditors: the code of the subtree they read")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--deactivate", dest="active", action="store_false", default=None,
+                       help="refuse every token of theirs until activated again")
+    state.add_argument("--activate", dest="active", action="store_true", default=None)
+    p.set_defaults(func=cmd_users_update)
     t = sub.add_parser("tokens", help="bearer tokens").add_subparsers(dest="tokens_cmd", required=True)
     p = t.add_parser("create", help="issue a token (printed once)")
     p.add_argument("--username", required=True)
     p.add_argument("--days", type=int, help="valid this many days (default: DOCEX_TOKEN_DEFAULT_DAYS)")
     p.add_argument("--label", default="")
     p.set_defaults(func=cmd_tokens_create)
+    p = t.add_parser("list", help="a user's tokens: id, state, expiry, label (never the token)")
+    p.add_argument("--username", required=True)
+    p.set_defaults(func=cmd_tokens_list)
     p = t.add_parser("revoke", help="revoke a token by id")
     p.add_argument("token_id")
     p.set_defaults(func=cmd_tokens_revoke)

@@ -98,6 +98,48 @@ def test_users_create_refuses_what_the_api_refuses_and_adds_nobody(
     assert _rows(data_dir, "SELECT username FROM app_user") == [(ADMIN,)]
 
 
+def test_the_operator_deactivates_a_user_and_sees_their_tokens(data_dir: Path) -> None:
+    issued = _run(data_dir, "tokens", "create", "--username", ADMIN.upper(), "--label", "máy chủ")
+    assert issued.returncode == 0, issued.stderr
+    token_id = re.search(r"token id (\w+)", issued.stderr)
+    assert token_id is not None
+    done = _run(data_dir, "users", "update", "--username", ADMIN, "--deactivate", "--position", "Nghỉ hưu")
+    assert done.returncode == 0, done.stderr
+    assert _rows(data_dir, "SELECT active, position FROM app_user") == [(0, "Nghỉ hưu")]
+
+    listed = _run(data_dir, "users", "list", "--unit", UNIT)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [f"{ADMIN}\t{UNIT}\tadmin\tQuản trị  (deactivated)"]
+    tokens = _run(data_dir, "tokens", "list", "--username", ADMIN)
+    assert tokens.returncode == 0, tokens.stderr
+    assert tokens.stdout.startswith(f"{token_id.group(1)}\tactive\texpires ")
+    assert tokens.stdout.rstrip().endswith("máy chủ")
+    assert "dx_" not in tokens.stdout
+
+
+def test_granting_the_signer_role_revokes_the_users_tokens(data_dir: Path) -> None:
+    assert _run(data_dir, "tokens", "create", "--username", ADMIN).returncode == 0
+    done = _run(data_dir, "users", "update", "--username", ADMIN, "--role", "admin", "--role", "signer")
+    assert done.returncode == 0, done.stderr
+    assert "1 tokens revoked" in done.stdout
+    assert _rows(data_dir, "SELECT count(*) FROM api_token WHERE revoked_at IS NULL") == [(0,)]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--username", "nobody", "--activate"], "no user 'nobody'"),
+    (["--username", ADMIN], "--audit-root, --activate or --deactivate"),  # nothing to change: the options named
+    (["--username", ADMIN, "--audit-root", UNIT], "only an auditor"),
+    (["--username", ADMIN, "--email", "x"], "not an e-mail address"),
+])
+def test_users_update_refuses_with_one_line_and_changes_nothing(data_dir: Path, args: list[str], says: str) -> None:
+    before = _rows(data_dir, "SELECT * FROM app_user")
+    done = _run(data_dir, "users", "update", *args)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert says in done.stderr
+    assert _rows(data_dir, "SELECT * FROM app_user") == before
+
+
 def test_audit_verify_without_a_database_says_to_create_it_and_writes_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir"
     message = _refused(_run(missing, "audit", "verify"))

@@ -1,7 +1,7 @@
 """Who is calling: users, bearer tokens, principals."""
 
 from service.auth.cache import PrincipalCache
-from service.auth.schemas import NewToken, NewUser
+from service.auth.schemas import NewToken, NewUser, UserChange
 from service.auth.service import (
     ROLES,
     AuthenticationError,
@@ -13,6 +13,9 @@ from service.auth.service import (
     issue_token,
     revoke_token,
     token_hash,
+    token_state,
+    tokens_of,
+    update_user,
 )
 
 __all__ = [
@@ -29,4 +32,8 @@ __all__ = [
     "issue_token",
     "revoke_token",
     "token_hash",
+    "token_state",
+    "tokens_of",
+    "update_user",
+    "UserChange",
 ]

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,9 @@ __all__ = [
     "issue_token",
     "revoke_token",
     "token_hash",
+    "token_state",
+    "tokens_of",
+    "update_user",
 ]
 
 ROLES = frozenset({"clerk", "signer", "auditor", "admin"})
@@ -102,6 +106,84 @@ async def create_user(
     return user
 
 
+async def update_user(
+    session: AsyncSession, user: User, *, full_name: str | None = None, position: str | None = None,
+    email: str | None = None, roles: list[str] | None = None, active: bool | None = None,
+    audit_root: Unit | None = None, actor_id: str | None = None,
+) -> int:
+    """Change what is given of ``user`` (audited with the fields before and after) and return how
+    many of their tokens this revoked.
+
+    Granting the signer role revokes the user's live tokens: a signer's token signs in their
+    name, so it is issued to them in person, never one handed out while they could not sign.
+    ``audit_root`` is where an auditor reads (None: keep it, or their own unit for a new auditor);
+    dropping the auditor role drops it. Raises InvalidInputError for an unknown role.
+    """
+    new_roles = sorted(set(user.roles if roles is None else roles))
+    bad = sorted(set(new_roles) - ROLES)
+    if bad or not new_roles:
+        raise InvalidInputError(f"roles must be some of {', '.join(sorted(ROLES))}; got {bad or 'none'}")
+    if audit_root is not None and "auditor" not in new_roles:
+        raise InvalidInputError("only an auditor reads a subtree: give the auditor role as well, or leave out "
+                                "audit_root")
+    before = _changeable(user)
+    user.roles = new_roles
+    if "auditor" not in user.roles:
+        user.audit_root_id = None
+    elif audit_root is not None:
+        user.audit_root_id = audit_root.id
+    for name, value in (("full_name", full_name), ("position", position)):
+        if value is not None:
+            setattr(user, name, nfc(value))
+    if email is not None:
+        user.email = email.strip()
+    if active is not None:
+        user.active = active
+    after = _changeable(user)
+    if after == before:
+        return 0
+    revoked = 0
+    if "signer" in user.roles and "signer" not in before["roles"]:
+        revoked = await _revoke_live_tokens(session, user, actor_id)
+    await audit.append(session, action="user.updated", actor_id=actor_id, unit_id=user.unit_id, object_id=user.id,
+                       data={"before": {k: v for k, v in before.items() if after[k] != v},
+                             "after": {k: v for k, v in after.items() if before[k] != v},
+                             "tokens_revoked": revoked})
+    await session.flush()
+    return revoked
+
+
+def _changeable(user: User) -> dict[str, Any]:
+    return {"full_name": user.full_name, "position": user.position, "email": user.email,
+            "roles": list(user.roles), "active": user.active, "audit_root_id": user.audit_root_id}
+
+
+async def _revoke_live_tokens(session: AsyncSession, user: User, actor_id: str | None) -> int:
+    now = utcnow()
+    live = (await session.execute(select(ApiToken).where(
+        col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None), col(ApiToken.expires_at) > now,
+    ))).scalars().all()
+    for row in live:
+        row.revoked_at = now
+        await audit.append(session, action="token.revoked", actor_id=actor_id, object_id=row.id,
+                           data={"user_id": user.id, "reason": "granted the signer role"})
+    return len(live)
+
+
+async def tokens_of(session: AsyncSession, user_id: str) -> list[ApiToken]:
+    """Every token issued to a user, newest first (hashes only: no token can be shown again)."""
+    stmt = select(ApiToken).where(col(ApiToken.user_id) == user_id).order_by(
+        col(ApiToken.created_at).desc(), col(ApiToken.id))
+    return list((await session.execute(stmt)).scalars())
+
+
+def token_state(row: ApiToken, now: datetime | None = None) -> str:
+    """``revoked``, ``expired`` or ``active``."""
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if row.expires_at <= (now or utcnow()) else "active"
+
+
 async def issue_token(session: AsyncSession, user: User, *, days: int, label: str = "",
                       actor_id: str | None = None) -> IssuedToken:
     """A new random bearer token for ``user``, valid ``days`` days (audited; never the token)."""
@@ -150,8 +232,10 @@ async def authenticate_until(session: AsyncSession, token: str) -> tuple[Princip
     if row is None:
         raise AuthenticationError("the bearer token is not known; ask your unit administrator for a token")
     tok, user, unit = row
-    if tok.revoked_at is not None or tok.expires_at <= utcnow() or not user.active:
+    if tok.revoked_at is not None or tok.expires_at <= utcnow():
         raise AuthenticationError("the bearer token has expired or was revoked; ask for a new one")
+    if not user.active:
+        raise AuthenticationError("this account is deactivated; ask your unit administrator to activate it")
     return Principal(
         user_id=user.id, unit_id=unit.id, unit_path=unit.path, roles=frozenset(user.roles),
         audit_root_path=await _audit_root_path(session, user, unit), full_name=user.full_name,

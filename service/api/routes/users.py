@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from service import auth, units
 from service.api.deps import CurrentPrincipal, Principals, SettingsDep, Tx, require_roles
-from service.auth import NewToken, NewUser, Principal
+from service.auth import NewToken, NewUser, Principal, UserChange
 from service.errors import NotFoundError, PermissionDeniedError
 from service.text import to_vn_iso
 
@@ -22,7 +22,7 @@ Admin = Depends(require_roles("admin"))
 def _user_view(u: units.User) -> dict[str, Any]:
     return {"id": u.id, "username": u.username, "full_name": u.full_name, "position": u.position,
             "email": u.email, "roles": u.roles, "unit_id": u.unit_id, "is_service": u.is_service,
-            "active": u.active}
+            "active": u.active, "audit_root_id": u.audit_root_id}
 
 
 async def _scoped_unit(tx: Tx, principal: Principal, key: str | None) -> units.Unit:
@@ -52,10 +52,21 @@ async def _scoped_user(tx: Tx, principal: Principal, user_id: str) -> units.User
     return user
 
 
+def _token_view(row: units.ApiToken) -> dict[str, Any]:
+    return {"id": row.id, "label": row.label, "state": auth.token_state(row),
+            "created_at": to_vn_iso(row.created_at), "expires_at": to_vn_iso(row.expires_at),
+            "revoked_at": to_vn_iso(row.revoked_at) if row.revoked_at else None}
+
+
 @router.get("/me", summary="Who the token belongs to")
 async def me(principal: CurrentPrincipal) -> dict[str, Any]:
     return {"user_id": principal.user_id, "unit_id": principal.unit_id, "roles": sorted(principal.roles),
             "full_name": principal.full_name, "is_service": principal.is_service}
+
+
+@router.get("/me/tokens", summary="The caller's own tokens (never the tokens themselves)")
+async def my_tokens(tx: Tx, principal: CurrentPrincipal) -> dict[str, Any]:
+    return {"tokens": [_token_view(t) for t in await auth.tokens_of(tx.session, principal.user_id)]}
 
 
 @router.get("/users", summary="Users of the admin's unit and the units below it")
@@ -74,6 +85,33 @@ async def create_user(body: NewUser, tx: Tx, principal: Principal = Admin) -> di
                                   audit_root=root, is_service=body.is_service, actor_id=principal.user_id)
     await tx.commit()
     return _user_view(user)
+
+
+@router.get("/users/{user_id}", summary="One user the admin manages")
+async def get_user(user_id: str, tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
+    return _user_view(await _scoped_user(tx, principal, user_id))
+
+
+@router.patch("/users/{user_id}", summary="Change a user's name, roles or reach, or deactivate them")
+async def update_user(user_id: str, body: UserChange, tx: Tx, principals: Principals,
+                      principal: Principal = Admin) -> dict[str, Any]:
+    user = await _scoped_user(tx, principal, user_id)
+    if user.id == principal.user_id and body.given() & {"roles", "active", "audit_root"}:
+        raise PermissionDeniedError("no administrator changes their own roles or deactivates themselves: "
+                                    "ask another administrator, or the operator (docexchange users update)")
+    root = await _scoped_unit(tx, principal, body.audit_root) if body.audit_root else None
+    revoked = await auth.update_user(tx.session, user, full_name=body.full_name, position=body.position,
+                                     email=body.email, roles=body.roles, active=body.active, audit_root=root,
+                                     actor_id=principal.user_id)
+    await tx.commit()
+    principals.clear()
+    return {**_user_view(user), "tokens_revoked": revoked}
+
+
+@router.get("/users/{user_id}/tokens", summary="A user's tokens (never the tokens themselves)")
+async def list_tokens(user_id: str, tx: Tx, principal: Principal = Admin) -> dict[str, Any]:
+    user = await _scoped_user(tx, principal, user_id)
+    return {"tokens": [_token_view(t) for t in await auth.tokens_of(tx.session, user.id)]}
 
 
 @router.post("/users/{user_id}/tokens", status_code=201,
