@@ -33,7 +33,9 @@ _HTTP_TITLES = {
 def problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail,
             "instance": request.url.path, "request_id": getattr(request.state, "request_id", None), **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if isinstance(extra.get("retry_after"), int):
+        headers["Retry-After"] = str(extra["retry_after"])
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 

@@ -6,7 +6,8 @@ ServiceError
     │   └── CertificateRevokedError  the signer's certificate was revoked
     ├── PkiError            the development PKI cannot issue, revoke or answer
     ├── SignatureCreationError  pyHanko failed to produce a signature
-    └── ExternalSigningError    a two-step (client-side) signature cannot be completed
+    ├── ExternalSigningError    a two-step (client-side) signature cannot be completed
+    └── VerifierBusyError   a file sent to be checked must wait: the caller's last, or too many
 """
 
 from service.errors import ServiceError
@@ -18,6 +19,7 @@ __all__ = [
     "PkiError",
     "SignatureCreationError",
     "SigningError",
+    "VerifierBusyError",
 ]
 
 
@@ -64,3 +66,12 @@ class ExternalSigningError(SigningError):
 
     code = "external-signature-rejected"
     title = "The signature from the token was not accepted"
+
+
+class VerifierBusyError(SigningError):
+    """A file sent to be verified is refused for now: the caller's previous file is still
+    running, or too many are waiting. ``retry_after`` (seconds) goes to the Retry-After header."""
+
+    status = 429
+    code = "verification-busy"
+    title = "Verification is busy"

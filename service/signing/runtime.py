@@ -102,14 +102,19 @@ class SigningRuntime:
             self._timestamper = build_timestamper(self.trust, self.pki.timestamp_response if self.pki else None)
         return self._timestamper
 
-    async def verify(self, path: Path, scan: Scan | None = None) -> VerificationReport:
+    async def verify(self, path: Path, scan: Scan | None = None, *, requester: str | None = None,
+                     ) -> VerificationReport:
         """The report of one file. A file with no signature value at all (no literal
         ``/ByteRange``, see ``service.pdfscan``) is reported in-process; anything else goes
-        to the bounded pool. ``scan``: the file's scan when its bytes were just seen."""
+        to the bounded pool. ``scan``: the file's scan when its bytes were just seen.
+        ``requester``: the user who sent the file only to have it checked, whose files wait
+        their turn (``Verifier.verify_for``; raises VerifierBusyError)."""
         if scan is None:
             scan = await asyncio.to_thread(scan_file, path)
         if scan.byte_ranges == 0:
             return _unsigned_report(path, scan)
+        if requester is not None:
+            return await self.verifier().verify_for(requester, path)
         return await self.verifier().verify(path)
 
     def verifier(self) -> Verifier:

@@ -9,6 +9,10 @@ Throughput: each worker parses the trust material once (at start-up, not per
 file) and installs the exact speed-ups of :mod:`service.signing._speedups`;
 no more files are handed to the pool than there are workers, so a file's
 timeout measures its own verification, not its wait behind a long queue.
+
+Fairness: a file any user sends to be checked (``verify_for``) is one of theirs at a
+time, and such files together hold at most all workers but one, so the verification
+that precedes every send never waits behind files that run to the time limit.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from service.signing.errors import VerifierBusyError
 from service.signing.report import Verdict, VerificationReport, finding
 from service.signing.trust import TrustConfig
 
@@ -35,6 +40,12 @@ class VerifierOptions:
     timeout_s: float = 60.0
     memory_mb: int = 1536  # address space a worker may add to what it inherits from the parent
     workers: int = max(1, min(os.cpu_count() or 1, 4))
+    waiting_per_worker: int = 4  # files users sent to be checked that may wait for a worker, per worker
+
+    @property
+    def on_request(self) -> int:
+        """Workers that files users send to be checked may hold at once: all but one."""
+        return max(1, self.workers - 1)
 
 
 # -- worker process side ------------------------------------------------------------
@@ -101,6 +112,8 @@ class Verifier:
         self._options = options
         self._pool: ProcessPoolExecutor | None = None
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._requested: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._requesters: set[str] = set()  # who has a file in verify_for now
 
     async def __aenter__(self) -> Verifier:
         return self
@@ -133,6 +146,35 @@ class Verifier:
         if self._slots is None or self._slots[0] is not loop:
             self._slots = (loop, asyncio.Semaphore(self._options.workers))
         return self._slots[1]
+
+    def _requested_semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._requested is None or self._requested[0] is not loop:
+            self._requested = (loop, asyncio.Semaphore(self._options.on_request))
+        return self._requested[1]
+
+    def check_room(self, requester: str) -> None:
+        """Whether ``verify_for`` would take a file of ``requester`` now (ask before receiving
+        it). Raises VerifierBusyError."""
+        retry = max(1, round(self._options.timeout_s / 4))
+        if requester in self._requesters:
+            raise VerifierBusyError("a file you sent is still being verified: send the next one when its report "
+                                    "is back", retry_after=retry)
+        if len(self._requesters) >= self._options.on_request * (1 + self._options.waiting_per_worker):
+            raise VerifierBusyError("verification is busy with other users' files: try again in a minute",
+                                    retry_after=retry)
+
+    async def verify_for(self, requester: str, path: Path) -> VerificationReport:
+        """A file ``requester`` sent to be checked: theirs one at a time, and never on the
+        worker kept for sends. Raises VerifierBusyError when theirs is still running or too
+        many files are waiting already."""
+        self.check_room(requester)
+        self._requesters.add(requester)
+        try:
+            async with self._requested_semaphore():
+                return await self.verify(path)
+        finally:
+            self._requesters.discard(requester)
 
     async def verify(self, path: Path) -> VerificationReport:
         """Never raises for a bad file: every problem becomes a non-passed report."""

@@ -140,6 +140,31 @@ async def test_verify_any_pdf_never_passes_a_changed_or_broken_file(client, worl
     assert "HASH_FAILURE" in {s["sub_indication"] for s in changed.json()["signatures"]}
 
 
+async def test_a_second_file_sent_before_the_first_ones_report_is_told_to_wait(app, client, world,
+                                                                              tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.signing.test_verify_fairness import _slow_file
+
+    doc = await _upload(client, world)
+    await _sign_and_seal(client, world, doc["id"])
+    pdf = (await client.get(f"/api/v1/documents/{doc['id']}/content", headers=world.auth("xa1"))).content
+    pdf_body = {**world.auth("xa2"), "content-type": "application/pdf"}
+    assert (await client.post("/api/v1/verify", headers=pdf_body, content=pdf)).json()["verdict"] == "passed"
+    me = (await client.get("/api/v1/me", headers=world.auth("xa2"))).json()["user_id"]
+    async with _slow_file(tmp_path / "slow.pdf", pdf) as slow:
+        first = asyncio.create_task(app.state.signing.verifier().verify_for(me, slow))
+        await asyncio.sleep(0.2)
+        second = await client.post("/api/v1/verify", headers=pdf_body, content=pdf)
+        assert second.status_code == 429, second.text
+        assert second.headers["content-type"].startswith("application/problem+json")
+        assert int(second.headers["retry-after"]) >= 1
+        assert "still being verified" in second.json()["detail"]
+    await asyncio.wait_for(first, 30)
+    again = await client.post("/api/v1/verify", headers=pdf_body, content=pdf)
+    assert again.json()["verdict"] == "passed", "once the report is back, the next file is taken"
+
+
 async def test_uploaded_signature_image_and_bad_images(client, world) -> None:
     buf = io.BytesIO()
     Image.new("RGBA", (300, 120), (0, 0, 200, 0)).save(buf, "PNG")

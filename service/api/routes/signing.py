@@ -134,15 +134,19 @@ async def document_verification(doc_id: str, tx: Tx, db: DB, principal: CurrentP
 
 
 @router.post("/verify", summary="Verify any PDF (also one from elsewhere); nothing is stored",
-             description="Send the PDF as the body (`application/pdf`) or as the `file` field of a form.",
+             description="Send the PDF as the body (`application/pdf`) or as the `file` field of a form. "
+                         "One file of yours at a time: a second one sent before the first one's report is "
+                         "back is answered 429 with `Retry-After`, as is any file while too many are waiting.",
+             responses={429: {"description": "Your previous file is still being verified, or too many are waiting"}},
              response_model=None, openapi_extra=PDF_BODY)
 async def verify_any(request: Request, principal: CurrentPrincipal, runtime: Signing, blobs: Blobs,
                      settings: SettingsDep, format: Literal["json", "html"] = Query("json")) -> Response:
+    runtime.verifier().check_room(principal.user_id)  # before the body: a refusal costs no upload
     received = await _received_pdf(request, blobs, settings.max_upload_bytes)
     try:
         # A damaged PDF gets a report (that is what its verifier is for); a file that is no PDF at all does not.
         docs.check_pdf_header(received.size, received.head, "the file to verify")
-        report = await runtime.verify(received.tmp_path)
+        report = await runtime.verify(received.tmp_path, requester=principal.user_id)
     finally:
         received.discard()
     return _report(report.to_dict(), format)
