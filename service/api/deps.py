@@ -137,12 +137,19 @@ Blobs = Annotated[BlobStore, Depends(_blobs)]
 Policy = Annotated[RoutingPolicy, Depends(_policy)]
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def current_principal(request: Request) -> Principal:
     """The caller behind ``Authorization: Bearer …``. Raises AuthenticationError.
 
     Looked up in a short session of its own: the request's transaction (on SQLite,
-    the database's write lock) must not start before the body has streamed in. A
-    token seen in the last few seconds is answered from memory (service.auth.cache).
+    the database's write lock) must not start before the body has streamed in. For a
+    read, a token seen in the last few seconds is answered from memory
+    (service.auth.cache); a request that may change something is always checked against
+    the database, so a token revoked (by any process, or the operator's command line) or
+    a user deactivated changes nothing from that moment on — above all, it issues no
+    token to outlive the revocation.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -150,7 +157,7 @@ async def current_principal(request: Request) -> Principal:
         raise AuthenticationError("send 'Authorization: Bearer <token>'; ask your unit administrator for a token")
     cache = principal_cache(request)
     key = token_hash(token.strip())
-    principal = cache.get(key)
+    principal = cache.get(key) if request.method in _READS else None
     if principal is None:
         generation = cache.generation
         async with _database(request).session() as session:

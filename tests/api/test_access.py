@@ -138,6 +138,37 @@ async def test_a_token_in_use_while_it_is_revoked_is_refused_right_after(client,
         assert after.status_code == 401, f"attempt {attempt}: the revoked token still worked"
 
 
+async def test_a_token_revoked_elsewhere_changes_nothing_even_before_the_cache_forgets_it(
+        settings, app, client, world) -> None:
+    # Two API processes on one database (serve --workers 2), and the operator's command line:
+    # a stolen admin token, revoked through one, must not issue itself a fresh token through
+    # the other in the seconds the other still remembers it — that would undo the revocation.
+    from service.api.app import create_app
+    from service.auth import revoke_token
+
+    me = (await client.get("/api/v1/me", headers=world.auth("admin"))).json()["user_id"]
+    for revoked_by in ("api", "operator"):
+        issued = (await client.post(f"/api/v1/users/{me}/tokens", headers=world.auth("admin"), json={"days": 1})).json()
+        stolen = {"Authorization": f"Bearer {issued['token']}"}
+        second = create_app(settings)
+        async with second.router.lifespan_context(second), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=second), base_url="http://docexchange.test") as other:
+            assert (await other.get("/api/v1/me", headers=stolen)).status_code == 200  # remembered there
+            if revoked_by == "api":
+                assert (await client.delete(f"/api/v1/tokens/{issued['id']}", headers=stolen)).status_code == 204
+            else:
+                async with app.state.db.session() as s:  # what `docexchange tokens revoke` does
+                    await revoke_token(s, issued["id"], unit_id=None)
+                    await s.commit()
+            minted = await other.post(f"/api/v1/users/{me}/tokens", headers=stolen, json={"days": 3650})
+            assert minted.status_code == 401, f"revoked through the {revoked_by}: {minted.text}"
+            assert "revoked" in minted.json()["detail"]
+            upload = await other.post("/api/v1/documents", headers=stolen, **upload_form(metadata("77-CV/TU")))
+            assert upload.status_code == 401
+    tokens = (await client.get("/api/v1/me/tokens", headers=world.auth("admin"))).json()["tokens"]
+    assert [t["state"] for t in tokens].count("active") == 1, "only the admin's own first token is live"
+
+
 async def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(settings) -> None:
     # Tokens checked a moment ago are answered from memory (DOCEX_AUTH_CACHE_S); a revocation
     # that does not go through this process (the CLI, another API process) must still win.
