@@ -151,8 +151,10 @@ async def current_principal(request: Request) -> Principal:
     a user deactivated changes nothing from that moment on — above all, it issues no
     token to outlive the revocation.
     """
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:  # a proxy reading the other one would let a different caller in
+        raise AuthenticationError("send one Authorization header, not several")
+    scheme, _, token = (headers[0] if headers else "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("send 'Authorization: Bearer <token>'; ask your unit administrator for a token")
     cache = principal_cache(request)

@@ -84,7 +84,10 @@ async def visible_delivery(session: AsyncSession, principal: Principal, delivery
         raise DocumentNotFoundError("no such delivery in your unit")
     if as_recipient:
         if delivery.recipient_unit_id != principal.unit_id:
-            raise DocumentNotFoundError("no such delivery in your unit")
+            await visible_delivery(session, principal, delivery_id, as_recipient=False)  # or not found
+            raise PermissionDeniedError(
+                "only the receiving unit registers, returns, handles or forwards its copy; the sending unit "
+                f"takes a document back with POST /api/v1/documents/{delivery.document_id}/recall")
         doc = await session.get(Document, delivery.document_id)
         if doc is None:
             raise DocumentNotFoundError("no such delivery in your unit")

@@ -120,6 +120,16 @@ async def test_revoked_and_unknown_tokens_are_refused(client, world) -> None:
     assert unknown.status_code == 401
 
 
+async def test_two_authorization_headers_are_refused_whichever_comes_first(client, world) -> None:
+    # A proxy in front that reads the last header would see one caller and the service another.
+    for pair in ((world.tokens["admin"], world.tokens["cb_tay"]), (world.tokens["cb_tay"], world.tokens["admin"])):
+        headers = [("Authorization", f"Bearer {t}") for t in pair]
+        r = await client.get("/api/v1/users", headers=headers)
+        assert r.status_code == 401, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "one Authorization header" in r.json()["detail"]
+
+
 async def test_a_token_in_use_while_it_is_revoked_is_refused_right_after(client, world) -> None:
     # Requests checking the token at the moment of revocation must not put it back in this
     # process's cache: once the DELETE has answered, the token is refused, not for 10 s more.

@@ -63,3 +63,24 @@ async def test_a_recalled_document_is_sent_to_nobody_new(client, world) -> None:
     assert "+07:00" in again.json()["detail"]
     deliveries = (await client.get(f"/api/v1/documents/{doc}/deliveries", headers=world.auth("tu"))).json()
     assert [d["recipient"]["code"] for d in deliveries["items"]] == ["000.00.01.H99"]
+
+
+async def test_the_sender_is_told_to_recall_rather_than_not_found_when_it_handles_a_copy(client, world) -> None:
+    # The sending clerk reads each recipient's delivery; changing one is the recipient's, and a
+    # "not found" for a delivery on the screen tells the clerk nothing.
+    doc, delivery_id = await _registered(client, world, "46-CV/TU")
+    assert (await client.get(f"/api/v1/deliveries/{delivery_id}", headers=world.auth("tu"))).status_code == 200
+    for action, body in (("status", {"status": "06"}), ("forward", {"recipients": ["000.01.01.H99"]})):
+        r = await client.post(f"/api/v1/deliveries/{delivery_id}/{action}", headers=world.auth("tu"), json=body)
+        assert r.status_code == 403, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert f"/api/v1/documents/{doc}/recall" in r.json()["detail"]
+    # A unit that cannot see the delivery still learns nothing of it.
+    foreign = await client.post(f"/api/v1/deliveries/{delivery_id}/status", headers=world.auth("xa2"),
+                                json={"status": "06"})
+    made_up = await client.post(f"/api/v1/deliveries/{'0' * 32}/status", headers=world.auth("xa2"),
+                                json={"status": "06"})
+    assert foreign.status_code == made_up.status_code == 404
+    assert foreign.json()["detail"] == made_up.json()["detail"]
+    seen = (await client.get(f"/api/v1/deliveries/{delivery_id}", headers=world.auth("xa1"))).json()
+    assert seen["status"] == "03", "nothing changed"
