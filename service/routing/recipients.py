@@ -20,6 +20,7 @@ __all__ = [
     "MAX_RECIPIENTS",
     "MAX_SELECTORS",
     "InvalidRecipientError",
+    "NoUnitReachedError",
     "RecipientSelector",
     "parse_recipients",
     "resolve_recipients",
@@ -143,6 +144,13 @@ def unit_ref(unit: Unit) -> UnitRef:
     return UnitRef(unit.id, unit.code, unit.name, unit.path, unit.parent_id)
 
 
+class NoUnitReachedError(InvalidInputError):
+    """A selector names no unit at all: nothing is sent, rather than a document sent to no one."""
+
+    code = "selector-reaches-no-unit"
+    title = "The recipients reach no unit"
+
+
 async def resolve_recipients(session: AsyncSession, sender_id: str, selectors: list[RecipientSelector],
                              policy: RoutingPolicy, *, known_by: RoutingPolicy | None = None,
                              ) -> tuple[UnitRef, list[UnitRef]]:
@@ -175,7 +183,10 @@ async def resolve_recipients(session: AsyncSession, sender_id: str, selectors: l
         if wanted in expanded:  # the same selector twice is read once
             continue
         expanded.add(wanted)
-        for ref in await _subtree(session, anchor, wanted[1], sel.include_root):
+        reached, levels = await _subtree(session, anchor, wanted[1], sel.include_root)
+        if not reached:
+            raise NoUnitReachedError(_reaches_nothing(anchor, sel.level, levels), selector=anchor.code)
+        for ref in reached:
             seen.setdefault(ref.id, ref)
     recipients = list(seen.values())
     policy.check(sender, recipients, known_by=known_by)
@@ -225,15 +236,25 @@ _SUBTREE = (select(*_COLUMNS, col(Unit.level)).where(col(Unit.path).startswith(b
 
 
 async def _subtree(session: AsyncSession, root: UnitRef, level_key: str | None,
-                   include_root: bool) -> list[UnitRef]:
-    """Units under ``root`` (of the level whose ``search_key`` is ``level_key``)."""
+                   include_root: bool) -> tuple[list[UnitRef], list[str]]:
+    """Units under ``root`` (of the level whose ``search_key`` is ``level_key``), and the
+    levels there are among all of them (to say what a level that reached none could be)."""
     rows = await driver.fetch(session, _SUBTREE, {"path": root.path})
-    refs = []
+    refs: list[UnitRef] = []
+    levels: dict[str, str] = {}
     for unit_id, code, name, path, parent_id, unit_level in rows:
         ref = UnitRef(unit_id, code, name, path, parent_id)
         if ref.id == root.id and not include_root:
             continue
+        levels.setdefault(search_key(unit_level), unit_level)
         if level_key is not None and search_key(unit_level) != level_key:
             continue
         refs.append(ref)
-    return refs
+    return refs, sorted(levels.values())
+
+
+def _reaches_nothing(anchor: UnitRef, level: str | None, levels: list[str]) -> str:
+    if not levels:
+        return f'{{"under": "{anchor.code}"}} reaches no unit: {anchor.name} has no units below it'
+    typed = f'{{"under": "{anchor.code}", "level": "{echo(level or "")}"}}'
+    return f"{typed} reaches no unit: the levels below {anchor.name} are " + ", ".join(f'"{x}"' for x in levels)

@@ -149,6 +149,24 @@ async def test_a_level_typed_in_nfd_is_the_same_level(app, client, world) -> Non
     assert (again.json()["created"], again.json()["already_sent"]) == (0, 3)
 
 
+async def test_a_selector_that_reaches_no_unit_is_refused_and_the_document_stays_unsent(app, client, world) -> None:
+    # A level typed without its diacritics, or one that has no unit there, reached no one and
+    # still marked the document sent, so that it could no longer be signed.
+    doc_id = await _draft(client, world, "tu", "55-CV/TU")
+    for selector, says in (({"under": XA1, "level": "chi bo"}, '"Chi bộ"'),
+                           ({"under": DONG}, "has no units below it"),
+                           ({"under": PROVINCE, "level": "Tỉnh ủy"}, '"Đảng ủy xã"')):
+        r = await _post(client, f"/api/v1/documents/{doc_id}/send", world, "tu", [XA2, selector])
+        body = _problem(r, 422)
+        assert "reaches no unit" in body["detail"]
+        assert says in body["detail"], body["detail"]
+    assert await _deliveries(app) == 0
+    doc = (await client.get(f"/api/v1/documents/{doc_id}", headers=world.auth("tu"))).json()
+    assert doc["sent_at"] is None, "still a draft: it can be signed and sent"
+    ok = await _post(client, f"/api/v1/documents/{doc_id}/send", world, "tu", [{"under": XA1, "level": "Chi bộ"}])
+    assert ok.json()["created"] == 3
+
+
 def _comparable(r: httpx.Response, typed: str) -> tuple[int, str, object]:
     """The answer minus what only echoes the request: its URL, its id, the key as typed."""
     body = {k: v for k, v in r.json().items() if k not in ("instance", "request_id")}
