@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from service.auth.service import ROLES
 from service.settings import MAX_TOKEN_DAYS
@@ -102,4 +111,4 @@ class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: PlainText = Field(default="", max_length=200)
-    days: int | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)
+    days: StrictInt | None = Field(default=None, ge=1, le=MAX_TOKEN_DAYS)  # true is not one day

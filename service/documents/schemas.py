@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInputError
 from service.routing import MAX_RECIPIENTS, InvalidRecipientError, RecipientSelector, parse_recipients
-from service.text import PlainText, RequiredText, fold, nfc
+from service.text import VN_TZ, PlainText, RequiredText, fold, nfc
 
 __all__ = [
     "URGENCY_NAMES",
@@ -25,6 +25,12 @@ URGENCY_NAMES = ("Thường", "Khẩn", "Thượng khẩn", "Hỏa tốc")
 _URGENCY_BY_FOLD = {fold(n): i for i, n in enumerate(URGENCY_NAMES)} | {"hoa toc hen gio": 3, "normal": 0}
 _SECRET = {"mat", "toi mat", "tuyet mat", "secret", "top secret", "confidential"}
 _NOT_SECRET = {"", "none", "khong", "thuong", "khong mat", "normal"}
+# A date of issue is the Party's (founded 3 February 1930) and at most a year ahead (a plan
+# dated for the new year); anything else is a typing slip (2062 for 2026) that would sort the
+# document first, or last, in every listing for good.
+_EARLIEST_ISSUE = date(1930, 2, 3)
+_ISSUE_AHEAD_DAYS = 366
+_DEADLINE_DAYS = 3653
 
 
 class ClassifiedDocumentError(InvalidInputError):
@@ -83,6 +89,27 @@ class DocumentMetadata(BaseModel):
     @classmethod
     def _urgency(cls, value: Any) -> int:
         return parse_urgency(value)
+
+    @field_validator("issued_on")
+    @classmethod
+    def _plausible_issue(cls, value: date) -> date:
+        latest = datetime.now(VN_TZ).date() + timedelta(days=_ISSUE_AHEAD_DAYS)
+        if value < _EARLIEST_ISSUE or value > latest:
+            raise ValueError(f"{value.isoformat()} cannot be the date of issue: give a date from "
+                             f"{_EARLIEST_ISSUE.isoformat()} to {latest.isoformat()}")
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _after_issue(cls, value: date | None, info: ValidationInfo) -> date | None:
+        issued = info.data.get("issued_on")
+        if value is not None and isinstance(issued, date) and value < issued:
+            raise ValueError(f"the handling deadline {value.isoformat()} is before the date of issue "
+                             f"{issued.isoformat()}: check both dates")
+        if value is not None and isinstance(issued, date) and value > issued + timedelta(days=_DEADLINE_DAYS):
+            raise ValueError(f"the handling deadline {value.isoformat()} is more than ten years after the date of "
+                             f"issue {issued.isoformat()}: check the year")
+        return value
 
     def check_secrecy(self) -> None:
         """Raises ClassifiedDocumentError for Mật/Tối mật/Tuyệt mật, InvalidInputError for unknown marks."""

@@ -156,3 +156,13 @@ async def test_anyone_sees_their_own_tokens_but_never_a_token(client, world) -> 
     gone = await client.delete(f"/api/v1/tokens/{tokens[0]['id']}", headers=world.auth("cb_tay"))
     assert gone.status_code == 204
     assert (await client.get("/api/v1/me/tokens", headers=world.auth("cb_tay"))).status_code == 401
+
+
+async def test_a_token_length_that_is_no_whole_number_is_refused(client, world) -> None:
+    clerk = await _user(client, world, "user.xa2")
+    for days in (True, "30", 1.5):
+        r = await client.post(f"/api/v1/users/{clerk['id']}/tokens", headers=world.auth("admin"), json={"days": days})
+        assert r.status_code == 422, (days, r.text)
+        assert "days" in r.json()["detail"]
+    tokens = (await client.get(f"/api/v1/users/{clerk['id']}/tokens", headers=world.auth("admin"))).json()["tokens"]
+    assert len(tokens) == 1, "only the token the user had"

@@ -116,6 +116,20 @@ async def test_malformed_metadata_names_the_field(client, world, settings, field
     await _assert_nothing_stored(client, world, settings)
 
 
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("issued_on", "2062-11-20", "cannot be the date of issue"),  # 2026 typed backwards
+    ("issued_on", "1925-11-20", "cannot be the date of issue"),
+    ("deadline", "2026-11-02", "is before the date of issue 2026-11-20"),
+    ("deadline", "2062-11-30", "more than ten years after the date of issue"),
+])
+async def test_dates_no_document_can_have_are_refused_in_words(client, world, settings, field, value, says) -> None:
+    r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(**{field: value})))
+    body = _problem(r, 422)
+    assert field in body["detail"]
+    assert says in body["detail"], body["detail"]
+    await _assert_nothing_stored(client, world, settings)
+
+
 @pytest.mark.parametrize("field", ["subject", "doc_type"])
 @pytest.mark.parametrize("value", ["   ", "\u200b", " \u200b\ufeff "])
 async def test_a_required_text_of_only_spaces_or_invisible_characters_is_refused(client, world, settings, field,
