@@ -308,12 +308,26 @@ def _optional_commands(sub: Any) -> None:
             module.add_commands(sub, _settings)
 
 
+def _setting_problems(exc: ValidationError) -> list[str]:
+    """Each bad setting named as it is set, by its environment variable (never its value: it
+    may be a passphrase or a PIN)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = "DOCEX_" + str(error["loc"][0]).upper() if error["loc"] else "a DOCEX_ setting"
+        problems.append(f"{name}: {error['msg']}; see the configuration table in the README")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ServiceError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a DOCEX_* setting (the request models' are InvalidInputError)
+        for line in _setting_problems(exc):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

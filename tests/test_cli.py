@@ -193,3 +193,15 @@ def test_serve_refuses_a_port_that_is_not_one(tmp_path: Path, port: str) -> None
     assert done.returncode == 2
     assert "give a number from 1 to 65535" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_bad_setting_is_named_by_its_variable_and_its_value_is_not_shown(tmp_path: Path) -> None:
+    done = _run(tmp_path / "data", "audit", "verify", DOCEX_DATABASE_POOL_SIZE="many",
+                DOCEX_KEY_PASSPHRASE="x" * 5000, DOCEX_VERIFY_TIMEOUT_S="-1")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert any(line.startswith("error: DOCEX_DATABASE_POOL_SIZE: ") and "integer" in line for line in lines), lines
+    assert any(line.startswith("error: DOCEX_VERIFY_TIMEOUT_S: ") and "greater than 0" in line for line in lines)
+    assert "many" not in done.stderr
+    assert not (tmp_path / "data").exists(), "nothing created"
