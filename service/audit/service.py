@@ -38,6 +38,7 @@ from service.audit.models import AuditEntry, AuditHead
 from service.storage import driver
 from service.storage.db import ServiceSession
 from service.storage.types import utcnow
+from service.text import VN_TZ
 
 __all__ = ["ChainReport", "DamagedEntry", "PendingEntry", "StoredEntry", "append", "entry_hash", "history",
            "verify_chain"]
@@ -309,11 +310,23 @@ def _read(row: Row[*tuple[Any, ...]], decoders: _Decoders) -> StoredEntry | Dama
         except (ValueError, TypeError):
             values[name] = None
             faults.append(_CANNOT_DECODE.get(name, f"its {name} cannot be decoded"))
+    if isinstance(values.get("at"), datetime) and not _shown_in_vietnam_time(values["at"]):
+        values["at"] = None
+        faults.append("its time is beyond the calendar")
     if not faults:
         return StoredEntry(**values)
     del values["data"]
     reason = f"entry #{values['seq']} cannot be read: {', '.join(faults)} — the row was altered"
     return DamagedEntry(**values, reason=reason)
+
+
+def _shown_in_vietnam_time(moment: datetime) -> bool:
+    """Whether a time can be shown in Vietnam time: the last hours of year 9999 cannot."""
+    try:
+        moment.astimezone(VN_TZ)
+    except OverflowError:
+        return False
+    return True
 
 
 async def history(session: AsyncSession, document_id: str) -> list[StoredEntry | DamagedEntry]:

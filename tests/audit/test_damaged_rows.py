@@ -82,3 +82,24 @@ async def test_history_and_evidence_mark_a_damaged_entry_and_still_answer(settin
     assert exported[first]["action"] == first_action
     assert exported[second]["action"] == second_action
     assert exported[first]["data"]["damaged"] is exported[second]["data"]["damaged"] is True
+
+
+async def test_a_time_moved_to_the_end_of_the_calendar_is_a_damaged_entry_not_an_error(
+        settings, client, world, database) -> None:
+    # Both databases store 9999-12-31 23:59 UTC; in Vietnam time it is a year no calendar has.
+    doc = (await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata()))).json()
+    async with database.session() as s:
+        seq = (await s.execute(text("SELECT min(seq) FROM audit_entry WHERE document_id = :d"),
+                               {"d": doc["id"]})).scalar_one()
+        sqlite = settings.effective_database_url.startswith("sqlite")
+        moment = "'9999-12-31 23:59:59.000000'" if sqlite else "'9999-12-31 23:59:59+00'::timestamptz"
+        await s.execute(text(f"UPDATE audit_entry SET at = {moment} WHERE seq = :seq"), {"seq": seq})
+        await s.commit()
+    history = await client.get(f"/api/v1/documents/{doc['id']}/history", headers=world.auth("xa1"))
+    assert history.status_code == 200, history.text
+    entry = next(e for e in history.json()["entries"] if e["seq"] == seq)
+    assert entry["at"] is None
+    assert "beyond the calendar" in entry["data"]["note"]
+    verdict = await client.get("/api/v1/audit/verify", headers=world.auth("auditor"))
+    assert verdict.json()["ok"] is False
+    assert verdict.json()["first_broken_seq"] == seq
