@@ -5,10 +5,11 @@ Built once by the app factory or the CLI and passed down; never at import time.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MAX_TOKEN_DAYS", "PLACEHOLDER_SECRET", "Settings"]
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     mail_smime_key_passphrase: str = ""
     mail_overdue_sweep_s: float = Field(default=300.0, gt=0)
     mail_workday_end_hour: int = Field(default=17, ge=0, le=23)
+    # Days off besides weekends and the fixed solar holidays: Tết, the Hùng Kings' day, and the
+    # days the government moves each year — ISO dates separated by commas or spaces.
+    mail_holidays: str = ""
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
@@ -84,6 +88,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production needs the real trust roots: set DOCEX_TRUST_ROOTS_FILE and DOCEX_DEV_PKI=false")
         return self
+
+    @field_validator("mail_holidays")
+    @classmethod
+    def _dates(cls, value: str) -> str:
+        for part in value.replace(",", " ").split():
+            try:
+                date.fromisoformat(part)
+            except ValueError:
+                raise ValueError(f"{part[:20]!r} is not a date: give ISO dates (2027-02-05) separated by commas") \
+                    from None
+        return value
+
+    @property
+    def holiday_dates(self) -> list[date]:
+        """DOCEX_MAIL_HOLIDAYS as dates."""
+        return [date.fromisoformat(part) for part in self.mail_holidays.replace(",", " ").split()]
 
     @property
     def effective_database_url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,7 @@ class MailConfig:
     smime_key_passphrase: str = field(default="", repr=False)
     overdue_sweep_s: float = 300.0
     workday_end_hour: int = 17
+    holidays: frozenset[date] = frozenset()  # beyond the fixed ones of overdue.FIXED_HOLIDAYS
     data_dir: Path = Path("data")
 
     @classmethod
@@ -93,6 +95,7 @@ class MailConfig:
             smime_key_passphrase=settings.mail_smime_key_passphrase,
             overdue_sweep_s=settings.mail_overdue_sweep_s,
             workday_end_hour=settings.mail_workday_end_hour,
+            holidays=frozenset(settings.holiday_dates),
             data_dir=settings.data_dir,
         )
         if settings.smtp_preset == "zimbra":

@@ -1,15 +1,17 @@
 """Overdue registration: reminders for deliveries still at status 01.
 
 A delivery that arrives is due for registration by the end of its working day
-(17:00 Asia/Ho_Chi_Minh, Monday–Friday; after 17:00 or at a weekend: the next
-working day's end). Past that: an ``overdue_reminder`` to the recipient unit.
+(17:00 Asia/Ho_Chi_Minh, Monday–Friday but public holidays; after 17:00, at a weekend
+or on a holiday: the next working day's end). Past that: an ``overdue_reminder`` to the
+recipient unit.
 Past the end of the following working day: an ``overdue_parent`` to its parent.
 Each at most once per delivery, so the sweep can run as often as wanted.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from collections.abc import Collection
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,37 +28,49 @@ from service.units.models import Unit
 
 from .config import MailConfig
 
-__all__ = ["last_workday_end", "next_workday_end", "registration_deadline", "sweep_overdue"]
+__all__ = ["FIXED_HOLIDAYS", "is_workday", "last_workday_end", "next_workday_end", "registration_deadline",
+           "sweep_overdue"]
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+# The solar holidays of the Labour Code (2019, art. 112), the same every year: New Year,
+# Reunification Day, Labour Day, National Day. Tết, the Hùng Kings' day (lunar dates), the day
+# next to National Day and the days the government moves each year are the deployment's
+# DOCEX_MAIL_HOLIDAYS.
+FIXED_HOLIDAYS = frozenset({(1, 1), (4, 30), (5, 1), (9, 2)})
 
 
-def next_workday_end(moment: datetime, end_hour: int = 17, *, strictly_after: bool = False) -> datetime:
-    """The first working-day end (``end_hour`` local, Mon–Fri) at or after ``moment`` (UTC aware)."""
+def is_workday(day: date, holidays: Collection[date] = ()) -> bool:
+    return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS and day not in holidays
+
+
+def next_workday_end(moment: datetime, end_hour: int = 17, *, strictly_after: bool = False,
+                     holidays: Collection[date] = ()) -> datetime:
+    """The first working-day end (``end_hour`` local) at or after ``moment`` (UTC aware)."""
     local = moment.astimezone(VN_TZ)
     day = local.date()
     while True:
         end = datetime.combine(day, time(end_hour), VN_TZ)
-        if day.weekday() < 5 and (end > local if strictly_after else end >= local):
+        if is_workday(day, holidays) and (end > local if strictly_after else end >= local):
             return end
         day += timedelta(days=1)
 
 
-def registration_deadline(arrived_at: datetime, end_hour: int = 17) -> datetime:
-    return next_workday_end(arrived_at, end_hour)
+def registration_deadline(arrived_at: datetime, end_hour: int = 17, holidays: Collection[date] = ()) -> datetime:
+    return next_workday_end(arrived_at, end_hour, holidays=holidays)
 
 
-def escalation_deadline(arrived_at: datetime, end_hour: int = 17) -> datetime:
-    return next_workday_end(registration_deadline(arrived_at, end_hour), end_hour, strictly_after=True)
+def escalation_deadline(arrived_at: datetime, end_hour: int = 17, holidays: Collection[date] = ()) -> datetime:
+    return next_workday_end(registration_deadline(arrived_at, end_hour, holidays), end_hour, strictly_after=True,
+                            holidays=holidays)
 
 
-def last_workday_end(moment: datetime, end_hour: int = 17) -> datetime:
-    """The last working-day end (``end_hour`` local, Mon–Fri) at or before ``moment`` (UTC aware)."""
+def last_workday_end(moment: datetime, end_hour: int = 17, holidays: Collection[date] = ()) -> datetime:
+    """The last working-day end (``end_hour`` local) at or before ``moment`` (UTC aware)."""
     local = moment.astimezone(VN_TZ)
     day = local.date()
     while True:
         end = datetime.combine(day, time(end_hour), VN_TZ)
-        if day.weekday() < 5 and end <= local:
+        if is_workday(day, holidays) and end <= local:
             return end
         day -= timedelta(days=1)
 
@@ -68,7 +82,7 @@ def _said(kind: str) -> ColumnElement[bool]:
 async def sweep_overdue(db: Database, config: MailConfig, now: datetime) -> int:
     """Queue the reminders that are due now; returns how many were queued."""
     async with db.session() as session:
-        created = await _sweep(session, now, config.workday_end_hour)
+        created = await _sweep(session, now, config.workday_end_hour, config.holidays)
         await session.commit()
     return created
 
@@ -82,11 +96,11 @@ _LATE = (select(col(Delivery.id), col(Delivery.urgency), col(Document.id), col(D
          .where(col(Delivery.status) == "01"))
 
 
-async def _sweep(session: AsyncSession, now: datetime, end_hour: int) -> int:
+async def _sweep(session: AsyncSession, now: datetime, end_hour: int, holidays: Collection[date]) -> int:
     # A delivery is past its registration deadline exactly when it arrived by the last working-day
     # end before now, and past its escalation deadline when it arrived by the one before that.
-    due = last_workday_end(now, end_hour)
-    escalate_by = last_workday_end(due - timedelta(microseconds=1), end_hour)
+    due = last_workday_end(now, end_hour, holidays)
+    escalate_by = last_workday_end(due - timedelta(microseconds=1), end_hour, holidays)
     reminders = await session.execute(_LATE.where(col(Delivery.created_at) <= due, ~_said("overdue_reminder")))
     escalations = await session.execute(_LATE.where(
         col(Delivery.created_at) <= escalate_by, col(Unit.parent_id).is_not(None), _said("overdue_reminder"),

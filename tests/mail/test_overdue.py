@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -53,3 +53,32 @@ async def test_arrival_after_17h_is_due_the_next_working_day(db: Database) -> No
     config = MailConfig(host="")
     assert await sweep_overdue(db, config, vn(22, 20)) == 0  # Sunday
     assert await sweep_overdue(db, config, vn(23, 17, 1)) == 1  # Monday 17:01
+
+
+async def test_public_holidays_are_not_working_days(db: Database) -> None:
+    # Tết 2027 (from DOCEX_MAIL_HOLIDAYS) and 2 September (fixed): no reminder falls due on them.
+    province = await add_unit(db, "Tỉnh ủy", ["tu@so.vn"])
+    branch = await add_unit(db, "Chi bộ", ["cb@so.vn"], parent=province)
+    doc = await add_document(db, province)
+    config = MailConfig(host="", holidays=frozenset({date(2027, 2, 8), date(2027, 2, 9)}))
+    await add_delivery(db, doc, branch, datetime(2027, 2, 5, 18, tzinfo=VN))  # Friday evening before Tết
+    assert await sweep_overdue(db, config, datetime(2027, 2, 9, 17, 1, tzinfo=VN)) == 0  # Tuesday, Tết
+    assert await sweep_overdue(db, config, datetime(2027, 2, 10, 16, tzinfo=VN)) == 0
+    assert await sweep_overdue(db, config, datetime(2027, 2, 10, 17, 1, tzinfo=VN)) == 1  # first working day
+    assert await sweep_overdue(db, config, datetime(2027, 2, 11, 17, 1, tzinfo=VN)) == 1  # then to the province
+    national_day = await add_document(db, province)
+    await add_delivery(db, national_day, branch, datetime(2027, 9, 1, 18, tzinfo=VN))  # Wednesday evening
+    assert await sweep_overdue(db, config, datetime(2027, 9, 2, 17, 1, tzinfo=VN)) == 0  # 2/9, every year
+    assert await sweep_overdue(db, config, datetime(2027, 9, 3, 17, 1, tzinfo=VN)) == 1
+
+
+async def test_holidays_are_read_from_the_setting_and_a_bad_one_is_named() -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    settings = Settings(mail_holidays="2027-02-05, 2027-02-06 2027-04-16")
+    assert MailConfig.from_settings(settings.model_copy(update={"smtp_host": ""})).holidays == {
+        date(2027, 2, 5), date(2027, 2, 6), date(2027, 4, 16)}
+    with pytest.raises(ValidationError, match="'5/2/2027' is not a date"):
+        Settings(mail_holidays="2027-02-04,5/2/2027")
