@@ -1,7 +1,7 @@
 """Overdue registration: reminders for deliveries still at status 01.
 
 A delivery that arrives is due for registration by the end of its working day
-(17:00 Asia/Ho_Chi_Minh, Monday–Friday but public holidays; after 17:00, at a weekend
+(17:00 Asia/Ho_Chi_Minh, Monday–Friday except public holidays; after 17:00, at a weekend
 or on a holiday: the next working day's end). Past that: an ``overdue_reminder`` to the
 recipient unit.
 Past the end of the following working day: an ``overdue_parent`` to its parent.
