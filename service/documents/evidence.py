@@ -34,8 +34,24 @@ async def export_evidence(session: AsyncSession, principal: Principal, doc_id: s
     # Recorded before the file is built: an export that fails is rolled back with its entry.
     await audit.append(session, action="document.evidence_exported", actor_id=principal.user_id,
                        unit_id=principal.unit_id, document_id=doc.id, data={"report_sha256": record.sha256})
-    crls = [await asyncio.to_thread(runtime.pki.build_crl)] if runtime.pki else []
+    # What the verdict rests on beyond the file: the trust anchors, and what the service knew of
+    # revocation (the development PKI's two CRLs, the issuing CA's and the root's; or the
+    # deployment's configured CRLs and OCSP answers).
+    trust = runtime.trust
+    anchors = [der for bundle in (trust.roots_pem, trust.intermediates_pem) for der in _pem_certificates(bundle)]
+    if runtime.pki:
+        crls = [await asyncio.to_thread(runtime.pki.build_crl), await asyncio.to_thread(runtime.pki.build_root_crl)]
+    else:
+        crls = list(trust.crls_der)
     out = blobs.scratch().with_suffix(".zip")  # a name of its own: parallel exports of one document never meet
     await asyncio.to_thread(build_evidence_zip, blobs.path(doc.sha256), VerificationReport.from_dict(record.report),
-                            history, out, crls_der=crls, document_name=f"{doc.id}.pdf")
+                            history, out, certificates_der=anchors, crls_der=crls, ocsps_der=trust.ocsps_der,
+                            document_name=f"{doc.id}.pdf")
     return out
+
+
+def _pem_certificates(bundle: bytes) -> list[bytes]:
+    """The DER certificates of a PEM bundle."""
+    from asn1crypto import pem
+
+    return [der for kind, _, der in pem.unarmor(bundle, multiple=True) if kind == "CERTIFICATE"] if bundle else []

@@ -6,7 +6,8 @@ Layout::
     report.json             VerificationReport.to_dict()
     report.html             render_html(report), printable
     certs/<sha256>.pem      chain certificates named in the report (taken from the
-                            signatures' CMS) plus the ones the caller passes (roots ...)
+                            signatures' CMS), the timestamping authorities' (from the
+                            timestamp tokens), plus the ones the caller passes (roots ...)
     revocation/<n>-<sha256>.crl | .ocsp   CRLs / OCSP responses the caller held
     history.json            the document's history (caller-supplied dicts)
     manifest.json           every file above with its size and SHA-256
@@ -29,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import cms, pem
+from asn1crypto import cms, core, pem
 from asn1crypto import x509 as asn1_x509
 
 from service.signing.errors import SigningError
@@ -97,40 +98,59 @@ def _members(
 
 
 def _certificates(pdf_path: Path, report: VerificationReport, given: Iterable[bytes]) -> list[bytes]:
-    """Chain certificates of the report found in the signatures' CMS, then the given ones; no duplicates."""
+    """Chain certificates of the report found in the signatures' CMS, the certificates of the
+    timestamp tokens (the TSA's, which the report's proven times rest on), then the given
+    ones; no duplicates."""
     wanted = {c.sha256 for s in report.signatures for c in s.chain}
-    found = [der for der in _embedded_certificates(pdf_path) if hashlib.sha256(der).hexdigest() in wanted]
+    signing, stamping = _embedded_certificates(pdf_path)
+    found = [der for der in signing if hashlib.sha256(der).hexdigest() in wanted]
     unique: dict[str, bytes] = {}
-    for der in [*found, *(bytes(d) for d in given)]:
+    for der in [*found, *stamping, *(bytes(d) for d in given)]:
         unique.setdefault(hashlib.sha256(der).hexdigest(), der)
     return list(unique.values())
 
 
-def _embedded_certificates(pdf_path: Path) -> list[bytes]:
-    """Certificates inside every signature's /Contents, found by a bounded byte scan
-    (no PDF parser: the file may be hostile, and it was already verified in a sandbox)."""
-    result: list[bytes] = []
+def _embedded_certificates(pdf_path: Path) -> tuple[list[bytes], list[bytes]]:
+    """Certificates inside every signature's /Contents, and those of the timestamp tokens in
+    them, found by a bounded byte scan (no PDF parser: the file may be hostile, and it was
+    already verified in a sandbox)."""
+    signing: list[bytes] = []
+    stamping: list[bytes] = []
     if pdf_path.stat().st_size == 0:
-        return result
+        return signing, stamping
     with open(pdf_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         for match in _BYTE_RANGE.finditer(data):
             a, b, c, _ = (int(x) for x in match.groups())
             start, end = a + b, c
             if not (0 < start < end <= len(data)) or end - start > _MAX_CMS_HEX or data[start : start + 1] != b"<":
                 continue
-            result.extend(_certs_in_cms(bytes(data[start + 1 : end - 1])))
-    return result
+            own, tokens = _certs_in_cms(bytes(data[start + 1 : end - 1]))
+            signing.extend(own)
+            stamping.extend(tokens)
+    return signing, stamping
 
 
-def _certs_in_cms(hex_contents: bytes) -> list[bytes]:
+def _certs_in_cms(hex_contents: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The certificates of one signature's CMS, and those of the timestamp tokens among its
+    signers' unsigned attributes (a document timestamp's own CMS is a token: the first list)."""
     try:
         text = hex_contents.decode("ascii").strip()
         # the placeholder is zero-padded: strict=False ignores the trailing bytes
         info = cms.ContentInfo.load(bytes.fromhex(text + "0" * (len(text) % 2)), strict=False)
-        certs = info["content"]["certificates"]
-        return [c.chosen.dump() for c in certs if isinstance(c.chosen, asn1_x509.Certificate)] if certs else []
+        tokens: list[bytes] = []
+        for signer in info["content"]["signer_infos"]:
+            attrs = signer["unsigned_attrs"]
+            for attr in [] if isinstance(attrs, core.Void) else attrs:
+                if attr["type"].native == "signature_time_stamp_token":
+                    tokens.extend(der for token in attr["values"] for der in _certs_of(token))
+        return _certs_of(info), tokens
     except (ValueError, TypeError, KeyError, UnicodeDecodeError):  # unreadable CMS: nothing to add
-        return []
+        return [], []
+
+
+def _certs_of(info: cms.ContentInfo) -> list[bytes]:
+    certs = info["content"]["certificates"]
+    return [c.chosen.dump() for c in certs if isinstance(c.chosen, asn1_x509.Certificate)] if certs else []
 
 
 def _manifest(report: VerificationReport, files: list[dict[str, Any]]) -> dict[str, Any]:

@@ -108,3 +108,36 @@ async def test_evidence_zip_and_readable_report(client, world) -> None:
     assert "TOTAL_PASSED" in html.text
     other = await client.get(f"/api/v1/documents/{doc['id']}/evidence", headers=world.auth("xa2"))
     assert other.status_code == 404
+
+
+async def test_the_evidence_holds_what_an_auditor_needs_to_check_the_verdict_offline(client, world) -> None:
+    # The signer's chain up to the root, the timestamping authority behind the proven time, and
+    # the revocation lists of both CAs, each signed by the CA it names.
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    doc = (await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata()))).json()
+    signed = await client.post(f"/api/v1/documents/{doc['id']}/signatures/personal", headers=world.auth("xa1_signer"),
+                               json={"box": [330, 120, 500, 200]})
+    assert signed.status_code == 201, signed.text
+    r = await client.get(f"/api/v1/documents/{doc['id']}/evidence", headers=world.auth("xa1"))
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        certs = [x509.load_pem_x509_certificate(zf.read(n)) for n in zf.namelist() if n.startswith("certs/")]
+        crls = [x509.load_der_x509_crl(zf.read(n)) for n in zf.namelist() if n.endswith(".crl")]
+    by_subject = {c.subject: c for c in certs}
+    signer = next(c for c in certs if "Người xa1_signer" in c.subject.rfc4514_string())
+    chain = [signer]
+    while chain[-1].issuer != chain[-1].subject:
+        issuer = by_subject[chain[-1].issuer]  # every issuer is in the package
+        chain[-1].verify_directly_issued_by(issuer)
+        chain.append(issuer)
+    assert "Root CA" in chain[-1].subject.rfc4514_string()
+    stamping = [c for c in certs if any(
+        ExtendedKeyUsageOID.TIME_STAMPING in ext.value for ext in c.extensions
+        if isinstance(ext.value, x509.ExtendedKeyUsage))]
+    assert stamping, "the timestamping authority's certificate"
+    by_subject[stamping[0].issuer]  # and its issuer
+    assert {crl.issuer for crl in crls} == {c.subject for c in chain[1:]}, "a CRL of each CA"
+    for crl in crls:
+        assert crl.is_signature_valid(by_subject[crl.issuer].public_key())
