@@ -22,7 +22,7 @@ from service.documents.models import Delivery, Document
 from service.documents.schemas import URGENCY_NAMES
 from service.documents.statuses import STATUS_NAMES
 from service.errors import InvalidInputError
-from service.text import VN_TZ, fold, search_key, without_controls
+from service.text import VN_TZ, fold, search_key, search_keys, without_controls
 from service.units import Unit
 
 __all__ = ["ListFilters", "Page", "delivery_counts", "document_deliveries", "inbox", "outbox"]
@@ -121,10 +121,11 @@ def _text_filter(q: str) -> ColumnElement[bool]:
     # Control characters (a NUL pasted along with a number) are never in stored text, and
     # PostgreSQL refuses a NUL in a parameter: read them as the spaces they stand between.
     q = without_controls(q)
-    # Typed without diacritics ("ke hoach") → compare folded; typed with them → exact letters.
+    # Typed without diacritics ("ke hoach") → compare folded; typed with them → the same
+    # letters, whichever vowel of oa, oe or uy carries the tone mark (hòa, hoà).
     if fold(q) == search_key(q):
         return col(Document.search_folded).like(_like(fold(q)), escape="\\")
-    return col(Document.search_text).like(_like(search_key(q)), escape="\\")
+    return or_(*(col(Document.search_text).like(_like(key), escape="\\") for key in search_keys(q)))
 
 
 def _day_start(day: date, later: int = 0) -> datetime | None:

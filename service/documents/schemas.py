@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidInputError
 from service.routing import MAX_RECIPIENTS, InvalidRecipientError, RecipientSelector, parse_recipients
-from service.text import VN_TZ, PlainText, RequiredText, fold, nfc
+from service.text import VN_TZ, IsoDate, PlainText, RequiredText, fold, nfc
 
 __all__ = [
     "URGENCY_NAMES",
@@ -69,14 +69,14 @@ class DocumentMetadata(BaseModel):
                                        description="Số và ký hiệu, e.g. 35-KH/HU or 15/QĐ-BNV")
     doc_type: RequiredText = Field(json_schema_extra={"minLength": 1}, max_length=100,
                                    description="Loại văn bản, e.g. Kế hoạch")
-    issued_on: date = Field(description="Ngày ban hành, YYYY-MM-DD")
+    issued_on: IsoDate = Field(description="Ngày ban hành, YYYY-MM-DD")
     place: PlainText = Field(default="", max_length=200)
     subject: RequiredText = Field(json_schema_extra={"minLength": 1}, max_length=2000, description="Trích yếu")
     signer_name: PlainText = Field(default="", max_length=300)
     signer_position: PlainText = Field(default="", max_length=300)
     urgency: int = Field(default=0, description="Thường, Khẩn, Thượng khẩn, Hỏa tốc (or 0–3)")
     secrecy: PlainText = Field(default="", max_length=50, description="Must be empty: classified documents are refused")
-    deadline: date | None = Field(default=None, description="Hạn xử lý, YYYY-MM-DD")
+    deadline: IsoDate | None = Field(default=None, description="Hạn xử lý, YYYY-MM-DD")
     recipients_text: PlainText = Field(default="", max_length=4000, description="Nơi nhận, as printed")
 
     @field_validator("number_notation", "doc_type", "place", "subject", "signer_name",

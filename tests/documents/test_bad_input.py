@@ -121,6 +121,8 @@ async def test_malformed_metadata_names_the_field(client, world, settings, field
     ("issued_on", "1925-11-20", "cannot be the date of issue"),
     ("deadline", "2026-11-02", "is before the date of issue 2026-11-20"),
     ("deadline", "2062-11-30", "more than ten years after the date of issue"),
+    ("issued_on", "20261120", "did you mean 2026-11-20?"),
+    ("issued_on", 1763856000, "write the date as YYYY-MM-DD"),
 ])
 async def test_dates_no_document_can_have_are_refused_in_words(client, world, settings, field, value, says) -> None:
     r = await client.post("/api/v1/documents", headers=world.auth("xa1"), **upload_form(metadata(**{field: value})))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -15,7 +14,7 @@ from service.api.deps import DB, Blobs, CurrentPrincipal, Policy, SettingsDep, T
 from service.api.files import DownloadResponse
 from service.api.multipart import receive_form
 from service.documents.verification import send_verified
-from service.text import RequiredText
+from service.text import IsoDate, RequiredText
 
 router = APIRouter(tags=["documents"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -29,7 +28,7 @@ class RecallRequest(BaseModel):
 
 
 async def filters(status: str | None = Query(None, pattern=r"^\d{2}$"), urgency: int | None = Query(None, ge=0, le=3),
-            since: date | None = None, until: date | None = None,
+            since: IsoDate | None = None, until: IsoDate | None = None,
             q: str | None = Query(None, max_length=200, description="Text in number or subject; diacritics optional"),
             limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> docs.ListFilters:
     return docs.ListFilters(status, urgency, since, until, q, limit, cursor)
