@@ -77,33 +77,37 @@ async def visible_delivery(session: AsyncSession, principal: Principal, delivery
                            *, as_recipient: bool) -> tuple[Delivery, Document]:
     """A delivery to the caller's unit (``as_recipient``), or of a document it can see.
 
-    Raises DocumentNotFoundError.
+    Raises DocumentNotFoundError; PermissionDeniedError when the caller sees the delivery
+    but asks as its recipient and is not (the sender, an auditor).
     """
     delivery = await session.get(Delivery, delivery_id)
-    if delivery is None:
-        raise DocumentNotFoundError("no such delivery in your unit")
-    if as_recipient:
-        if delivery.recipient_unit_id != principal.unit_id:
-            await visible_delivery(session, principal, delivery_id, as_recipient=False)  # or not found
-            raise PermissionDeniedError(
-                "only the receiving unit registers, returns, handles or forwards its copy; the sending unit "
-                f"takes a document back with POST /api/v1/documents/{delivery.document_id}/recall")
+    if as_recipient and delivery is not None and delivery.recipient_unit_id == principal.unit_id:
         doc = await session.get(Document, delivery.document_id)
         if doc is None:
             raise DocumentNotFoundError("no such delivery in your unit")
         return delivery, doc
+    # A missing id takes the same look-ups as another unit's delivery: the time an answer
+    # takes must not tell one from the other.
     try:
-        doc = await visible_document(session, principal, delivery.document_id)
+        doc = await visible_document(session, principal, delivery.document_id if delivery else delivery_id)
     except DocumentNotFoundError as exc:
         raise DocumentNotFoundError("no such delivery in your unit") from exc
+    if delivery is None or not await _takes_part(session, principal, delivery, doc):
+        raise DocumentNotFoundError("no such delivery in your unit")
+    if as_recipient:
+        raise PermissionDeniedError(
+            "only the receiving unit registers, returns, handles or forwards its copy; the sending unit "
+            f"takes a document back with POST /api/v1/documents/{delivery.document_id}/recall")
+    return delivery, doc
+
+
+async def _takes_part(session: AsyncSession, principal: Principal, delivery: Delivery, doc: Document) -> bool:
     involved = {delivery.recipient_unit_id, delivery.from_unit_id, doc.sender_unit_id}
     if principal.unit_id in involved:
-        return delivery, doc
+        return True
     # An auditor sees the deliveries its subtree took part in: seeing the document (one of
     # its units received it) does not open how another unit outside handled its copy.
-    if principal.has("auditor") and await units_under(session, involved, principal.audit_root_path):
-        return delivery, doc
-    raise DocumentNotFoundError("no such delivery in your unit")
+    return principal.has("auditor") and bool(await units_under(session, involved, principal.audit_root_path))
 
 
 def audited_units(principal: Principal) -> Select[Any]:
