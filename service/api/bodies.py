@@ -65,10 +65,16 @@ UNIT_FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
                      "parent_code": "000.00.00.H99", "mailboxes": ["vanthu.tanlap@hason.dcs.vn"], "has_seal": True,
                      "children": [{"code": "000.01.01.H99", "name": "Chi bộ thôn Đông", "level": "Chi bộ"}]}]},
     "text/csv": {
-        "schema": {"type": "string", "description": "UTF-8; the first line names the columns: code,name,level,"
-                                                    "parent_code,mailboxes,has_seal (mailboxes split by ';')"},
+        "schema": {"type": "string", "description": "UTF-8 (or UTF-16 with its byte-order mark, as Excel's "
+                                                    "Unicode text); the first line names the columns: code,name,"
+                                                    "level,parent_code,mailboxes,has_seal; cells separated by "
+                                                    "commas, semicolons or tabs (mailboxes split by ',' or ';')"},
         "example": "code,name,level,parent_code,mailboxes,has_seal\n"
                    "000.01.01.H99,Chi bộ thôn Đông,Chi bộ,000.00.01.H99,,false\n"},
+    "multipart/form-data": {
+        "schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {**_BINARY, "description": "One unit file, CSV or JSON (told apart by its name or content)"}}},
+        "example": {"file": "(tree.csv)"}},
 }}}
 
 

@@ -14,7 +14,7 @@ from service.errors import InvalidInputError, PermissionDeniedError
 from service.routing.policy import RoutingPolicy, RoutingRefusedError, UnitRef
 from service.storage import driver
 from service.text import echo, first_control, nfc, search_key
-from service.units import Unit, UnknownUnitsError
+from service.units import Unit, UnknownUnitsError, code_key
 
 __all__ = [
     "MAX_RECIPIENTS",
@@ -203,7 +203,7 @@ async def _anchors(session: AsyncSession, sender_id: str, keys: list[str],
     typed, the keys that name no unit the sender may know of."""
     typed = list(dict.fromkeys(keys))
     wanted = {nfc(k) for k in typed}
-    params = {"ids": [*wanted, sender_id], "codes": list({k.upper() for k in wanted})}
+    params = {"ids": [*wanted, sender_id], "codes": list({code_key(k) for k in wanted})}
     rows = [UnitRef(*row) for row in await driver.fetch(session, _BY_ID_OR_CODE, params)]
     by_id = {r.id: r for r in rows}
     by_code = {r.code: r for r in rows}
@@ -214,7 +214,7 @@ async def _anchors(session: AsyncSession, sender_id: str, keys: list[str],
     for key in typed:
         k = nfc(key)
         # Hidden and missing units take the same path: one answer for both.
-        match = next((r for r in (by_id.get(k), by_code.get(k), by_code.get(k.upper()))
+        match = next((r for r in (by_id.get(k), by_code.get(k), by_code.get(code_key(k)))
                       if r is not None and known_by.knows(sender, r)), None)
         if match is not None:
             found[key] = match

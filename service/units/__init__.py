@@ -2,18 +2,18 @@
 
 from service.units.errors import (
     InvalidTreeError,
+    OwnUnitError,
     UnitCodeTakenError,
     UnitNotFoundError,
     UnknownUnitsError,
     UsernameTakenError,
 )
+from service.units.importing import ImportResult, import_tree
 from service.units.models import ApiToken, Unit, User
 from service.units.service import (
-    ImportResult,
     covers_every_unit,
     export_tree,
     get_unit,
-    import_tree,
     lock_tree,
     move_unit,
     rename_unit,
@@ -21,14 +21,27 @@ from service.units.service import (
     unit_in_scope,
     update_unit,
 )
-from service.units.tree import MAX_LEVELS, UnitSpec, check_mailbox, dump_csv, dump_json, parse_tree, valid_code
+from service.units.tree import (
+    MAX_LEVELS,
+    MAX_MAILBOXES,
+    UnitSpec,
+    check_mailbox,
+    code_key,
+    dump_csv,
+    dump_json,
+    parse_tree,
+    valid_code,
+)
 
 __all__ = [
     "MAX_LEVELS",
+    "MAX_MAILBOXES",
     "ApiToken",
     "ImportResult",
     "InvalidTreeError",
+    "OwnUnitError",
     "check_mailbox",
+    "code_key",
     "covers_every_unit",
     "Unit",
     "UnitCodeTakenError",

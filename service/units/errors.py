@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from service.errors import ConflictError, InvalidInputError, NotFoundError
+from service.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 
-__all__ = ["InvalidTreeError", "UnitCodeTakenError", "UnitNotFoundError", "UnknownUnitsError", "UsernameTakenError"]
+__all__ = ["InvalidTreeError", "OwnUnitError", "UnitCodeTakenError", "UnitNotFoundError", "UnknownUnitsError",
+           "UsernameTakenError"]
 
 
 class UnitNotFoundError(NotFoundError):
@@ -34,3 +35,10 @@ class UnitCodeTakenError(ConflictError):
 
 class UsernameTakenError(ConflictError):
     code = "username-taken"
+
+
+class OwnUnitError(PermissionDeniedError):
+    """An admin tried to change its own unit's name, level, code or seal: those belong to an
+    admin of the unit above it, or to the operator."""
+
+    code = "own-unit"

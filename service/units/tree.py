@@ -7,6 +7,7 @@ line, never passed on to fail later as a 500.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -17,8 +18,8 @@ from typing import Any
 from service.text import blank, echo, nfc, plain_text
 from service.units.errors import InvalidTreeError
 
-__all__ = ["MAX_LEVELS", "UnitSpec", "check_label", "check_mailbox", "dump_csv", "dump_json", "parse_tree",
-           "valid_code"]
+__all__ = ["MAX_LEVELS", "MAX_MAILBOXES", "UnitSpec", "check_label", "check_mailbox", "check_mailboxes",
+           "code_key", "dump_csv", "dump_json", "not_a_code", "parse_tree", "valid_code"]
 
 # QCVN 102 (V1V2V3.Z1Z2.Y1Y2.MX1X2) is a special case of Decision 20/2020's
 # form: up to 35 characters, dot-separated groups of digits and capitals.
@@ -30,14 +31,33 @@ MAX_LEVELS = 20
 _LIMITS = {"name": 300, "level": 100}  # the column sizes of Unit
 _MAILBOX = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+$")
 _MAILBOX_MAX = 320  # RFC 5321: 64 + 1 + 255
+MAX_MAILBOXES = 20  # every arrival is mailed to each: a file is held to the bound a PATCH is
 _NUMBER_MAX_DIGITS = 30  # nothing in a unit file is a number; longer ones only cost CPU
 _YES = frozenset({"true", "yes", "1", "có"})
 _NO = frozenset({"false", "no", "0", "không", ""})  # an empty cell: no seal, as when the key is absent
 _FORMULA_START = ("=", "+", "-", "@")  # what makes a spreadsheet cell a formula
+# Excel writes CSV with the system's list separator: ";" under Vietnamese regional settings,
+# tab for "Unicode text" (which is UTF-16).
+_SEPARATORS = (",", ";", "\t")
 
 
 def valid_code(code: str) -> bool:
     return len(code) <= 35 and bool(_CODE.match(code))
+
+
+def code_key(text: str) -> str:
+    """A typed code as codes are stored: NFC, trimmed, ASCII letters in capitals. Any other
+    letter is left as typed, so the code is refused or matches no unit instead of becoming
+    another code (``str.upper`` turns ß into SS, ﬀ into FF, ı into I)."""
+    key = nfc(text)
+    return key.upper() if key.isascii() else key
+
+
+def not_a_code(code: str, what: str = "unit code") -> InvalidTreeError:
+    """The refusal of a code that is no identifier code, saying what a code is made of."""
+    why = "it has a character outside A–Z, 0–9 and the dot (a letter with an accent?); " if not code.isascii() else ""
+    return InvalidTreeError(f"{what} {echo(code)!r} is not an identifier code ({why}e.g. 000.00.00.H49: digits "
+                            "and capitals A–Z in dot-separated groups, at most 35 characters)")
 
 
 @dataclass
@@ -62,29 +82,62 @@ class UnitSpec:
                 "mailboxes": self.mailboxes, "has_seal": self.has_seal}
 
 
-def parse_tree(data: bytes, filename: str) -> list[UnitSpec]:
+def parse_tree(data: bytes, filename: str = "") -> list[UnitSpec]:
     """Units from a JSON (flat list or nested ``children``) or CSV file.
 
+    ``filename`` ending in .csv or .json says which (the API names the type a body was sent
+    as); otherwise the content does: JSON starts with ``[`` or ``{``. A CSV's columns may be
+    separated by commas, semicolons or tabs, and it may be UTF-8 or UTF-16 with its mark.
     Raises InvalidTreeError naming the first bad unit (JSON) or line (CSV).
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidTreeError("the unit file is not UTF-8 text") from exc
-    specs = _from_csv(text) if filename.lower().endswith(".csv") else _from_json(text)
+    text = _decoded(data)
+    name = filename.lower()
+    json_like = text.lstrip()[:1] in ("[", "{")
+    if name.endswith(".csv") or (not name.endswith(".json") and not json_like):
+        specs = _from_csv(text)
+    else:
+        specs = _from_json(text, json_like)
     _check_codes(specs)
     return specs
 
 
-def _from_csv(text: str) -> list[UnitSpec]:
-    reader = csv.DictReader(io.StringIO(text))
+def _decoded(data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text"
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InvalidTreeError("the unit file starts as UTF-16 text but is not; save it again as "
+                                   "CSV UTF-8 (in Excel: Save As → CSV UTF-8)") from exc
     try:
-        if not {"code", "name"} <= set(reader.fieldnames or ()):
-            raise InvalidTreeError(f"the CSV's first line must name its columns: {','.join(CSV_COLUMNS)}")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidTreeError(f"the unit file is not UTF-8 text (byte {exc.start + 1} is not); save it as "
+                               "CSV UTF-8 (in Excel: Save As → CSV UTF-8) or as JSON in UTF-8") from exc
+
+
+def _from_csv(text: str) -> list[UnitSpec]:
+    first = text.split("\n", 1)[0]
+    separator = _separator(first)
+    reader = csv.DictReader(io.StringIO(text), delimiter=separator)
+    try:
+        names = [(n or "").strip().lower() for n in reader.fieldnames or ()]
+        if not {"code", "name"} <= set(names):
+            raise InvalidTreeError(
+                f"the CSV's first line must name its columns: {','.join(CSV_COLUMNS)} (separated by commas, "
+                f"semicolons or tabs); the file's first line is {echo(first.strip())!r}")
+        reader.fieldnames = names
         return [_from_row(row, reader.line_num) for row in reader]
     except csv.Error as exc:  # e.g. a field over the csv module's 131072-character limit
         # line_num counts the lines of the rows read whole: the bad row starts on the next.
         raise InvalidTreeError(f"line {reader.line_num + 1}: the CSV cannot be read ({exc})") from exc
+
+
+def _separator(header: str) -> str:
+    """The separator that makes ``header`` name the columns ``code`` and ``name`` (a comma if none does)."""
+    for separator in _SEPARATORS:
+        if {"code", "name"} <= {cell.strip().strip('"').lower() for cell in header.split(separator)}:
+            return separator
+    return ","
 
 
 def _from_row(row: dict[str | None, Any], line: int) -> UnitSpec:
@@ -107,11 +160,13 @@ def _csv_bool(value: str, where: str) -> bool:
                            "(write true/false, yes/no, 1/0 or có/không)")
 
 
-def _from_json(text: str) -> list[UnitSpec]:
+def _from_json(text: str, json_like: bool) -> list[UnitSpec]:
     try:
         doc = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
-        raise InvalidTreeError(f"the unit file is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+        hint = "" if json_like else ("; a JSON unit file starts with [ or {: if this is a CSV file, send it as "
+                                     "text/csv (or name the file .csv)")
+        raise InvalidTreeError(f"the unit file is not valid JSON: {exc.msg} at line {exc.lineno}{hint}") from exc
     except RecursionError as exc:  # the C decoder's own guard: nothing is left half-done
         raise InvalidTreeError(
             f"the unit file is nested too deeply; a unit tree has at most {MAX_LEVELS} levels") from exc
@@ -166,7 +221,7 @@ def _spec(item: dict[str, Any], parent_code: str | None, where: str) -> UnitSpec
     if missing:
         raise InvalidTreeError(f"{where}: missing {', '.join(missing)}")
     return UnitSpec(
-        code=_text(item, "code", where).upper(),
+        code=code_key(_text(item, "code", where)),
         name=_text(item, "name", where),
         level=_text(item, "level", where),
         parent_code=_parent_code(item, where) or parent_code,
@@ -212,9 +267,9 @@ def _parent_code(item: dict[str, Any], where: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidTreeError(f"{where}: 'parent_code' must be a unit code in quotes")
-    code = nfc(value).upper()
+    code = code_key(value)
     if code and not valid_code(code):
-        raise InvalidTreeError(f"{where}: parent_code {echo(code)!r} is not an identifier code")
+        raise not_a_code(code, f"{where}: parent_code")
     return code or None
 
 
@@ -222,7 +277,21 @@ def _mailboxes(value: Any, where: str) -> list[str]:
     boxes = [value] if isinstance(value, str) else value
     if not isinstance(boxes, list) or not all(isinstance(m, str) for m in boxes):
         raise InvalidTreeError(f"{where}: 'mailboxes' must be a list of addresses")
-    return [check_mailbox(m, where) for m in boxes]
+    return check_mailboxes(boxes, where)
+
+
+def check_mailboxes(addresses: list[str], where: str) -> list[str]:
+    """A unit's mailboxes as stored: each checked, each once (the first spelling of addresses
+    that differ only in case: the mail gateway would write to both), at most MAX_MAILBOXES.
+    Raises InvalidTreeError."""
+    kept: dict[str, str] = {}
+    for address in addresses:
+        checked = check_mailbox(address, where)
+        kept.setdefault(checked.lower(), checked)
+    if len(kept) > MAX_MAILBOXES:
+        raise InvalidTreeError(f"{where} has {len(kept)} mailboxes; a unit has at most {MAX_MAILBOXES} (every "
+                               "arrival is mailed to each): keep the addresses the unit reads")
+    return list(kept.values())
 
 
 def check_mailbox(address: str, where: str) -> str:
@@ -248,10 +317,7 @@ def _check_codes(specs: list[UnitSpec]) -> None:
     seen: set[str] = set()
     for spec in specs:
         if not valid_code(spec.code):
-            raise InvalidTreeError(
-                f"unit code {echo(spec.code)!r} is not an identifier code "
-                "(e.g. 000.00.00.H49: digits and capitals in dot-separated groups, at most 35 characters)"
-            )
+            raise not_a_code(spec.code)
         if spec.code in seen:
             raise InvalidTreeError(f"unit code {spec.code} appears twice in the file")
         seen.add(spec.code)
@@ -277,8 +343,15 @@ def dump_csv(specs: list[UnitSpec]) -> str:
 def _inert(cell: str) -> str:
     # A name such as =HYPERLINK(…) would run in the spreadsheet of whoever opens the export.
     # The quote that stops it is the spreadsheets' own text marker; _live takes it off on import.
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+    # A value that itself starts with quotes before a formula character gets one more, so
+    # taking one off gives it back as it was.
+    return "'" + cell if _guarded(cell) else cell
 
 
 def _live(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+    return cell[1:] if cell.startswith("'") and _guarded(cell[1:]) else cell
+
+
+def _guarded(cell: str) -> bool:
+    """Whether the export puts a quote before ``cell``: a formula character after any quotes."""
+    return cell.lstrip("'").startswith(_FORMULA_START)

@@ -31,7 +31,7 @@ def test_every_route_that_reads_a_body_describes_it(app) -> None:
     example = json.loads(upload["example"]["metadata"])
     assert set(example) <= set(spec["components"]["schemas"]["DocumentMetadata"]["properties"])
     imports = spec["paths"]["/api/v1/units/import"]["post"]["requestBody"]["content"]
-    assert set(imports) == {"application/json", "text/csv"}
+    assert set(imports) == {"application/json", "text/csv", "multipart/form-data"}
     assert spec["paths"]["/api/v1/pki/tsa"]["post"]["requestBody"]["content"].keys() == {"application/timestamp-query"}
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from service.units import parse_tree
 from tests.units.conftest import XA1
 
 IMPORT = "/api/v1/units/import"
@@ -121,3 +122,100 @@ async def test_an_absurdly_large_file_is_refused_before_it_is_read(client, commu
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "larger than 16 MB" in r.json()["detail"]
     assert await snapshot() == before
+
+
+@pytest.mark.parametrize("code", ["1ß", "ﬀ.1", "ı.1", "ſ.1", "000.00.09.Hà"])
+async def test_a_code_with_letters_outside_ascii_is_refused_not_rewritten(client, world, commune_admin, snapshot,
+                                                                          code) -> None:
+    before = await snapshot()
+    r = await client.post(IMPORT, headers=commune_admin, json=[_unit(code=code)])
+    _assert_refused(r, "outside A–Z, 0–9 and the dot")
+    r = await client.post(IMPORT, headers=commune_admin, json=[_unit(parent_code=code)])
+    _assert_refused(r, "parent_code")
+    r = await client.patch("/api/v1/units/000.01.01.H99", headers=commune_admin, json={"code": code})
+    _assert_refused(r, "is not an identifier code")
+    assert await snapshot() == before
+    # Looked up, such a code finds no unit (ß is not read as SS).
+    ss = await client.patch("/api/v1/units/000.01.01.H99", headers=commune_admin, json={"code": "1SS"})
+    assert ss.status_code == 200, ss.text
+    assert (await client.get("/api/v1/units/1ß", headers=commune_admin)).status_code == 404
+
+
+async def test_an_import_keeps_each_mailbox_once_and_at_most_twenty(client, commune_admin, snapshot) -> None:
+    r = await client.post(IMPORT, headers=commune_admin,
+                          json=[_unit(mailboxes=["vanthu@x.vn", "VanThu@X.VN", "vanthu@x.vn", "bithu@x.vn"])])
+    assert r.status_code == 200, r.text
+    unit = (await client.get("/api/v1/units/000.09.01.H99", headers=commune_admin)).json()
+    assert unit["mailboxes"] == ["vanthu@x.vn", "bithu@x.vn"]
+    before = await snapshot()
+    many = [f"hop{n}@x.vn" for n in range(21)]
+    _assert_refused(await client.post(IMPORT, headers=commune_admin, json=[_unit(mailboxes=many)]),
+                    "has 21 mailboxes; a unit has at most 20")
+    _assert_refused(await client.post(IMPORT, headers={**commune_admin, "content-type": "text/csv"},
+                                      content=_csv(f"000.09.01.H99,Chi bộ mới,Chi bộ,{XA1},{';'.join(many)},")),
+                    "line 2 has 21 mailboxes")
+    assert await snapshot() == before
+
+
+def _form(name: str, content: bytes) -> dict:
+    return {"files": {"file": (name, content, "application/octet-stream")}}
+
+
+CSV_TEXT = f"code,name,level,parent_code\n000.09.01.H99,Chi bộ mới,Chi bộ,{XA1}\n"
+SENT_AS = {
+    "curl --data-binary (form-urlencoded)": {"content": CSV_TEXT.encode(),
+                                             "headers": {"content-type": "application/x-www-form-urlencoded"}},
+    "text/plain": {"content": CSV_TEXT.encode(), "headers": {"content-type": "text/plain"}},
+    "no type": {"content": CSV_TEXT.encode()},
+    "curl -F file=@tree.csv": _form("tree.csv", CSV_TEXT.encode()),
+    "JSON as text/plain": {"content": json.dumps([_unit()]).encode(), "headers": {"content-type": "text/plain"}},
+    "JSON in a form": _form("tree.json", json.dumps({"units": [_unit()]}).encode()),
+    "separated by semicolons (Excel, Vietnamese settings)": {
+        "content": CSV_TEXT.replace(",", ";").encode(), "headers": {"content-type": "text/csv"}},
+    "separated by tabs, UTF-16 (Excel's Unicode text)": {
+        "content": CSV_TEXT.replace(",", "\t").encode("utf-16"), "headers": {"content-type": "text/plain"}},
+    "capitalised column names": {"content": CSV_TEXT.replace("code,name", "Code, Name").encode(),
+                                 "headers": {"content-type": "text/csv"}},
+}
+
+
+@pytest.mark.parametrize("how", list(SENT_AS))
+async def test_a_unit_file_is_read_however_it_is_sent(client, commune_admin, how) -> None:
+    headers = {**commune_admin, **SENT_AS[how].get("headers", {})}
+    r = await client.post(IMPORT, **{**SENT_AS[how], "headers": headers})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"created": 1, "updated": 0}
+    unit = (await client.get("/api/v1/units/000.09.01.H99", headers=commune_admin)).json()
+    assert (unit["name"], unit["level"]) == ("Chi bộ mới", "Chi bộ")
+
+
+UNREADABLE = {
+    "columns separated by a pipe": ({"content": b"code|name|level\nX|Y|Z\n"},
+                                    "(separated by commas, semicolons or tabs); the file's first line is "
+                                    "'code|name|level'"),
+    "Windows-1252 text": ({"content": CSV_TEXT.encode("utf-8").replace("bộ".encode(), b"b\xf4")},
+                          "is not UTF-8 text (byte 48 is not); save it as CSV UTF-8"),
+    "CSV sent as JSON": ({"content": CSV_TEXT.encode(), "headers": {"content-type": "application/json"}},
+                         "if this is a CSV file, send it as text/csv"),
+    "a form with no file": ({"data": {"file": "x"}, "files": {"other": ("", b"")}}, "the form holds"),
+    "a form with two files": ({"files": [("file", ("a.csv", CSV_TEXT.encode())), ("file", ("b.csv", b"x"))]},
+                              "the form holds 2 files; send one unit file"),
+    "a form cut short": ({"content": b"--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n"
+                                     b"\r\ncode,name", "headers": {"content-type": "multipart/form-data; boundary=zz"}},
+                         "the form holds no file"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+async def test_a_file_that_cannot_be_read_says_what_to_do(client, commune_admin, snapshot, case) -> None:
+    sent, words = UNREADABLE[case]
+    before = await snapshot()
+    r = await client.post(IMPORT, **{**sent, "headers": {**commune_admin, **sent.get("headers", {})}})
+    _assert_refused(r, words)
+    assert await snapshot() == before
+
+
+def test_a_csv_file_not_named_csv_is_read_as_csv() -> None:
+    """What `docexchange units import tree.txt` reads: the content says it is CSV."""
+    specs = parse_tree(CSV_TEXT.replace(",", ";").encode(), "tree.txt")
+    assert [(s.code, s.name, s.parent_code) for s in specs] == [("000.09.01.H99", "Chi bộ mới", XA1)]

@@ -68,7 +68,7 @@ async def test_moving_an_own_branch_out_is_refused_like_an_unknown_parent(client
 async def test_one_outside_row_refuses_the_whole_file(client, commune_admin, snapshot) -> None:
     before = await snapshot()
     r = await _import(client, commune_admin, [
-        {"code": XA1, "name": "Đảng ủy xã Tân Lập (mới)", "level": "Đảng ủy xã"},
+        {"code": "000.02.01.H99", "name": "Chi bộ thôn Tây (mới)", "level": "Chi bộ"},
         {"code": "000.09.01.H99", "name": "Chi bộ mới", "level": "Chi bộ", "parent_code": XA1},
         {"code": "000.01.01.H99", "name": "Chi bộ thôn Đông", "level": "Chi bộ", "parent_code": XA2},
     ])
@@ -76,26 +76,39 @@ async def test_one_outside_row_refuses_the_whole_file(client, commune_admin, sna
     assert await snapshot() == before
 
 
-@pytest.mark.parametrize("parent", [PROVINCE, XA2, "000.01.01.H99"])
+@pytest.mark.parametrize("parent", [XA2, "000.01.01.H99"])
 async def test_the_admins_own_unit_keeps_its_place(client, commune_admin, snapshot, parent) -> None:
     before = await snapshot()
     r = await _import(client, commune_admin, [{"code": XA1, "name": "Đảng ủy xã Tân Lập", "level": "Đảng ủy xã",
                                                "parent_code": parent}])
-    assert "keeps its place" in _problem(r, 422)["detail"]
+    detail = _problem(r, 422)["detail"]
+    assert "keeps its place" in detail
+    assert PROVINCE in detail, "the refusal says what its parent_code may be"
+    assert await snapshot() == before
+
+
+async def test_the_admins_own_unit_named_with_its_own_parent_is_left_as_it_is(client, commune_admin,
+                                                                              snapshot) -> None:
+    before = await snapshot()
+    r = await _import(client, commune_admin, [{"code": XA1, "name": "Đảng ủy xã Tân Lập", "level": "Đảng ủy xã",
+                                               "parent_code": PROVINCE, "has_seal": True}])
+    assert r.status_code == 200, r.text
+    assert r.json() == {"created": 0, "updated": 1}
     assert await snapshot() == before
 
 
 async def test_a_commune_admin_imports_its_own_part(client, world, commune_admin, snapshot) -> None:
     exported = await client.get("/api/v1/units/export", headers=commune_admin, params={"format": "csv"})
     assert exported.status_code == 200
-    rows = exported.text.replace("Đảng ủy xã Tân Lập", "Đảng ủy xã Tân Lập (sáp nhập)")
+    assert f"{XA1},Đảng ủy xã Tân Lập,Đảng ủy xã,{PROVINCE}," in exported.text, "the export names the real parent"
+    rows = exported.text.replace("Chi bộ thôn Tây", "Chi bộ thôn Tây (sáp nhập)")
     rows += "000.09.01.H99,Chi bộ thôn Mới,Chi bộ,000.01.01.H99,cbmoi@example.vn,không\n"
     r = await _import(client, commune_admin, rows.encode(), csv=True)
     assert r.status_code == 200, r.text
     assert r.json() == {"created": 1, "updated": 4}
     after = {u["code"]: u for u in await snapshot()}
-    assert after[XA1]["name"] == "Đảng ủy xã Tân Lập (sáp nhập)"
-    assert after[XA1]["parent_code"] == PROVINCE, "an export's empty parent keeps the unit where it is"
+    assert after["000.02.01.H99"]["name"] == "Chi bộ thôn Tây (sáp nhập)"
+    assert after[XA1]["parent_code"] == PROVINCE, "the admin's own unit stays where it is"
     assert after["000.09.01.H99"]["parent_code"] == "000.01.01.H99"
     assert after["000.09.01.H99"]["has_seal"] is False
     # A branch may move inside the commune.
@@ -108,7 +121,7 @@ async def test_a_commune_admin_imports_its_own_part(client, world, commune_admin
 async def test_a_rename_only_file_keeps_every_unit_in_its_place(client, commune_admin, snapshot) -> None:
     before = {u["code"]: u for u in await snapshot()}
     rows = ("code,name,level\n"
-            f"{XA1},Đảng ủy xã Tân Lập (sáp nhập),Đảng ủy xã\n"
+            f"{XA1},Đảng ủy xã Tân Lập,Đảng ủy xã\n"
             "000.01.01.H99,Chi bộ thôn Đông Một,Chi bộ\n")
     r = await _import(client, commune_admin, rows.encode(), csv=True)
     assert r.status_code == 200, r.text

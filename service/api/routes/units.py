@@ -8,6 +8,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import File, FormParser, parse_options_header
 
 from service import units
 from service.api.bodies import UNIT_FILE_BODY
@@ -15,7 +17,8 @@ from service.api.deps import CurrentPrincipal, Principals, Tx, require_roles
 from service.api.multipart import read_small_body
 from service.auth import Principal
 from service.documents import unit_brief
-from service.text import PlainText
+from service.errors import InvalidInputError
+from service.text import PlainText, search_key
 
 router = APIRouter(prefix="/units", tags=["units"])
 Admin = Depends(require_roles("admin"))
@@ -30,7 +33,7 @@ class UnitPatch(BaseModel):
     name: PlainText | None = Field(default=None, max_length=300, json_schema_extra={"minLength": 1})
     level: PlainText | None = Field(default=None, max_length=100, json_schema_extra={"minLength": 1})
     code: PlainText | None = Field(default=None, max_length=64)
-    mailboxes: list[PlainText] | None = Field(default=None, max_length=20)
+    mailboxes: list[PlainText] | None = Field(default=None, max_length=units.MAX_MAILBOXES)
     has_seal: bool | None = None
     parent: PlainText | None = Field(default=None, max_length=64, description="Move under this unit (code or id)")
 
@@ -60,7 +63,8 @@ async def list_units(tx: Tx, principal: CurrentPrincipal, root: str | None = Non
                      level: str | None = None) -> dict[str, Any]:
     anchor = await _in_scope(tx, principal, root or principal.unit_id)
     specs = await units.export_tree(tx.session, anchor)
-    rows = [s for s in specs if level is None or s.level == level]
+    key = search_key(level) if level is not None else None  # as a {"under", "level"} selector compares
+    rows = [s for s in specs if key is None or search_key(s.level) == key]
     return {"root": anchor.code, "count": len(rows), "units": [s.as_dict() for s in rows]}
 
 
@@ -88,13 +92,44 @@ async def import_units(request: Request, tx: Tx, principals: Principals,
     data = await read_small_body(request, MAX_TREE_BYTES,
                                  "the unit file (split it and import the parts one after another, parents first)")
     # Parsing megabytes is CPU work: off the event loop.
-    specs = await asyncio.to_thread(units.parse_tree, data, "upload.csv" if "csv" in ctype else "upload.json")
+    specs = await asyncio.to_thread(_read_unit_file, data, ctype)
     await units.lock_tree(tx.session)
     me = await units.get_unit(tx.session, principal.unit_id)
     result = await units.import_tree(tx.session, specs, scope=me, actor_id=principal.user_id)
     await tx.commit()
     principals.clear()  # units may have moved: cached principals hold their paths
     return {"created": result.created, "updated": result.updated}
+
+
+def _read_unit_file(data: bytes, ctype: str) -> list[units.UnitSpec]:
+    """The units of a body: the file itself, or the one file of a form (``curl -F
+    file=@tree.csv``, a web page's upload). A type (or file name) naming CSV or JSON says
+    which it is; any other (curl's --data-binary, text/plain) leaves it to the content."""
+    media, params = parse_options_header(ctype)
+    if media == b"multipart/form-data":
+        data, name = _form_file(data, params.get(b"boundary", b""))
+    else:
+        name = "upload.csv" if b"csv" in media else "upload.json" if b"json" in media else "upload"
+    return units.parse_tree(data, name)
+
+
+def _form_file(data: bytes, boundary: bytes) -> tuple[bytes, str]:
+    files: list[File] = []
+    try:
+        parser = FormParser("multipart/form-data", None, files.append, boundary=boundary,
+                            config={"MAX_MEMORY_FILE_SIZE": MAX_TREE_BYTES + 1})  # held in memory, as the body is
+        parser.write(data)
+        parser.finalize()
+    except (FormParserError, ValueError) as exc:
+        raise InvalidInputError("the upload is not a valid multipart/form-data form; send the unit file as the "
+                                "body itself (Content-Type: text/csv or application/json)") from exc
+    if len(files) != 1:
+        held = f"{len(files)} files" if files else "no file"
+        raise InvalidInputError(f"the form holds {held}; send one unit file (with curl: -F file=@tree.csv), "
+                                "or the file as the body itself")
+    upload = files[0]
+    upload.file_object.seek(0)
+    return upload.file_object.read(), (upload.file_name or b"").decode("utf-8", "replace")
 
 
 @router.get("/{key}", summary="One unit by id or code")
