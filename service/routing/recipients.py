@@ -237,19 +237,24 @@ _SUBTREE = (select(*_COLUMNS, col(Unit.level)).where(col(Unit.path).startswith(b
 
 async def _subtree(session: AsyncSession, root: UnitRef, level_key: str | None,
                    include_root: bool) -> tuple[list[UnitRef], list[str]]:
-    """Units under ``root`` (of the level whose ``search_key`` is ``level_key``), and the
-    levels there are among all of them (to say what a level that reached none could be)."""
+    """Units under ``root`` (of the level whose ``search_key`` is ``level_key``), and, when
+    none is, the levels there are (to say what the level could have been)."""
     rows = await driver.fetch(session, _SUBTREE, {"path": root.path})
+    keys: dict[str, str] = {}  # each level as stored → its search key: a tree has a handful of levels
     refs: list[UnitRef] = []
-    levels: dict[str, str] = {}
     for unit_id, code, name, path, parent_id, unit_level in rows:
-        ref = UnitRef(unit_id, code, name, path, parent_id)
-        if ref.id == root.id and not include_root:
+        if unit_id == root.id and not include_root:
             continue
-        levels.setdefault(search_key(unit_level), unit_level)
-        if level_key is not None and search_key(unit_level) != level_key:
-            continue
-        refs.append(ref)
+        if level_key is not None:
+            key = keys.get(unit_level)
+            if key is None:
+                key = keys[unit_level] = search_key(unit_level)
+            if key != level_key:
+                continue
+        refs.append(UnitRef(unit_id, code, name, path, parent_id))
+    if refs:
+        return refs, []
+    levels = {search_key(row[5]): row[5] for row in rows if row[0] != root.id or include_root}
     return refs, sorted(levels.values())
 
 
