@@ -26,6 +26,7 @@ from service.documents.models import Attachment, Document, DocumentSignature, Ex
 from service.documents.reading import attachment_of
 from service.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from service.storage.rows import update_if
+from service.text import fold, search_key
 from service.units import Unit, User
 
 if TYPE_CHECKING:
@@ -82,6 +83,13 @@ async def _sealing_unit(session: AsyncSession, principal: Principal) -> Unit:
     if unit is None or not unit.has_seal:
         raise PermissionDeniedError("your unit holds no seal, so it cannot apply an organisation signature "
                                     "(a chi bộ signs through its parent committee)")
+    # A seal shows the unit's name: two sealed units of one name would seal as each other.
+    namesakes = await session.execute(select(col(Unit.name)).where(
+        col(Unit.has_seal), col(Unit.id) != unit.id, col(Unit.name_folded) == fold(unit.name)))
+    if any(search_key(name) == search_key(unit.name) for (name,) in namesakes):
+        raise ConflictError(f"another unit that holds a seal is also named {unit.name}: a seal names one unit "
+                            "alone, so none is applied until the administrator of the unit above renames one "
+                            "of them")
     return unit
 
 

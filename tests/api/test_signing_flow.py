@@ -165,6 +165,26 @@ async def test_a_second_file_sent_before_the_first_ones_report_is_told_to_wait(a
     assert again.json()["verdict"] == "passed", "once the report is back, the next file is taken"
 
 
+async def test_a_branch_given_the_provinces_name_and_a_seal_cannot_seal_as_the_province(client, world) -> None:
+    # The seal certificate names the unit: two sealed units of one name would seal as each other.
+    renamed = await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"),
+                                 json={"name": "TỈNH ỦY HÀ SƠN", "has_seal": True})
+    assert renamed.status_code == 200, renamed.text
+    doc = await _upload(client, world, who="cb_dong", number="60-CV/CB",
+                        attachments=[("phu-luc.pdf", make_pdf("Phu luc 01"))])
+    att = doc["attachments"][0]["id"]
+    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "seal names one unit alone" in r.json()["detail"]
+    sigs = await client.get(f"/api/v1/documents/{doc['id']}/signatures", headers=world.auth("cb_dong"))
+    assert sigs.json()["signatures"] == [], "nothing was signed"
+    # Once the branch has a name of its own again, its seal is applied.
+    await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Chi bộ thôn Đông"})
+    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
+    assert r.status_code == 201, r.text
+
+
 async def test_uploaded_signature_image_and_bad_images(client, world) -> None:
     buf = io.BytesIO()
     Image.new("RGBA", (300, 120), (0, 0, 200, 0)).save(buf, "PNG")
