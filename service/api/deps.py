@@ -11,7 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.auth import AuthenticationError, Principal, PrincipalCache, authenticate_until, token_hash
+from service.auth import (
+    AuthenticationError,
+    Principal,
+    PrincipalCache,
+    authenticate_until,
+    check_still_valid,
+    token_hash,
+)
 from service.documents import BlobStore
 from service.errors import ConflictError
 from service.plugins import freeze_loaded
@@ -44,11 +51,23 @@ __all__ = [
 class Transaction:
     """The request's one transaction; the route commits it after the service call."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, request: Request) -> None:
         self.session = session
+        self.request = request
+        self._takes_access_away = False
+
+    def only_takes_access_away(self) -> None:
+        """This request only revokes: it commits even if the caller's own token is revoked
+        by then (by this very request, when a token revokes itself)."""
+        self._takes_access_away = True
 
     async def commit(self) -> None:
-        """Raises ConflictError when a concurrent request won a uniqueness race."""
+        """Raises ConflictError when a concurrent request won a uniqueness race;
+        AuthenticationError when the caller's token was revoked (or its user deactivated)
+        while the request ran: checked in this transaction, whichever process revoked it."""
+        hashed = getattr(self.request.state, "token_hash", None)
+        if hashed is not None and self.session.in_transaction() and not self._takes_access_away:
+            await check_still_valid(self.session, hashed)
         try:
             await self.session.commit()
         except IntegrityError as exc:
@@ -79,7 +98,7 @@ async def _transaction(request: Request) -> Transaction:
     # with ``yield`` (an exit stack and shielded context managers) costs more than the session.
     session = _database(request).sessions()
     request.scope.setdefault(_SESSIONS, []).append(session)
-    return Transaction(session)
+    return Transaction(session, request)
 
 
 class RequestSessions:
@@ -137,19 +156,16 @@ Blobs = Annotated[BlobStore, Depends(_blobs)]
 Policy = Annotated[RoutingPolicy, Depends(_policy)]
 
 
-_READS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 async def current_principal(request: Request) -> Principal:
     """The caller behind ``Authorization: Bearer …``. Raises AuthenticationError.
 
     Looked up in a short session of its own: the request's transaction (on SQLite,
-    the database's write lock) must not start before the body has streamed in. For a
-    read, a token seen in the last few seconds is answered from memory
-    (service.auth.cache); a request that may change something is always checked against
-    the database, so a token revoked (by any process, or the operator's command line) or
-    a user deactivated changes nothing from that moment on — above all, it issues no
-    token to outlive the revocation.
+    the database's write lock) must not start before the body has streamed in. A token
+    seen in the last few seconds is answered from memory (service.auth.cache); what the
+    request changes is committed only if the token is still live then
+    (``Transaction.commit``), so a token revoked by any process, or the operator's command
+    line, or a deactivated user's, changes nothing from that moment on — above all, it
+    issues no token to outlive the revocation, even from a request already under way.
     """
     headers = request.headers.getlist("authorization")
     if len(headers) > 1:  # a proxy reading the other one would let a different caller in
@@ -159,7 +175,8 @@ async def current_principal(request: Request) -> Principal:
         raise AuthenticationError("send 'Authorization: Bearer <token>'; ask your unit administrator for a token")
     cache = principal_cache(request)
     key = token_hash(token.strip())
-    principal = cache.get(key) if request.method in _READS else None
+    request.state.token_hash = key
+    principal = cache.get(key)
     if principal is None:
         generation = cache.generation
         async with _database(request).session() as session:

@@ -9,10 +9,10 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import col
 
-from service.auth import token_hash
+from service.auth import revoke_token, token_hash
 from service.storage.types import utcnow
 from service.units.models import ApiToken
 from tests.factories.pdf import make_pdf, metadata, upload_form
@@ -177,6 +177,40 @@ async def test_a_token_revoked_elsewhere_changes_nothing_even_before_the_cache_f
             assert upload.status_code == 401
     tokens = (await client.get("/api/v1/me/tokens", headers=world.auth("admin"))).json()["tokens"]
     assert [t["state"] for t in tokens].count("active") == 1, "only the admin's own first token is live"
+
+
+@pytest.mark.parametrize("cut_off", ["revoked", "deactivated"])
+async def test_an_upload_under_way_when_its_token_is_cut_off_registers_nothing(app, client, world, cut_off) -> None:
+    # The token is checked when the request starts; a 300 MB file takes minutes to arrive, and
+    # what it changes must still be refused if the token was revoked (or the user deactivated)
+    # meanwhile, by any process.
+    users = (await client.get("/api/v1/users", headers=world.auth("admin"))).json()["users"]
+    clerk = next(u for u in users if u["username"] == "user.xa1")
+    token_id = (await client.get("/api/v1/me/tokens", headers=world.auth("xa1"))).json()["tokens"][0]["id"]
+    form = httpx.Request("POST", "http://x", **upload_form(metadata("88-CV/ĐU")))
+    body, content_type = form.read(), form.headers["content-type"]
+
+    async def arriving_slowly():
+        yield body[:200]
+        if cut_off == "revoked":
+            async with app.state.db.session() as s:  # as `docexchange tokens revoke` does, in its own process
+                await revoke_token(s, token_id, unit_id=None)
+                await s.commit()
+        else:
+            off = await client.patch(f"/api/v1/users/{clerk['id']}", headers=world.auth("admin"),
+                                     json={"active": False})
+            assert off.status_code == 200, off.text
+        yield body[200:]
+
+    r = await client.post("/api/v1/documents", content=arriving_slowly(),
+                          headers={**world.auth("xa1"), "content-type": content_type})
+    assert r.status_code == 401, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "nothing was changed" in r.json()["detail"]
+    outbox = await client.get("/api/v1/outbox", headers=world.auth("tu"))
+    assert "88-CV/ĐU" not in outbox.text
+    async with app.state.db.session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM document"))).scalar_one() == 0
 
 
 async def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(settings) -> None:

@@ -44,8 +44,13 @@ def _with_units(stmt: Select[Any]) -> Select[Any]:
             .outerjoin(_AuditRoot, col(_AuditRoot.id) == col(units.User.audit_root_id)))
 
 
-async def _scoped_user(tx: Tx, principal: Principal, user_id: str) -> units.User:
+async def _scoped_user(tx: Tx, principal: Principal, user_id: str, *, lock: bool = False) -> units.User:
+    """A user the admin manages; ``lock``: the row is held until commit (PostgreSQL), so that a
+    change of roles and a token issued at the same moment see each other: a signer's token is
+    never issued by an admin, however the two requests interleave."""
     stmt = _with_units(select(units.User)).where(col(units.User.id) == user_id, _managed_by(principal))
+    if lock:
+        stmt = stmt.with_for_update(of=units.User)
     user: units.User | None = (await tx.session.execute(stmt)).scalars().first()
     if user is None:
         raise NotFoundError("no such user in your unit")
@@ -95,7 +100,7 @@ async def get_user(user_id: str, tx: Tx, principal: Principal = Admin) -> dict[s
 @router.patch("/users/{user_id}", summary="Change a user's name, roles or reach, or deactivate them")
 async def update_user(user_id: str, body: UserChange, tx: Tx, principals: Principals,
                       principal: Principal = Admin) -> dict[str, Any]:
-    user = await _scoped_user(tx, principal, user_id)
+    user = await _scoped_user(tx, principal, user_id, lock=True)
     if user.id == principal.user_id and body.given() & {"roles", "active", "audit_root"}:
         raise PermissionDeniedError("no administrator changes their own roles or deactivates themselves: "
                                     "ask another administrator, or the operator (docexchange users update)")
@@ -118,7 +123,7 @@ async def list_tokens(user_id: str, tx: Tx, principal: Principal = Admin) -> dic
              summary="Issue a bearer token; the token is in this answer only")
 async def create_token(user_id: str, body: NewToken, tx: Tx, settings: SettingsDep,
                        principal: Principal = Admin) -> dict[str, Any]:
-    user = await _scoped_user(tx, principal, user_id)
+    user = await _scoped_user(tx, principal, user_id, lock=True)
     if "signer" in user.roles and user.id != principal.user_id:
         # The token signs documents in the signer's name with the signer's key, unseen by them.
         raise PermissionDeniedError(
@@ -143,6 +148,7 @@ async def revoke(token_id: str, tx: Tx, principal: CurrentPrincipal, principals:
     if (await tx.session.execute(stmt)).first() is None:
         raise NotFoundError("no such token")
     await auth.revoke_token(tx.session, token_id, unit_id=None, actor_id=principal.user_id)
+    tx.only_takes_access_away()
     await tx.commit()
     principals.clear()
     return Response(status_code=204)
