@@ -166,3 +166,25 @@ async def test_a_token_length_that_is_no_whole_number_is_refused(client, world) 
         assert "days" in r.json()["detail"]
     tokens = (await client.get(f"/api/v1/users/{clerk['id']}/tokens", headers=world.auth("admin"))).json()["tokens"]
     assert len(tokens) == 1, "only the token the user had"
+
+
+async def test_a_token_issued_while_the_user_becomes_a_signer_never_outlives_the_change(client, world) -> None:
+    # Two admins at the same moment: one makes a clerk the unit's signer, the other hands the
+    # clerk a token. Whichever comes first, no live token of a signer is an admin's.
+    import asyncio
+
+    for attempt in range(8):
+        made = await client.post("/api/v1/users", headers=world.auth("admin"), json={
+            "username": f"vanthu.dua.{attempt}", "full_name": "Văn thư", "roles": ["clerk"], "unit": XA1})
+        user_id = made.json()["id"]
+        promote = client.patch(f"/api/v1/users/{user_id}", headers=world.auth("admin"),
+                               json={"roles": ["clerk", "signer"]})
+        issue = client.post(f"/api/v1/users/{user_id}/tokens", headers=world.auth("admin"), json={"days": 1})
+        promoted, issued = await asyncio.gather(promote, issue)
+        assert promoted.status_code == 200, promoted.text
+        assert issued.status_code in (201, 403), issued.text
+        tokens = (await client.get(f"/api/v1/users/{user_id}/tokens", headers=world.auth("admin"))).json()["tokens"]
+        assert [t for t in tokens if t["state"] == "active"] == [], f"attempt {attempt}: {tokens}"
+        if issued.status_code == 201:
+            me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {issued.json()['token']}"})
+            assert me.status_code == 401
