@@ -10,6 +10,7 @@ meanwhile, the signature row and the audit entry.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,14 @@ async def _sealing_unit(session: AsyncSession, principal: Principal) -> Unit:
     if unit is None or not unit.has_seal:
         raise PermissionDeniedError("your unit holds no seal, so it cannot apply an organisation signature "
                                     "(a chi bộ signs through its parent committee)")
-    # A seal shows the unit's name: two sealed units of one name would seal as each other.
+    # A seal shows the unit's name: two sealed units of one name would seal as each other,
+    # and a letter of another script that looks Latin (Cyrillic а, Greek ο) would make one.
+    foreign = sorted({ch for ch in unit.name if ch.isalpha() and "LATIN" not in unicodedata.name(ch, "")})
+    if foreign:
+        shown = ", ".join(f"{ch} (U+{ord(ch):04X})" for ch in foreign[:5])
+        raise ConflictError(f"the name of your unit holds letters that only look Latin: {shown}; a seal shows the "
+                            "name as it is, so none is applied until the administrator of the unit above types it "
+                            "again in Vietnamese letters")
     namesakes = await session.execute(select(col(Unit.name)).where(
         col(Unit.has_seal), col(Unit.id) != unit.id, col(Unit.name_folded) == fold(unit.name)))
     if any(search_key(name) == search_key(unit.name) for (name,) in namesakes):

@@ -179,6 +179,12 @@ async def test_a_branch_given_the_provinces_name_and_a_seal_cannot_seal_as_the_p
     assert "seal names one unit alone" in r.json()["detail"]
     sigs = await client.get(f"/api/v1/documents/{doc['id']}/signatures", headers=world.auth("cb_dong"))
     assert sigs.json()["signatures"] == [], "nothing was signed"
+    # Nor with a Cyrillic "а" that only looks like the province's letter.
+    await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Tỉnh ủy Hà Sơn"
+                                                                                         .replace("à", "\u0430\u0300")})
+    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
+    assert r.status_code == 409, r.text
+    assert "U+0430" in r.json()["detail"]
     # Once the branch has a name of its own again, its seal is applied.
     await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Chi bộ thôn Đông"})
     r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
