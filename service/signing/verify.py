@@ -39,12 +39,14 @@ __all__ = ["Verifier", "VerifierOptions", "verify_pdf"]
 class VerifierOptions:
     timeout_s: float = 60.0
     memory_mb: int = 1536  # address space a worker may add to what it inherits from the parent
-    workers: int = max(1, min(os.cpu_count() or 1, 4))
+    # At least two, even on one core: files users send to be checked hold all workers but one.
+    workers: int = max(2, min(os.cpu_count() or 1, 4))
     waiting_per_worker: int = 4  # files users sent to be checked that may wait for a worker, per worker
 
     @property
     def on_request(self) -> int:
-        """Workers that files users send to be checked may hold at once: all but one."""
+        """Workers that files users send to be checked may hold at once: all but one (with a
+        single worker, asked for explicitly, that one)."""
         return max(1, self.workers - 1)
 
 

@@ -98,3 +98,9 @@ async def test_too_many_waiting_files_are_refused_at_once(env: Env, tmp_path: Pa
         assert (await asyncio.wait_for(running, 20)).verdict is not Verdict.PASSED  # a pipe is no PDF file
         assert (await asyncio.wait_for(waiting, 20)).verdict is Verdict.PASSED
         assert (await verifier.verify_for("u3", sealed)).verdict is Verdict.PASSED
+
+
+async def test_one_worker_is_kept_for_sends_even_on_a_single_core() -> None:
+    options = VerifierOptions()
+    assert options.workers >= 2
+    assert options.on_request == options.workers - 1
