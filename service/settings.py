@@ -5,6 +5,7 @@ Built once by the app factory or the CLI and passed down; never at import time.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,9 @@ __all__ = ["MAX_TOKEN_DAYS", "PLACEHOLDER_SECRET", "Settings"]
 
 PLACEHOLDER_SECRET = "change-me"
 MAX_TOKEN_DAYS = 3650  # a token lives ten years at most
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class Settings(BaseSettings):
@@ -92,12 +96,14 @@ class Settings(BaseSettings):
     @field_validator("mail_holidays")
     @classmethod
     def _dates(cls, value: str) -> str:
-        for part in value.replace(",", " ").split():
+        for number, part in enumerate(value.replace(",", " ").split(), start=1):
             try:
+                if not _ISO_DAY.fullmatch(part):
+                    raise ValueError(part)
                 date.fromisoformat(part)
             except ValueError:
-                raise ValueError(f"{part[:20]!r} is not a date: give ISO dates (2027-02-05) separated by commas") \
-                    from None
+                raise ValueError(f"entry {number} is not a date written YYYY-MM-DD (2027-02-05); separate the dates "
+                                 "by commas") from None
         return value
 
     @property

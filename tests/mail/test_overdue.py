@@ -80,5 +80,7 @@ async def test_holidays_are_read_from_the_setting_and_a_bad_one_is_named() -> No
     settings = Settings(mail_holidays="2027-02-05, 2027-02-06 2027-04-16")
     assert MailConfig.from_settings(settings.model_copy(update={"smtp_host": ""})).holidays == {
         date(2027, 2, 5), date(2027, 2, 6), date(2027, 4, 16)}
-    with pytest.raises(ValidationError, match="'5/2/2027' is not a date"):
-        Settings(mail_holidays="2027-02-04,5/2/2027")
+    for bad in ("2027-02-04,5/2/2027", "2027-02-04 20270205", "2027-02-04,2027-W05-5"):
+        with pytest.raises(ValidationError, match="entry 2 is not a date written YYYY-MM-DD") as refused:
+            Settings(mail_holidays=bad)
+        assert bad.split(",")[-1].split()[-1] not in str(refused.value.errors(include_input=False))
