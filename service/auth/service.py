@@ -90,15 +90,13 @@ async def create_user(
 
     Raises InvalidInputError for an unknown role, UsernameTakenError.
     """
-    bad = sorted(set(roles) - ROLES)
-    if bad or not roles:
-        raise InvalidInputError(f"roles must be some of {', '.join(sorted(ROLES))}; got {bad or 'none'}")
+    roles = _checked_roles(roles)
     username = nfc(username).lower()
     if (await session.execute(select(col(User.id)).where(col(User.username) == username))).first():
         raise UsernameTakenError(f"the username {username!r} is taken")
     user = User(
         unit_id=unit.id, username=username, full_name=nfc(full_name), position=nfc(position),
-        email=email.strip(), roles=sorted(set(roles)), is_service=is_service,
+        email=email.strip(), roles=roles, is_service=is_service,
         audit_root_id=audit_root.id if audit_root else None,
     )
     session.add(user)
@@ -122,10 +120,7 @@ async def update_user(
     ``audit_root`` is where an auditor reads (None: keep it, or their own unit for a new auditor);
     dropping the auditor role drops it. Raises InvalidInputError for an unknown role.
     """
-    new_roles = sorted(set(user.roles if roles is None else roles))
-    bad = sorted(set(new_roles) - ROLES)
-    if bad or not new_roles:
-        raise InvalidInputError(f"roles must be some of {', '.join(sorted(ROLES))}; got {bad or 'none'}")
+    new_roles = _checked_roles(user.roles if roles is None else roles)
     if audit_root is not None and "auditor" not in new_roles:
         raise InvalidInputError("only an auditor reads a subtree: give the auditor role as well, or leave out "
                                 "audit_root")
@@ -154,6 +149,14 @@ async def update_user(
                              "tokens_revoked": revoked})
     await session.flush()
     return revoked
+
+
+def _checked_roles(roles: list[str]) -> list[str]:
+    """The roles, each once, in order. Raises InvalidInputError for none or an unknown one."""
+    bad = sorted(set(roles) - ROLES)
+    if bad or not roles:
+        raise InvalidInputError(f"roles must be some of {', '.join(sorted(ROLES))}; got {bad or 'none'}")
+    return sorted(set(roles))
 
 
 def _changeable(user: User) -> dict[str, Any]:

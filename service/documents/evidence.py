@@ -38,7 +38,7 @@ async def export_evidence(session: AsyncSession, principal: Principal, doc_id: s
     # revocation (the development PKI's two CRLs, the issuing CA's and the root's; or the
     # deployment's configured CRLs and OCSP answers).
     trust = runtime.trust
-    anchors = [der for bundle in (trust.roots_pem, trust.intermediates_pem) for der in _pem_certificates(bundle)]
+    anchors = [cert.dump() for cert in (*trust.roots(), *trust.intermediates())]
     if runtime.pki:
         crls = [await asyncio.to_thread(runtime.pki.build_crl), await asyncio.to_thread(runtime.pki.build_root_crl)]
     else:
@@ -49,9 +49,3 @@ async def export_evidence(session: AsyncSession, principal: Principal, doc_id: s
                             document_name=f"{doc.id}.pdf")
     return out
 
-
-def _pem_certificates(bundle: bytes) -> list[bytes]:
-    """The DER certificates of a PEM bundle."""
-    from asn1crypto import pem
-
-    return [der for kind, _, der in pem.unarmor(bundle, multiple=True) if kind == "CERTIFICATE"] if bundle else []

@@ -113,8 +113,8 @@ class Verifier:
         self._trust = trust
         self._options = options
         self._pool: ProcessPoolExecutor | None = None
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-        self._requested: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        # Per event loop (a Verifier may outlive one): all workers, and those files users send may hold.
+        self._slots: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = {}
         self._requesters: set[str] = set()  # who has a file in verify_for now
 
     async def __aenter__(self) -> Verifier:
@@ -143,17 +143,13 @@ class Verifier:
             )
         return self._pool
 
-    def _semaphore(self) -> asyncio.Semaphore:
+    def _semaphore(self, kind: str = "all") -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:
-            self._slots = (loop, asyncio.Semaphore(self._options.workers))
-        return self._slots[1]
-
-    def _requested_semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if self._requested is None or self._requested[0] is not loop:
-            self._requested = (loop, asyncio.Semaphore(self._options.on_request))
-        return self._requested[1]
+        held = self._slots.get(kind)
+        if held is None or held[0] is not loop:
+            size = self._options.workers if kind == "all" else self._options.on_request
+            held = self._slots[kind] = (loop, asyncio.Semaphore(size))
+        return held[1]
 
     def check_room(self, requester: str) -> None:
         """Whether ``verify_for`` would take a file of ``requester`` now (ask before receiving
@@ -173,7 +169,7 @@ class Verifier:
         self.check_room(requester)
         self._requesters.add(requester)
         try:
-            async with self._requested_semaphore():
+            async with self._semaphore("requested"):
                 return await self.verify(path)
         finally:
             self._requesters.discard(requester)
