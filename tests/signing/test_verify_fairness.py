@@ -32,7 +32,7 @@ async def _slow_file(path: Path, content: bytes) -> AsyncIterator[Path]:
     opens the file: it is read three times, to hash, count and parse it; a pipe cannot be
     parsed, so its report is not a pass)."""
     os.mkfifo(path)
-    done = threading.Event()
+    done, fed = threading.Event(), threading.Event()
 
     def feed() -> None:
         while not done.is_set():
@@ -40,17 +40,21 @@ async def _slow_file(path: Path, content: bytes) -> AsyncIterator[Path]:
                 if not done.is_set():
                     with contextlib.suppress(BrokenPipeError):
                         fh.write(content)
+                    fed.set()
 
     try:
         yield path
     finally:
         feeder = asyncio.create_task(asyncio.to_thread(feed))
-        await asyncio.to_thread(_wait_for_readers_to_finish, path, done)
+        await asyncio.to_thread(_wait_for_readers_to_finish, path, done, fed)
         await asyncio.wait_for(feeder, 30)
 
 
-def _wait_for_readers_to_finish(path: Path, done: threading.Event) -> None:
-    time.sleep(2)  # the worker reads its three times
+def _wait_for_readers_to_finish(path: Path, done: threading.Event, fed: threading.Event) -> None:
+    # A worker forked just now may take seconds to start; once it has read the file once, the
+    # rest of its reads follow within moments.
+    fed.wait(30)
+    time.sleep(2)
     done.set()
     # Let the feeder's last open return: it waits for a reader.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
