@@ -2,15 +2,15 @@
 never on the worker kept for the verification that precedes a send.
 
 A file that takes its time is a named pipe here: the worker that opens it waits, for real,
-until the test writes the document into it.
+until the test hands it the document.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,38 +28,40 @@ pytestmark = pytest.mark.asyncio
 
 @asynccontextmanager
 async def _slow_file(path: Path, content: bytes) -> AsyncIterator[Path]:
-    """A file whose reader waits until the block ends, then reads ``content`` (as often as it
-    opens the file: it is read three times, to hash, count and parse it; a pipe cannot be
-    parsed, so its report is not a pass)."""
-    os.mkfifo(path)
-    done, fed = threading.Event(), threading.Event()
-
-    def feed() -> None:
-        while not done.is_set():
-            with open(path, "wb") as fh:  # returns once a reader has the other end open
-                if not done.is_set():
-                    with contextlib.suppress(BrokenPipeError):
-                        fh.write(content)
-                    fed.set()
-
+    """A file whose reader waits until the block ends. Until then ``path`` is a named pipe,
+    and a worker that opens it waits for a writer; then it becomes a regular file holding
+    ``content`` (the later opens read that, however many and however late), and a worker
+    still waiting on the pipe is handed ``content`` through it."""
+    pipe = path.with_name(path.name + ".pipe")
+    os.mkfifo(pipe)
+    os.link(pipe, path)
     try:
         yield path
     finally:
-        feeder = asyncio.create_task(asyncio.to_thread(feed))
-        await asyncio.to_thread(_wait_for_readers_to_finish, path, done, fed)
-        await asyncio.wait_for(feeder, 30)
+        regular = path.with_name(path.name + ".file")
+        regular.write_bytes(content)
+        os.replace(regular, path)
+        await asyncio.to_thread(_hand_over, pipe, content)
+        pipe.unlink()
 
 
-def _wait_for_readers_to_finish(path: Path, done: threading.Event, fed: threading.Event) -> None:
-    # A worker forked just now may take seconds to start; once it has read the file once, the
-    # rest of its reads follow within moments.
-    fed.wait(30)
-    time.sleep(2)
-    done.set()
-    # Let the feeder's last open return: it waits for a reader.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    time.sleep(0.1)
-    os.close(fd)
+def _hand_over(pipe: Path, content: bytes) -> None:
+    """Write ``content`` to the reader waiting on ``pipe``, if one comes within a second (one
+    that found the pipe at the path just before it was replaced enters it a moment later);
+    a worker forked later than that opens the regular file instead."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader has the pipe open yet
+                raise
+            time.sleep(0.01)
+            continue
+        os.set_blocking(fd, True)
+        with open(fd, "wb") as fh, contextlib.suppress(BrokenPipeError):
+            fh.write(content)
+        return
 
 
 async def test_a_send_is_verified_while_users_files_wait(env: Env, tmp_path: Path) -> None:
@@ -81,7 +83,7 @@ async def test_a_send_is_verified_while_users_files_wait(env: Env, tmp_path: Pat
             assert send.verdict is Verdict.PASSED
             assert not bob.done()
             assert not alice.done()
-        assert (await asyncio.wait_for(alice, 20)).verdict is not Verdict.PASSED  # a pipe is no PDF file
+        assert (await asyncio.wait_for(alice, 20)).verdict is Verdict.PASSED, "once handed over, her file is checked"
         assert (await asyncio.wait_for(bob, 20)).verdict is Verdict.PASSED
         # Alice may send again once her report is back.
         assert (await verifier.verify_for("alice", sealed)).verdict is Verdict.PASSED
@@ -99,7 +101,7 @@ async def test_too_many_waiting_files_are_refused_at_once(env: Env, tmp_path: Pa
             with pytest.raises(VerifierBusyError) as refused:
                 await verifier.verify_for("u3", sealed)
             assert "other users' files" in refused.value.detail
-        assert (await asyncio.wait_for(running, 20)).verdict is not Verdict.PASSED  # a pipe is no PDF file
+        assert (await asyncio.wait_for(running, 20)).verdict is Verdict.PASSED
         assert (await asyncio.wait_for(waiting, 20)).verdict is Verdict.PASSED
         assert (await verifier.verify_for("u3", sealed)).verdict is Verdict.PASSED
 
