@@ -102,17 +102,26 @@ _TONES = "\u0300\u0301\u0303\u0309\u0323"
 # No two words differ only in which of those two vowels carries the mark, so none are made one.
 _ON_FIRST_VOWEL = re.compile(f"(o(?=[{_TONES}][ae])|u(?=[{_TONES}]y))([{_TONES}])(.)(?![\u0300-\u036f])")
 
+# In qu and gi before a vowel the u and the i belong to the consonant, and the tone mark is
+# the next vowel's: "qúa", "gìa", "gíup" are common slips for "quá", "già", "giúp". A mark on
+# that u or i moves past the next vowel and its own hat, breve or horn (â, ă, ê, ô, ơ, ư)
+# when that vowel bears no tone of its own. No word carries its tone on the u of qu or on
+# the i of gi before a vowel ("gìn" and "gì" have none after it, and "nghĩa" is ngh + ĩa).
+_ON_CONSONANT_VOWEL = re.compile(f"\\b(qu|gi)([{_TONES}])([aeiouy][\u0302\u0306\u031b]?)(?![\u0300-\u036f])")
+
 # Ð (U+00D0, the Icelandic eth) stands in for Đ (U+0110) in text from legacy encodings.
 _ETH = str.maketrans({"ð": "đ"})
 
 
 def _letters(text: str) -> str:
-    """Lower case, decomposed (NFD), with the tone marks of oa, oe and uy on the second vowel,
-    eth read as đ, and without format characters (U+200B, U+00AD, U+FEFF…): they show as
-    nothing, so a key holds what a reader sees."""
-    decomposed = unicodedata.normalize("NFD", text.casefold().translate(_ETH))
+    """Lower case, decomposed, with compatibility forms read as the letters they show
+    (fullwidth ｋ as k, Ⅳ as iv, ﬁ as fi), the tone marks of oa, oe and uy on the second
+    vowel and those of qu and gi on the vowel after them, eth read as đ, and without format
+    characters (U+200B, U+00AD, U+FEFF…): they show as nothing, so a key holds what a reader
+    sees."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold().translate(_ETH))
     visible = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Cf")
-    return _ON_FIRST_VOWEL.sub(r"\1\3\2", visible)
+    return _ON_CONSONANT_VOWEL.sub(r"\1\3\2", _ON_FIRST_VOWEL.sub(r"\1\3\2", visible))
 
 
 def fold(text: str) -> str:

@@ -27,8 +27,8 @@ from service.documents.models import Attachment, Document, DocumentSignature, Ex
 from service.documents.reading import attachment_of
 from service.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from service.storage.rows import update_if
-from service.text import fold, search_key
-from service.units import Unit, User
+from service.text import search_key
+from service.units import Unit, User, name_key
 
 if TYPE_CHECKING:
     from service.signing import Placement
@@ -93,7 +93,7 @@ async def _sealing_unit(session: AsyncSession, principal: Principal) -> Unit:
                             "name as it is, so none is applied until the administrator of the unit above types it "
                             "again in Vietnamese letters")
     namesakes = await session.execute(select(col(Unit.name)).where(
-        col(Unit.has_seal), col(Unit.id) != unit.id, col(Unit.name_folded) == fold(unit.name)))
+        col(Unit.has_seal), col(Unit.id) != unit.id, col(Unit.name_folded) == name_key(unit.name)))
     if any(search_key(name) == search_key(unit.name) for (name,) in namesakes):
         raise ConflictError(f"another unit that holds a seal is also named {unit.name}: a seal names one unit "
                             "alone, so none is applied until the administrator of the unit above renames one "

@@ -9,7 +9,7 @@ from service.units.errors import (
     UsernameTakenError,
 )
 from service.units.importing import ImportResult, import_tree
-from service.units.models import ApiToken, Unit, User
+from service.units.models import ApiToken, Unit, User, name_key
 from service.units.service import (
     covers_every_unit,
     export_tree,
@@ -57,6 +57,7 @@ __all__ = [
     "import_tree",
     "lock_tree",
     "move_unit",
+    "name_key",
     "parse_tree",
     "rename_unit",
     "resolve_units",

@@ -23,9 +23,8 @@ from service import audit
 from service.storage import driver
 from service.storage.bulk import bulk_insert
 from service.storage.types import new_id, utcnow
-from service.text import fold
 from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError
-from service.units.models import Unit
+from service.units.models import Unit, name_key
 from service.units.service import MAX_DEPTH, lock_tree, own_unit_refusal, reparent
 from service.units.tree import MAX_LEVELS, UnitSpec
 
@@ -225,7 +224,7 @@ def _create(tree: _Tree, spec: UnitSpec, parent: _Node | None) -> _Node:
         raise InvalidTreeError(f"unit {spec.code} would be level {parent.depth + 2} of the tree; "
                                f"a unit tree has at most {MAX_LEVELS} levels")
     unit_id = new_id()
-    node = _Node(unit_id, spec.code, spec.name, fold(spec.name), spec.level, parent.id if parent else None,
+    node = _Node(unit_id, spec.code, spec.name, name_key(spec.name), spec.level, parent.id if parent else None,
                  (parent.path if parent else "/") + unit_id + "/", parent.depth + 1 if parent else 0,
                  list(spec.mailboxes or ()), bool(spec.has_seal))
     tree.inserts.append({"id": node.id, "code": node.code, "name": node.name, "name_folded": node.name_folded,
@@ -238,7 +237,7 @@ def _create(tree: _Tree, spec: UnitSpec, parent: _Node | None) -> _Node:
 
 
 async def _update(tree: _Tree, node: _Node, spec: UnitSpec, parent: _Node | None, *, move: bool) -> None:
-    values = {"name": spec.name, "name_folded": fold(spec.name), "level": spec.level,
+    values = {"name": spec.name, "name_folded": name_key(spec.name), "level": spec.level,
               "mailboxes": node.mailboxes if spec.mailboxes is None else spec.mailboxes,
               "has_seal": node.has_seal if spec.has_seal is None else spec.has_seal}
     if any(getattr(node, k) != v for k, v in values.items()):

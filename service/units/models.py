@@ -8,8 +8,17 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from service.storage.types import UTCDateTime, new_id, utcnow
+from service.text import fold
 
-__all__ = ["ApiToken", "Unit", "User"]
+__all__ = ["ApiToken", "Unit", "User", "name_key"]
+
+_NAME_MAX = 300
+
+
+def name_key(name: str) -> str:
+    """``Unit.name_folded``: the name as two units' names are compared (folded; a compatibility
+    form such as a fullwidth letter may fold to more than one letter, so cut to the column)."""
+    return fold(name)[:_NAME_MAX]
 
 
 class Unit(SQLModel, table=True):
@@ -20,8 +29,8 @@ class Unit(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     code: str = Field(unique=True, index=True, max_length=64)
-    name: str = Field(max_length=300)
-    name_folded: str = Field(default="", max_length=300)
+    name: str = Field(max_length=_NAME_MAX)
+    name_folded: str = Field(default="", max_length=_NAME_MAX)
     level: str = Field(max_length=100)
     parent_id: str | None = Field(default=None, foreign_key="unit.id", index=True)
     # "/<root id>/…/<own id>/": subtree queries are a prefix match.

@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from service import audit
 from service.storage.driver import advisory_xact_lock
-from service.text import fold, nfc
+from service.text import nfc
 from service.units.errors import (
     InvalidTreeError,
     OwnUnitError,
@@ -19,7 +19,7 @@ from service.units.errors import (
     UnitNotFoundError,
     UnknownUnitsError,
 )
-from service.units.models import Unit
+from service.units.models import Unit, name_key
 from service.units.tree import MAX_LEVELS, UnitSpec, check_label, check_mailboxes, code_key, not_a_code, valid_code
 
 __all__ = [
@@ -170,7 +170,7 @@ def _patch_loaded_paths(session: AsyncSession, old_prefix: str, new_prefix: str,
 
 async def rename_unit(session: AsyncSession, unit: Unit, name: str) -> Unit:
     unit.name = nfc(name)
-    unit.name_folded = fold(unit.name)
+    unit.name_folded = name_key(unit.name)
     await session.flush()
     return unit
 

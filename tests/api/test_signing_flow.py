@@ -185,6 +185,13 @@ async def test_a_branch_given_the_provinces_name_and_a_seal_cannot_seal_as_the_p
     r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
     assert r.status_code == 409, r.text
     assert "U+0430" in r.json()["detail"]
+    # Nor in fullwidth letters, which are Latin but not the letters the province's name is made of.
+    fullwidth = "".join(chr(ord(ch) + 0xFEE0) if "A" <= ch <= "Z" else ch for ch in "TỈNH ỦY HÀ SƠN")
+    renamed = await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": fullwidth})
+    assert renamed.status_code == 200, renamed.text
+    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
+    assert r.status_code == 409, r.text
+    assert "seal names one unit alone" in r.json()["detail"]
     # Once the branch has a name of its own again, its seal is applied.
     await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Chi bộ thôn Đông"})
     r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))

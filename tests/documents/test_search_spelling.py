@@ -1,5 +1,6 @@
-"""Searching with diacritics: one word, whichever vowel carries its tone mark (hòa, hoà),
-whatever stands in for Đ, and whatever invisible characters were pasted along."""
+"""Searching with diacritics: one word, whichever vowel carries its tone mark (hòa, hoà; and
+the slips qúa, gìa), whatever stands in for Đ or is typed in fullwidth letters, and whatever
+invisible characters were pasted along."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.storage.migrate import alembic_config
 from service.text import fold, search_key, search_keys
+from service.units import name_key
 from tests.factories.pdf import make_pdf, metadata, upload_form
 
 # Old style (mark on the first vowel of oa, oe, uy) and new style (on the second): one word.
@@ -24,11 +26,17 @@ SAME_WORD = [
     ("Ðại hội", "Đại hội"),  # U+00D0 from legacy encodings for U+0110
     ("Đại h\u00adội", "Đại hội"), ("\ufeffKế\u200b hoạch", "Kế hoạch"), ("Kế\u2060hoạch", "Kếhoạch"),
     (unicodedata.normalize("NFD", "HÒA BÌNH"), "hoà bình"),
+    # qu and gi are consonants: their u and i never carry the tone mark of the vowel after them.
+    ("qúa hạn", "quá hạn"), ("qủa", "quả"), ("gìa", "già"), ("gíup đỡ", "giúp đỡ"), ("qúôc", "quốc"),
+    ("gìơ", "giờ"), ("Gịêng", "giệng"),
+    # Compatibility forms read as the letters they show: fullwidth (an East Asian keyboard
+    # layout), Roman numerals, ligatures from copied PDF text.
+    ("\uff2b\u1ebf \uff48o\u1ea1ch", "kế hoạch"), ("Quý \u2163", "quý iv"), ("\ufb01le", "file"),
 ]
 
 # Written the same in both styles, or other words altogether: left as they are.
 KEPT = ["hoàng", "hoặc", "hoạch", "ngoài", "xoáy", "khoèo", "huỳnh", "khuỷu", "thuyền", "quyết", "Quỳnh",
-        "thuở", "thuế", "của", "quà", "hoa", "giữ gìn"]
+        "thuở", "thuế", "của", "quà", "hoa", "giữ gìn", "gì", "nghĩa", "kìa", "giếng", "quốc", "giúp"]
 
 
 @pytest.mark.parametrize(("one", "other"), SAME_WORD)
@@ -90,6 +98,10 @@ async def _found(client, world, q: str) -> list[str]:
     ("Đại hội", "\u00d0ại hội"), ("\u00d0ại hội", "đại hội"), ("\u00d0ại hội", "dai hoi"),
     ("Đại hội", "đại \u200bhội"), ("Đại\u200b hội", "đại hội"), ("Đại h\u00adội", "dai hoi"),
     ("Hòa Bình", "hò"),  # the start of a word, typed before its second vowel
+    ("quá hạn", "qúa hạn"), ("qúa hạn", "quá hạn"), ("Gìa hóa", "già hoá"),
+    ("\uff28\u00e0 \uff2e\u1ed9i", "hà nội"), ("\uff28\u00e0 \uff2e\u1ed9i", "ha noi"),
+    ("Hà Nội", "\uff48\u00e0 n\u1ed9i"),
+    ("Quý \u2163", "quý iv"), ("Quý IV", "qúy \u2163"),
 ])
 async def test_a_search_finds_the_word_whichever_way_it_is_written(client, world, stored, typed) -> None:
     doc_id = await _upload(client, world, "73-KH/TU", f"Kế hoạch {stored}")
@@ -113,12 +125,16 @@ def _old_fold(text_: str) -> str:
     return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("đ", "d").split())
 
 
-OLD_SUBJECTS = ["Kế hoạch Hòa Bình", "Kế hoạch Hoà Bình", "Ủy ban \u00d0ại hội", "Báo cáo\u200b quý", "Kế hoạch số"]
+FULLWIDTH_NAME = "\uff34\u1ec9nh \u1ee7y H\u00e0 S\u01a1n"  # Ｔỉnh ủy Hà Sơn
+
+OLD_SUBJECTS = ["Kế hoạch Hòa Bình", "Kế hoạch Hoà Bình", "Ủy ban \u00d0ại hội", "Báo cáo\u200b quý",
+                "\uff2b\u1ebf hoạch qúa hạn"]
 
 
 async def test_documents_stored_before_the_fix_are_found_after_the_migration(client, world, db_url) -> None:
-    # 0009 makes the keys of every document again, a thousand rows at a time: 2,500 copies
-    # of a registered document, keyed as the code before it keyed them, cross two batches.
+    # 0009 and 0010 make the keys of every document again, a thousand rows at a time: 2,500
+    # copies of a registered document, keyed as the code before them keyed them, cross two
+    # batches. 0010 makes every unit's folded name again too.
     model = await _upload(client, world, "1-KH/TU", "Kế hoạch mẫu")
     engine = create_async_engine(db_url)
     try:
@@ -135,12 +151,15 @@ async def test_documents_stored_before_the_fix_are_found_after_the_migration(cli
             columns = ", ".join(row)
             await conn.execute(text(f"INSERT INTO document ({columns}) VALUES ({', '.join(':' + c for c in row)})"),
                                copies)
+            await conn.execute(text("UPDATE unit SET name = :name, name_folded = :folded WHERE code = '000.01.01.H99'"),
+                               {"name": FULLWIDTH_NAME, "folded": _old_fold(FULLWIDTH_NAME)})
         cfg = alembic_config(db_url)
         await asyncio.to_thread(command.downgrade, cfg, "0008")
         await asyncio.to_thread(command.upgrade, cfg, "head")
         async with engine.connect() as conn:
             stored = (await conn.execute(text("SELECT number_notation, subject, doc_type, search_text, search_folded "
                                               "FROM document"))).all()
+            units = (await conn.execute(text("SELECT name, name_folded FROM unit"))).all()
     finally:
         await engine.dispose()
     assert len(stored) == 2501
@@ -150,3 +169,6 @@ async def test_documents_stored_before_the_fix_are_found_after_the_migration(cli
     assert len(await _found(client, world, "hòa bình")) == 1000
     assert len(await _found(client, world, "uỷ ban đại hội")) == 500
     assert len(await _found(client, world, "bao cao quy")) == 500
+    assert len(await _found(client, world, "kế hoạch quá hạn")) == 500
+    assert all(folded == name_key(name) for name, folded in units)
+    assert name_key(FULLWIDTH_NAME) == name_key("Tỉnh ủy Hà Sơn") != _old_fold(FULLWIDTH_NAME)
