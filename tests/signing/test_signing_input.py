@@ -369,6 +369,17 @@ async def test_an_empty_field_no_one_could_see_is_not_signed(
     assert await _signatures(client, world, doc["id"]) == []
 
 
+async def test_a_new_box_and_an_existing_field_are_held_to_one_smallest_size(client: Client, world: World) -> None:
+    # A box 9.9 points wide is refused whether the signer draws it or the PDF brings it, and
+    # both refusals name the same smallest size.
+    doc = await _upload(client, world, pdf=_with_empty_field(make_pdf(), "Ky", (300, 100, 309.9, 180)))
+    new_box = _problem(await _personal(client, world, doc["id"], box=[300, 100, 309.9, 180]), 422)
+    assert "by 10 points (3.5 mm) at least" in str(new_box), new_box
+    field = _problem(await _personal(client, world, doc["id"], field_name="Ky"), 422)
+    assert "(at least 10 x 10)" in field["detail"], field
+    assert await _signatures(client, world, doc["id"]) == []
+
+
 async def test_the_visible_page_is_the_crop_box_and_the_seal_stays_on_it(client: Client, world: World) -> None:
     # The crop box hides the lower half: a box there is not seen, and the default place is in what is.
     doc = await _upload(client, world, pdf=_cropped(make_pdf(), (0, 400, 595, 842)))
