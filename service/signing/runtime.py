@@ -54,6 +54,7 @@ class RuntimeConfig:
     pkcs11_pin: str = ""
     verify_timeout_s: float = 60.0
     verify_memory_mb: int = 1536
+    verify_requesters_dir: Path | None = None  # VerifierOptions.requesters_dir
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuntimeConfig:
@@ -65,6 +66,7 @@ class RuntimeConfig:
             pkcs11_module=settings.pkcs11_module, pkcs11_token_label=settings.pkcs11_token_label,
             pkcs11_pin=settings.pkcs11_pin, verify_timeout_s=settings.verify_timeout_s,
             verify_memory_mb=settings.verify_memory_mb,
+            verify_requesters_dir=settings.data_dir / "run" / "verify-requesters",
         )
 
 
@@ -121,7 +123,8 @@ class SigningRuntime:
         """The shared, warm verification pool (worker processes start on first use)."""
         if self._verifier is None:
             self._verifier = Verifier(self.trust, VerifierOptions(
-                timeout_s=self.config.verify_timeout_s, memory_mb=self.config.verify_memory_mb))
+                timeout_s=self.config.verify_timeout_s, memory_mb=self.config.verify_memory_mb,
+                requesters_dir=self.config.verify_requesters_dir))
         return self._verifier
 
     async def for_person(self, user_id: str, full_name: str, email: str) -> DocumentSigner:

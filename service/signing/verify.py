@@ -12,17 +12,24 @@ timeout measures its own verification, not its wait behind a long queue.
 
 Fairness: a file any user sends to be checked (``verify_for``) is one of theirs at a
 time, and such files together hold at most all workers but one, so the verification
-that precedes every send never waits behind files that run to the time limit.
+that precedes every send never waits behind files that run to the time limit. With
+``requesters_dir`` the one-at-a-time holds across every process that shares the folder
+(``serve --workers N``): a user's running file holds a lock on a file there (a POSIX
+record lock: the process's own, which the verification workers it forks do not inherit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import logging
 import os
 import resource
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +49,9 @@ class VerifierOptions:
     # At least two, even on one core: files users send to be checked hold all workers but one.
     workers: int = max(2, min(os.cpu_count() or 1, 4))
     waiting_per_worker: int = 4  # files users sent to be checked that may wait for a worker, per worker
+    # Where a user whose file is being checked holds a lock, seen by every process that shares
+    # the folder; None: by this process alone.
+    requesters_dir: Path | None = None
 
     @property
     def on_request(self) -> int:
@@ -154,25 +164,57 @@ class Verifier:
     def check_room(self, requester: str) -> None:
         """Whether ``verify_for`` would take a file of ``requester`` now (ask before receiving
         it). Raises VerifierBusyError."""
-        retry = max(1, round(self._options.timeout_s / 4))
         if requester in self._requesters:
-            raise VerifierBusyError("a file you sent is still being verified: send the next one when its report "
-                                    "is back", retry_after=retry)
+            raise self._still_running()
         if len(self._requesters) >= self._options.on_request * (1 + self._options.waiting_per_worker):
             raise VerifierBusyError("verification is busy with other users' files: try again in a minute",
-                                    retry_after=retry)
+                                    retry_after=self._retry_after())
+        with self._held_for(requester):  # free in the other processes too
+            pass
 
     async def verify_for(self, requester: str, path: Path) -> VerificationReport:
         """A file ``requester`` sent to be checked: theirs one at a time, and never on the
-        worker kept for sends. Raises VerifierBusyError when theirs is still running or too
-        many files are waiting already."""
+        worker kept for sends. Raises VerifierBusyError when theirs is still running (here or
+        in another process sharing ``requesters_dir``) or too many files are waiting already."""
         self.check_room(requester)
-        self._requesters.add(requester)
+        with self._held_for(requester):
+            self._requesters.add(requester)
+            try:
+                async with self._semaphore("requested"):
+                    return await self.verify(path)
+            finally:
+                self._requesters.discard(requester)
+
+    def _retry_after(self) -> int:
+        return max(1, round(self._options.timeout_s / 4))
+
+    def _still_running(self) -> VerifierBusyError:
+        return VerifierBusyError("a file you sent is still being verified: send the next one when its report "
+                                 "is back", retry_after=self._retry_after())
+
+    @contextmanager
+    def _held_for(self, requester: str) -> Iterator[None]:
+        """``requester``'s lock in ``requesters_dir`` (a file named by a hash of the id),
+        held until the block ends; the kernel lets it go if the process dies. Raises
+        VerifierBusyError when another process holds it.
+
+        A record lock belongs to the process: one taken here never conflicts with another
+        taken here, and closing any descriptor of the file lets it go. So it is only ever
+        taken for a requester not in ``_requesters``, and held while they are in it."""
+        folder = self._options.requesters_dir
+        if folder is None:
+            yield
+            return
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(folder / hashlib.sha256(requester.encode()).hexdigest()[:32], os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            async with self._semaphore("requested"):
-                return await self.verify(path)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: another process holds it
+                raise self._still_running() from None
+            yield
         finally:
-            self._requesters.discard(requester)
+            os.close(fd)
 
     async def verify(self, path: Path) -> VerificationReport:
         """Never raises for a bad file: every problem becomes a non-passed report."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +88,50 @@ async def test_a_send_is_verified_while_users_files_wait(env: Env, tmp_path: Pat
         assert (await asyncio.wait_for(alice, 20)).verdict is Verdict.PASSED, "once handed over, her file is checked"
         assert (await asyncio.wait_for(bob, 20)).verdict is Verdict.PASSED
         # Alice may send again once her report is back.
+        assert (await verifier.verify_for("alice", sealed)).verdict is Verdict.PASSED
+
+
+# Another API process (``serve --workers N``) asking whether it would take each user's file.
+_ASK_ELSEWHERE = """
+import json, sys
+from pathlib import Path
+from service.signing import TrustConfig, Verifier, VerifierOptions
+from service.signing.errors import VerifierBusyError
+verifier = Verifier(TrustConfig(roots_pem=b""), VerifierOptions(workers=2, requesters_dir=Path(sys.argv[1])))
+answers = {}
+for who in sys.argv[2:]:
+    try:
+        verifier.check_room(who)
+        answers[who] = "taken"
+    except VerifierBusyError as refused:
+        answers[who] = refused.detail
+print(json.dumps(answers))
+"""
+
+
+async def _asked_elsewhere(folder: Path, *who: str) -> dict[str, str]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _ASK_ELSEWHERE, str(folder), *who,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    answers: dict[str, str] = json.loads(out)
+    return answers
+
+
+async def test_a_users_running_file_is_their_one_in_every_api_process(env: Env, tmp_path: Path) -> None:
+    sealed = await _sealed(env, "procs")
+    folder = tmp_path / "requesters"
+    options = VerifierOptions(workers=2, timeout_s=30, requesters_dir=folder)
+    async with Verifier(env.trust(), options) as verifier:
+        async with _slow_file(tmp_path / "slow.pdf", sealed.read_bytes()) as slow:
+            alice = asyncio.create_task(verifier.verify_for("alice", slow))
+            await asyncio.sleep(0.2)
+            elsewhere = await _asked_elsewhere(folder, "alice", "bob")
+            assert "still being verified" in elsewhere["alice"]
+            assert elsewhere["bob"] == "taken"
+        assert (await asyncio.wait_for(alice, 20)).verdict is Verdict.PASSED
+        # Her lock went with her report, though the pool's workers were forked while she held it.
+        assert await _asked_elsewhere(folder, "alice") == {"alice": "taken"}
         assert (await verifier.verify_for("alice", sealed)).verdict is Verdict.PASSED
 
 
