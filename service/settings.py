@@ -25,18 +25,19 @@ _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 class Settings(BaseSettings):
     """Every setting of the service. See the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="DOCEX_", extra="ignore")
+    # hide_input_in_errors: a refusal would otherwise quote every setting, secrets included.
+    model_config = SettingsConfigDict(env_prefix="DOCEX_", extra="ignore", hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")
-    database_url: str = ""
+    database_url: str = Field(default="", repr=False)
     database_pool_size: int = Field(default=10, ge=1)
     max_upload_bytes: int = Field(default=300 * 1024 * 1024, ge=1024)
     routing_rules: str = "parent,children,siblings,descendants"
     public_base_url: str = "http://127.0.0.1:8000"
     token_default_days: int = Field(default=365, ge=1, le=MAX_TOKEN_DAYS)
     auth_cache_s: float = Field(default=10.0, ge=0)
-    key_passphrase: str = PLACEHOLDER_SECRET
+    key_passphrase: str = Field(default=PLACEHOLDER_SECRET, repr=False)
     keys_dir: Path = Path("keys")
     log_level: str = "INFO"
     embedded_worker: bool = True
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     tsa_url: str = ""
     pkcs11_module: str = ""
     pkcs11_token_label: str = ""
-    pkcs11_pin: str = ""
+    pkcs11_pin: str = Field(default="", repr=False)
     verify_on_send: bool = True
     verify_timeout_s: float = Field(default=60.0, gt=0)
     verify_memory_mb: int = Field(default=1536, ge=256)
@@ -57,7 +58,7 @@ class Settings(BaseSettings):
     smtp_port: int = 587
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_password: str = Field(default="", repr=False)
     smtp_ca_file: Path | None = None
     smtp_timeout_s: float = 30.0
     mail_from: str = "docexchange@localhost"
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
     mail_templates_dir: Path | None = None
     mail_smime_cert: Path | None = None
     mail_smime_key: Path | None = None
-    mail_smime_key_passphrase: str = ""
+    mail_smime_key_passphrase: str = Field(default="", repr=False)
     mail_overdue_sweep_s: float = Field(default=300.0, gt=0)
     mail_workday_end_hour: int = Field(default=17, ge=0, le=23)
     # Days off besides weekends and the fixed solar holidays: Tết, the Hùng Kings' day, and the

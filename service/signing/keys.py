@@ -41,7 +41,7 @@ class FileKeyProvider:
 
     key_path: Path
     cert_path: Path
-    passphrase: bytes
+    passphrase: bytes = field(repr=False)
     chain_paths: tuple[Path, ...] = ()
     is_revoked: Callable[[int], bool] | None = None
     _signer: signers.SimpleSigner | None = field(default=None, init=False, repr=False)

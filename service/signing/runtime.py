@@ -43,7 +43,7 @@ class RuntimeConfig:
     """The settings the runtime needs (a slice of service.settings.Settings)."""
 
     keys_dir: Path
-    passphrase: bytes
+    passphrase: bytes = field(repr=False)
     pki_base_url: str
     level: SignatureLevel = SignatureLevel.B_T
     dev_pki: bool = True
@@ -51,7 +51,7 @@ class RuntimeConfig:
     tsa_url: str = ""
     pkcs11_module: str = ""
     pkcs11_token_label: str = ""
-    pkcs11_pin: str = ""
+    pkcs11_pin: str = field(default="", repr=False)
     verify_timeout_s: float = 60.0
     verify_memory_mb: int = 1536
     verify_requesters_dir: Path | None = None  # VerifierOptions.requesters_dir

@@ -2,6 +2,12 @@
 address space (RLIMIT_AS: ``memory_mb`` more than it was forked with) and each file
 bounded in time.
 
+Isolation: the workers parse hostile files, so they hold nothing worth taking. They are
+forked from multiprocessing's fork server, a fresh interpreter started for them that
+never held the service's keys (a fork of the service would carry its decrypted CA and
+signing keys), with every ``DOCEX_`` setting (the key passphrase, the SMTP password, the
+PKCS#11 PIN, the database URL) left out of the environment it and they inherit.
+
 Keep one :class:`Verifier` for the life of the app (bulk verification of
 1,000 documents reuses the warm workers and their parsed trust roots).
 
@@ -24,6 +30,7 @@ import asyncio
 import fcntl
 import hashlib
 import logging
+import multiprocessing
 import os
 import resource
 from collections.abc import Iterator
@@ -32,6 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +88,11 @@ def _init_worker(memory_mb: int, trust: TrustConfig) -> None:
 def _memory_limit(memory_mb: int) -> int:
     """The worker's RLIMIT_AS: ``memory_mb`` on top of the address space it starts with.
 
-    Workers are forked, so they start with the whole address space of the process that made
-    the pool: its threads' malloc arenas (64 MB reserved each, kept after the threads end),
-    stacks and heap, in use there, not here. That grows with the parent's history (a server
-    that ran 24 threads at once holds 1 GB more). As an absolute cap, ``memory_mb`` left a
-    worker of a large parent no room: allocations failed in the middle of pyHanko's parsing
-    (a MemoryError it reports as PdfReadError), and every file came out indeterminate.
+    Workers are forked, so they start with the whole address space of the process they are
+    forked from (the fork server, with pyHanko loaded), in use there, not here. As an
+    absolute cap, ``memory_mb`` once left a worker forked from a large parent no room:
+    allocations failed in the middle of pyHanko's parsing (a MemoryError it reports as
+    PdfReadError), and every file came out indeterminate.
     """
     limit = _address_space() + memory_mb * 1024 * 1024
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -99,6 +106,26 @@ def _address_space() -> int:
             return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def _without_settings(name: str) -> bool:
+    return name.startswith("DOCEX_") or name == "PGPASSWORD"
+
+
+def _fork_server_context() -> multiprocessing.context.BaseContext:
+    """The workers' start method: forked from the fork server, started (once per process,
+    or again if it died) with the service's settings out of the environment it inherits;
+    it loads the verification code once, for every worker it forks."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    # The fork server is a new interpreter started with the process's environment as it is
+    # at that moment: the settings are out of it for as long as it takes to start.
+    kept = {name: os.environ.pop(name) for name in list(os.environ) if _without_settings(name)}
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.update(kept)
+    return context
 
 
 def _ready() -> bool:
@@ -147,7 +174,7 @@ class Verifier:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self._options.workers,
+                max_workers=self._options.workers, mp_context=_fork_server_context(),
                 initializer=_init_worker,
                 initargs=(self._options.memory_mb, self._trust),
             )
