@@ -14,7 +14,7 @@ RUN pip install --no-cache-dir -c constraints.txt .
 ENV DOCEX_DATA_DIR=/data \
     DOCEX_KEYS_DIR=/keys \
     PYTHONUNBUFFERED=1
-RUN mkdir -p /data /keys && chown docex:docex /data /keys
+RUN mkdir -p /data /keys && chown docex:docex /data /keys && chmod 700 /data /keys
 VOLUME ["/data", "/keys"]
 USER docex
 EXPOSE 8000

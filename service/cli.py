@@ -64,7 +64,7 @@ def _option(loc: tuple[int | str, ...]) -> str:
 
 def _migrate() -> Settings:
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the documents are no other user's
     upgrade(settings.effective_database_url)
     upgrade_layout(settings.blob_dir)
     return settings

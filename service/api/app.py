@@ -73,7 +73,7 @@ def _optional_routers() -> list[Any]:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the documents are no other user's
     if settings.auto_migrate:
         from service.storage.migrate import upgrade_async  # Alembic is only needed here
 

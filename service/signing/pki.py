@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ class DevelopmentPki:
 
         Raises PkiError if existing files cannot be decrypted.
         """
-        keys_dir.mkdir(parents=True, exist_ok=True)
+        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Under the state lock: two processes starting on an empty dir create one hierarchy.
         with StateFile(keys_dir).locked():
             if not (keys_dir / "root-ca.pem").exists():
@@ -135,7 +136,7 @@ class DevelopmentPki:
         key = new_key()
         cert = build_cert(subject, key, self._pairs["issuing-ca"], profile, base_url=self.base_url, now=_now())
         base = self.keys_dir / kind / ident
-        base.parent.mkdir(exist_ok=True)
+        base.parent.mkdir(mode=0o700, exist_ok=True)
         _write_pair(base, KeyPair(cert, key), self._passphrase)
         self._record(cert, kind, base)
         return self.issued(cert.serial_number)
@@ -302,9 +303,11 @@ def _key_file(base: Path) -> Path:
 
 def _write_pair(base: Path, pair: KeyPair, passphrase: bytes) -> None:
     _cert_file(base).write_bytes(_pem(pair.cert))
-    key_path = _key_file(base)
-    key_path.write_bytes(encrypt_key(pair.key, passphrase))
-    key_path.chmod(0o600)
+    # Created readable by this user alone, not opened to others until a chmod after the write.
+    fd = os.open(_key_file(base), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file there before keeps its mode otherwise
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(encrypt_key(pair.key, passphrase))
 
 
 def _load_pair(base: Path, passphrase: bytes) -> KeyPair:

@@ -96,3 +96,22 @@ def test_unknown_serial_and_missing_file_are_errors(tmp_path: Path) -> None:
     bad = _run(keys, "pki", "revoke", "12345")
     assert bad.returncode == 2
     assert "was not issued" in bad.stderr
+
+
+def test_a_new_deployments_documents_and_keys_are_open_to_its_own_user_alone(tmp_path: Path) -> None:
+    # Under the usual umask (022) the files would be readable by every local user; the
+    # directories the service creates are its user's alone, and a key file is never open wider.
+    keys, data = tmp_path / "keys", tmp_path / "data"
+    previous = os.umask(0o022)
+    try:
+        for args in (("db", "upgrade"), ("pki", "init"), ("pki", "issue-person", "u-78", "Lê Văn An", "an@example.vn")):
+            done = _run(keys, *args)
+            assert done.returncode == 0, done.stderr
+    finally:
+        os.umask(previous)
+    assert (data / "docexchange.db").exists()
+    for folder in (data, keys, keys / "personal"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    key_files = sorted(keys.rglob("*.key.pem"))
+    assert len(key_files) >= 4, key_files  # root CA, issuing CA, TSA, OCSP responder, the person's
+    assert {f.stat().st_mode & 0o777 for f in key_files} == {0o600}
