@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.head import client_method
+from service.auth.service import TOKEN_PREFIX
 
 __all__ = ["JsonFormatter", "ObservabilityMiddleware", "configure_logging", "install_observability"]
 
@@ -27,6 +28,8 @@ _SECRET_KEYS = ("authorization", "password", "token", "passphrase", "secret")
 # A client's own request id is kept when it is plain ASCII (it is echoed in a header and
 # quoted in logs); any other, like a missing one, is replaced by one made here.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+# A bearer token pasted where an id goes (a path, X-Request-ID) is kept out of the logs.
+_TOKEN_LIKE = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{16,}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,8 +62,11 @@ def install_observability(app: FastAPI) -> None:
 
 
 def _request_id(incoming: str) -> str:
-    """The client's X-Request-ID if it is 8-64 ASCII letters, digits, '-', '_' or '.', else a new one."""
-    return incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+    """The client's X-Request-ID if it is 8-64 ASCII letters, digits, '-', '_' or '.' and does
+    not look like a token, else a new one."""
+    if _CLIENT_REQUEST_ID.fullmatch(incoming) and not _TOKEN_LIKE.search(incoming):
+        return incoming
+    return secrets.token_hex(8)
 
 
 class ObservabilityMiddleware:
@@ -98,7 +104,8 @@ class ObservabilityMiddleware:
             route, method = getattr(scope.get("route"), "path", "unmatched"), client_method(scope)
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(elapsed)
-            log.info("request", extra={"request_id": request_id, "method": method, "path": scope["path"],
+            path = _TOKEN_LIKE.sub(TOKEN_PREFIX + "…", scope["path"])
+            log.info("request", extra={"request_id": request_id, "method": method, "path": path,
                                        "status": status, "duration_ms": round(elapsed * 1000, 1),
                                        "user_id": state.get("user_id")})
 

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import logging
+
+from service.api.observability import JsonFormatter
 from tests.factories.pdf import metadata, upload_form
 
 
@@ -21,3 +25,30 @@ async def test_a_request_id_is_kept_or_made_and_named_in_errors(client, world) -
     made = refused.headers["x-request-id"]
     assert len(made) == 16
     assert refused.json()["request_id"] == made
+
+
+async def test_a_token_pasted_as_a_request_id_or_an_id_stays_out_of_the_access_log(client, world) -> None:
+    # An integration that puts its token in the wrong place must not have it written to the logs.
+    token = world.tokens["xa1"]
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(JsonFormatter().format(record))
+
+    access = logging.getLogger("docexchange.access")
+    keep, level = Keep(), access.level
+    access.addHandler(keep)
+    access.setLevel(logging.INFO)
+    try:
+        echoed = await client.get("/api/v1/me", headers={**world.auth("xa1"), "X-Request-ID": token})
+        pasted = await client.get(f"/api/v1/documents/{token}", headers=world.auth("xa1"))
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(level)
+    assert echoed.status_code == 200
+    assert echoed.headers["x-request-id"] != token, "a token is no request id"
+    assert pasted.status_code == 404
+    assert len(lines) == 2
+    assert not [line for line in lines if token in line or token[3:20] in line], lines
+    assert json.loads(lines[1])["path"] == "/api/v1/documents/dx_…"
