@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +26,8 @@ from service.plugins import freeze_loaded
 from service.routing import RoutingPolicy
 from service.settings import Settings
 from service.storage.db import Database
+
+log = logging.getLogger("docexchange.signing")
 
 if TYPE_CHECKING:
     from service.signing.runtime import SigningRuntime
@@ -137,11 +140,18 @@ async def _policy(request: Request) -> RoutingPolicy:
 async def signing_runtime(request: Request) -> SigningRuntime:
     # Started on first use: opening (or creating) the PKI costs a second or two.
     state = request.app.state
+    from service.signing.errors import PkiError
     from service.signing.runtime import RuntimeConfig, SigningRuntime
 
     async with state.signing_lock:
         if state.signing is None:
-            state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
+            try:
+                state.signing = await SigningRuntime.start(RuntimeConfig.from_settings(state.settings))
+            except PkiError as exc:
+                # The cause names the server's files: for the operator's log, not the caller.
+                log.error("the signing keys cannot be opened: %s", exc.detail)
+                raise PkiError("the service cannot open its signing keys at the moment; tell the operator (the "
+                               "server's log names the cause)") from exc
             freeze_loaded()  # its modules (pyHanko, certificate validation) stay loaded
         runtime: SigningRuntime = state.signing
         return runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -196,6 +197,32 @@ async def test_a_branch_given_the_provinces_name_and_a_seal_cannot_seal_as_the_p
     await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Chi bộ thôn Đông"})
     r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
     assert r.status_code == 201, r.text
+
+
+async def test_keys_that_cannot_be_opened_are_a_503_to_the_signer_and_their_cause_is_logged(app, client, world) -> None:
+    # A passphrase that does not open the keys: the signer is told to ask the operator, and
+    # the operator's log, not the answer, names the server's files.
+    keys_dir = str(app.state.settings.keys_dir)
+    app.state.settings = app.state.settings.model_copy(update={"key_passphrase": "not-the-passphrase"})
+    doc = await _upload(client, world)
+    logged: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(record.getMessage())
+
+    signing_log, keep = logging.getLogger("docexchange.signing"), Keep()
+    signing_log.addHandler(keep)
+    try:
+        r = await client.post(f"/api/v1/documents/{doc['id']}/signatures/personal",
+                              headers=world.auth("xa1_signer"), json={"box": BOX})
+    finally:
+        signing_log.removeHandler(keep)
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "tell the operator" in r.json()["detail"]
+    assert keys_dir not in r.text
+    assert [line for line in logged if keys_dir in line], logged
 
 
 async def test_uploaded_signature_image_and_bad_images(client, world) -> None:
