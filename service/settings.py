@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     """Every setting of the service. See the README's configuration table."""
 
     # hide_input_in_errors: a refusal would otherwise quote every setting, secrets included.
-    model_config = SettingsConfigDict(env_prefix="DOCEX_", extra="ignore", hide_input_in_errors=True)
+    # env_ignore_empty: `DOCEX_SMTP_CA_FILE=` means the default (no file), not the current directory.
+    model_config = SettingsConfigDict(env_prefix="DOCEX_", extra="ignore", hide_input_in_errors=True,
+                                      env_ignore_empty=True)
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")

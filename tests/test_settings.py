@@ -1,6 +1,6 @@
-"""Secret settings stay out of what is printed: a refusal of the settings (which any entry
-point but the command line shows as it is) and the objects' reprs that end up in logs and
-tracebacks."""
+"""Settings as an operator writes them: secret ones stay out of what is printed (a refusal
+of the settings, which any entry point but the command line shows as it is, and the
+objects' reprs that end up in logs and tracebacks), and one left empty means its default."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ def test_the_settings_and_the_signing_configuration_show_no_secret(tmp_path: Pat
                       repr(FileKeyProvider(tmp_path / "k.pem", tmp_path / "c.pem", b"kp-SECRET-1"))])
     assert "smtp_host" in shown, "the rest is shown"
     assert [value for value in SECRETS.values() if value in shown] == []
+
+
+def test_a_setting_left_empty_in_an_environment_file_means_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "DOCEX_SMTP_CA_FILE=" read as a path was ".", the current directory, and every TLS
+    # connection to the relay failed on it.
+    for name in ("DOCEX_SMTP_CA_FILE", "DOCEX_TRUST_ROOTS_FILE", "DOCEX_MAIL_TEMPLATES_DIR", "DOCEX_SMTP_PORT",
+                 "DOCEX_MAIL_HOLIDAYS"):
+        monkeypatch.setenv(name, "")
+    settings = Settings()
+    assert settings.smtp_ca_file is None
+    assert settings.trust_roots_file is None
+    assert settings.mail_templates_dir is None
+    assert settings.smtp_port == 587
