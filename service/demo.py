@@ -35,6 +35,7 @@ def demo_units() -> list[UnitSpec]:
     """The province tree, with QCVN 102 identifier codes (H99 is fictitious)."""
     rng = random.Random(2025)
     specs = [UnitSpec(PROVINCE_CODE, "Tỉnh ủy Hà Sơn", "Tỉnh ủy", None, ["vanphong@tinhuy.hason.vn"], True)]
+    sealed = {specs[0].name}  # a unit with a seal has a name of its own (units.check_seal_name)
     for i, commune in enumerate(_COMMUNES, start=1):
         code = f"000.00.{i:02d}.H99"
         slug = f"dangu{i:02d}"
@@ -44,8 +45,12 @@ def demo_units() -> list[UnitSpec]:
         for j in range(1, 13):
             pattern = _BRANCHES[(j - 1) % len(_BRANCHES)]
             name = pattern.format(n=_VILLAGES[(j + i) % len(_VILLAGES)] + f" {j}", c=short)
+            seal = rng.random() < 0.1
+            if seal and name in sealed:
+                name = f"{name} {short}"
+            sealed |= {name} if seal else set()
             specs.append(UnitSpec(f"000.{j:02d}.{i:02d}.H99", name, "Chi bộ", code,
-                                  [f"{slug}.cb{j:02d}@tinhuy.hason.vn"], rng.random() < 0.1))
+                                  [f"{slug}.cb{j:02d}@tinhuy.hason.vn"], seal))
     return specs
 
 

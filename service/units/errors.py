@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from service.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 
-__all__ = ["InvalidTreeError", "OwnUnitError", "UnitCodeTakenError", "UnitNotFoundError", "UnknownUnitsError",
-           "UsernameTakenError"]
+__all__ = ["InvalidTreeError", "OwnUnitError", "SealNameTakenError", "UnitCodeTakenError", "UnitNotFoundError",
+           "UnknownUnitsError", "UsernameTakenError"]
 
 
 class UnitNotFoundError(NotFoundError):
@@ -31,6 +31,13 @@ class UnitCodeTakenError(ConflictError):
     """The identifier code is already used by another unit (a retry will not help)."""
 
     code = "unit-code-taken"
+
+
+class SealNameTakenError(ConflictError):
+    """Another unit that holds a seal has the name (as a seal reads it): two sealed units of one
+    name would seal as each other, so neither could seal; the change is refused instead."""
+
+    code = "seal-name-taken"
 
 
 class UsernameTakenError(ConflictError):

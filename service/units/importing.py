@@ -25,7 +25,7 @@ from service.storage.bulk import bulk_insert
 from service.storage.types import new_id, utcnow
 from service.units.errors import InvalidTreeError, UnitCodeTakenError, UnitNotFoundError
 from service.units.models import Unit, name_key
-from service.units.service import MAX_DEPTH, lock_tree, own_unit_refusal, reparent
+from service.units.service import MAX_DEPTH, check_seal_names, lock_tree, own_unit_refusal, reparent
 from service.units.tree import MAX_LEVELS, UnitSpec
 
 __all__ = ["ImportResult", "import_tree"]
@@ -77,6 +77,7 @@ class _Tree:
     inserts: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     changed: dict[str, _Node] = field(default_factory=dict)  # updated units, by id
+    sealed_names: dict[str, _Node] = field(default_factory=dict)  # units given a seal or a new name, by id
 
     def __post_init__(self) -> None:
         for node in self.nodes.values():
@@ -100,8 +101,10 @@ async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit 
     place, name, level and seal (its mailboxes the admin may change); without it (the
     operator's CLI) the whole tree is open.
     Raises InvalidTreeError (missing or out-of-scope parent, cycle, too deep),
-    OwnUnitError (a change to ``scope``'s name, level or seal) and UnitCodeTakenError
-    (a code used outside ``scope``); the caller's rollback then leaves the tree as it was.
+    OwnUnitError (a change to ``scope``'s name, level or seal), UnitCodeTakenError (a
+    code used outside ``scope``) and SealNameTakenError (a unit with a seal given the name
+    of another that has one, anywhere in the tree or in the file); the caller's rollback
+    then leaves the tree as it was.
     Audited as one entry, by ``actor_id`` (None: the operator's command line).
     """
     await lock_tree(session)  # again if the caller took it: the lock is re-entrant
@@ -124,6 +127,8 @@ async def import_tree(session: AsyncSession, specs: list[UnitSpec], scope: Unit 
             await tree.write()
             await asyncio.sleep(_PAUSE_S)  # other requests' turn
     await tree.write()
+    # Once written, so that a namesake in the same file is found too.
+    await check_seal_names(session, {node.id: node.name for node in tree.sealed_names.values() if node.has_seal})
     _patch_loaded(session, tree.changed)
     codes = [s.code for s in specs]
     await audit.append(session, action="units.imported", actor_id=actor_id, unit_id=scope.id if scope else None,
@@ -233,6 +238,8 @@ def _create(tree: _Tree, spec: UnitSpec, parent: _Node | None) -> _Node:
                          "created_at": utcnow()})
     tree.nodes[node.code] = node
     tree.children.setdefault(node.parent_id, []).append(node)
+    if node.has_seal:
+        tree.sealed_names[node.id] = node
     return node
 
 
@@ -241,6 +248,8 @@ async def _update(tree: _Tree, node: _Node, spec: UnitSpec, parent: _Node | None
               "mailboxes": node.mailboxes if spec.mailboxes is None else spec.mailboxes,
               "has_seal": node.has_seal if spec.has_seal is None else spec.has_seal}
     if any(getattr(node, k) != v for k, v in values.items()):
+        if node.name != values["name"] or (values["has_seal"] and not node.has_seal):
+            tree.sealed_names[node.id] = node
         for k, v in values.items():
             setattr(node, k, v)
         tree.updates.append({"uid": node.id, **{f"new_{k}": v for k, v in values.items()}})

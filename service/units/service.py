@@ -11,10 +11,11 @@ from sqlmodel import col
 
 from service import audit
 from service.storage.driver import advisory_xact_lock
-from service.text import nfc
+from service.text import nfc, search_key
 from service.units.errors import (
     InvalidTreeError,
     OwnUnitError,
+    SealNameTakenError,
     UnitCodeTakenError,
     UnitNotFoundError,
     UnknownUnitsError,
@@ -24,6 +25,8 @@ from service.units.tree import MAX_LEVELS, UnitSpec, check_label, check_mailboxe
 
 __all__ = [
     "Placed",
+    "check_seal_name",
+    "check_seal_names",
     "export_tree",
     "get_unit",
     "lock_tree",
@@ -175,6 +178,33 @@ async def rename_unit(session: AsyncSession, unit: Unit, name: str) -> Unit:
     return unit
 
 
+async def check_seal_name(session: AsyncSession, unit_id: str, name: str) -> None:
+    """Raises SealNameTakenError if a unit other than ``unit_id`` holds a seal and has ``name``
+    as a seal reads it (the comparison documents.signing makes before it seals). Anywhere in the
+    tree: a namesake under another admin would otherwise stop that unit sealing (the province's
+    seal stopped by a branch renamed after it)."""
+    await check_seal_names(session, {unit_id: name})
+
+
+_NAMES_PER_QUERY = 500
+
+
+async def check_seal_names(session: AsyncSession, names: dict[str, str]) -> None:
+    """:func:`check_seal_name` for every unit id and name of ``names`` (an import's), a query per 500."""
+    wanted = {name_key(n) for n in names.values()}
+    holders: dict[str, set[str]] = {}  # search key -> ids of the sealed units that have it
+    keys = sorted(wanted)
+    for at in range(0, len(keys), _NAMES_PER_QUERY):
+        rows = await session.execute(select(col(Unit.id), col(Unit.name)).where(
+            col(Unit.has_seal), col(Unit.name_folded).in_(keys[at:at + _NAMES_PER_QUERY])))
+        for unit_id, name in rows:
+            holders.setdefault(search_key(name), set()).add(unit_id)
+    for unit_id, name in names.items():
+        if holders.get(search_key(name), set()) - {unit_id}:
+            raise SealNameTakenError(f"another unit that holds a seal is already named {name}: a seal names one "
+                                     "unit alone, so a unit with a seal needs a name of its own; choose another name")
+
+
 async def update_unit(
     session: AsyncSession, unit: Unit, *, name: str | None, level: str | None,
     code: str | None, mailboxes: list[str] | None, has_seal: bool | None, scope_path: str = "/",
@@ -193,6 +223,9 @@ async def update_unit(
         await _keep_own_unit(session, unit, {"name": name, "level": level, "code": code and code_key(code),
                                              "seal": has_seal})
     before = {k: getattr(unit, k) for k in _DESCRIBED}
+    sealed = unit.has_seal if has_seal is None else has_seal
+    if sealed and ((name is not None and nfc(name) != unit.name) or (has_seal and not unit.has_seal)):
+        await check_seal_name(session, unit.id, nfc(name) if name is not None else unit.name)
     if code is not None:
         unit.code = await _free_code(session, unit, code, scope_path)
     if name is not None:

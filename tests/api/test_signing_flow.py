@@ -168,31 +168,31 @@ async def test_a_second_file_sent_before_the_first_ones_report_is_told_to_wait(a
 
 async def test_a_branch_given_the_provinces_name_and_a_seal_cannot_seal_as_the_province(client, world) -> None:
     # The seal certificate names the unit: two sealed units of one name would seal as each other.
+    # The rename that would make them is refused, so the province keeps its seal.
     renamed = await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"),
                                  json={"name": "TỈNH ỦY HÀ SƠN", "has_seal": True})
-    assert renamed.status_code == 200, renamed.text
+    assert renamed.status_code == 409, renamed.text
+    assert renamed.headers["content-type"].startswith("application/problem+json")
+    assert "already named" in renamed.json()["detail"]
+    branch = await client.get("/api/v1/units/000.01.01.H99", headers=world.auth("admin"))
+    assert (branch.json()["name"], branch.json()["has_seal"]) == ("Chi bộ thôn Đông", False), "nothing was changed"
+    given = await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"has_seal": True})
+    assert given.status_code == 200, given.text
     doc = await _upload(client, world, who="cb_dong", number="60-CV/CB",
                         attachments=[("phu-luc.pdf", make_pdf("Phu luc 01"))])
     att = doc["attachments"][0]["id"]
-    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
-    assert r.status_code == 409, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert "seal names one unit alone" in r.json()["detail"]
-    sigs = await client.get(f"/api/v1/documents/{doc['id']}/signatures", headers=world.auth("cb_dong"))
-    assert sigs.json()["signatures"] == [], "nothing was signed"
-    # Nor with a Cyrillic "а" that only looks like the province's letter.
+    # Nor with a Cyrillic "а" that only looks like the province's letter: refused when it seals.
     await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Tỉnh ủy Hà Sơn"
                                                                                          .replace("à", "\u0430\u0300")})
     r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
     assert r.status_code == 409, r.text
     assert "U+0430" in r.json()["detail"]
+    sigs = await client.get(f"/api/v1/documents/{doc['id']}/signatures", headers=world.auth("cb_dong"))
+    assert sigs.json()["signatures"] == [], "nothing was signed"
     # Nor in fullwidth letters, which are Latin but not the letters the province's name is made of.
     fullwidth = "".join(chr(ord(ch) + 0xFEE0) if "A" <= ch <= "Z" else ch for ch in "TỈNH ỦY HÀ SƠN")
     renamed = await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": fullwidth})
-    assert renamed.status_code == 200, renamed.text
-    r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
-    assert r.status_code == 409, r.text
-    assert "seal names one unit alone" in r.json()["detail"]
+    assert renamed.status_code == 409, renamed.text
     # Once the branch has a name of its own again, its seal is applied.
     await client.patch("/api/v1/units/000.01.01.H99", headers=world.auth("admin"), json={"name": "Chi bộ thôn Đông"})
     r = await client.post(f"/api/v1/documents/{doc['id']}/attachments/{att}/signature", headers=world.auth("cb_dong"))
