@@ -83,8 +83,75 @@ def der_body(media_type: str, what: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {media_type: {"schema": {**_BINARY, "description": what}}}}}
 
 
+# Every error is application/problem+json (service.api.problems): the document says so, in
+# place of FastAPI's HTTPValidationError, so a generated client reads the answers it gets.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"], "additionalProperties": True,
+    "properties": {
+        "type": {"type": "string", "description": "URI naming the kind of problem"},
+        "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What is wrong and what to do, in words a clerk can act on"},
+        "instance": {"type": "string"}, "request_id": {"type": ["string", "null"]},
+        "errors": {"type": "array", "description": "422: each field and what is wrong with it", "items": {
+            "type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+    }}
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_ERRORS = {
+    "401": "No valid bearer token", "422": "The request is not valid (errors lists the fields)",
+    "4XX": "Refused: 403 not allowed, 404 not found (or not yours to see), 405, 409 conflict, 413 too large, "
+           "415 media type, 429 wait (Retry-After)",
+    "5XX": "503: a dependency (signing key, certificate authority, database) is not available",
+}
+_UNAUTHENTICATED = ("/api/v1/pki/", "/healthz", "/readyz", "/metrics")
+# What a success is besides JSON, where the route answers with a response class of its own.
+_SUCCESS_TYPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("get", "/api/v1/documents/{doc_id}/content"): {"application/pdf": {"schema": _BINARY}},
+    ("get", "/api/v1/documents/{doc_id}/attachments/{att_id}"): {"application/octet-stream": {"schema": _BINARY}},
+    ("get", "/api/v1/documents/{doc_id}/evidence"): {"application/zip": {"schema": _BINARY}},
+    ("get", "/api/v1/documents/{doc_id}/verification"): {"text/html": {"schema": {"type": "string"}}},
+    ("post", "/api/v1/verify"): {"text/html": {"schema": {"type": "string"}}},
+    ("get", "/api/v1/units/export"): {"text/csv": {"schema": {"type": "string"}}},
+    ("get", "/api/v1/pki/ca.crl"): {"application/pkix-crl": {"schema": _BINARY}},
+    ("get", "/api/v1/pki/root.crl"): {"application/pkix-crl": {"schema": _BINARY}},
+    ("get", "/api/v1/pki/ca.pem"): {"application/x-pem-file": {"schema": {"type": "string"}}},
+    ("post", "/api/v1/pki/ocsp"): {"application/ocsp-response": {"schema": _BINARY}},
+    ("post", "/api/v1/pki/tsa"): {"application/timestamp-reply": {"schema": _BINARY}},
+    ("get", "/metrics"): {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Each operation's error answers as problems; the bearer token as the security scheme."""
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components["schemas"].pop(unused, None)
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
+                                                "description": "A token issued by the unit's administrator"}}
+    for path, operations in schema.get("paths", {}).items():
+        open_ = path.startswith(_UNAUTHENTICATED)
+        for method, op in operations.items():
+            responses = op.setdefault("responses", {})
+            for code, description in _ERRORS.items():
+                if code == "401" and open_:
+                    continue
+                given = responses.get(code, {}).get("description", "")
+                keep = given if given and given != "Validation Error" else description
+                responses[code] = {"description": keep, "content": _PROBLEM}
+            for code in [c for c in responses if c[0] in "45" and c not in _ERRORS]:
+                responses[code] = {"description": responses[code].get("description", ""), "content": _PROBLEM}
+            extra = _SUCCESS_TYPES.get((method, path))
+            success = next((c for c in responses if c.startswith("2")), None)
+            if extra and success:
+                content = responses[success].setdefault("content", {})
+                if not any(content.values()):  # {"application/json": {}} of a response class with no body model
+                    content.clear()
+                content.update(extra)
+            op["security"] = [] if open_ else [{"bearer": []}]
+
+
 def add_schemas(app: FastAPI) -> None:
-    """Put the models the fragments name into the document's components."""
+    """Put the models the fragments name into the document's components; errors as problems."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -95,6 +162,7 @@ def add_schemas(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(defs.get("$defs", {}))
             components["UnitFileEntry"] = _UNIT
+            _document_errors(schema)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

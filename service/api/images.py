@@ -7,7 +7,7 @@ import contextlib
 import io
 from collections.abc import AsyncIterator
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.requests import Request
 
 from service.api.multipart import receive_body
@@ -30,10 +30,13 @@ def _check_png(data: bytes) -> None:
             img.verify()  # the chunks' checksums; it does not decode the pixels
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # a file cut short fails here, not at the first signature made with it
+    except InvalidInputError:
+        raise
     except Image.DecompressionBombError as exc:  # declares far more pixels than it could hold
         raise InvalidInputError(f"the image is larger than {MAX_SIDE}×{MAX_SIDE} pixels") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError("the PNG image is damaged") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow fails on a damaged file in many ways (IndexError for a PNG
+        # without image data, besides OSError, SyntaxError, ValueError): each is the sender's file, not a crash
+        raise InvalidInputError("the PNG image is damaged: save it again as PNG and upload the new file") from exc
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # the TypedDict exists only for type checkers
 __all__ = ["ReceivedFile", "ReceivedForm", "read_small_body", "receive_body", "receive_form"]
 
 MAX_FIELD_BYTES = 1024 * 1024
+# The text fields of one form together (the upload reads 'metadata' alone): without it a form of
+# thousands of 1 MB fields, streamed without a Content-Length, would be held in memory whole.
+MAX_TEXT_BYTES = 2 * MAX_FIELD_BYTES
 MAX_BOUNDARY = 70  # RFC 2046: a boundary is 1 to 70 characters
 MAX_FILENAME, MAX_MEDIA_TYPE = 255, 100  # what the document and attachment rows hold
 # A media type as RFC 9110 writes it (type "/" subtype, token characters only): what the
@@ -125,6 +128,7 @@ class _Budget:
         self.current: ReceivedFile | None = None
         self.text: bytearray | None = None
         self.text_name = ""
+        self.text_left = MAX_TEXT_BYTES
 
 
 def _boundary(request: Request) -> bytes:
@@ -200,8 +204,12 @@ async def _data(chunk: bytes, b: _Budget) -> None:
         await b.current.writer.write(chunk)
     elif b.text is not None:
         b.text += chunk
+        b.text_left -= len(chunk)
         if len(b.text) > MAX_FIELD_BYTES:
             raise InvalidInputError(f"the form field {b.text_name!r} is larger than 1 MB")
+        if b.text_left < 0:
+            raise InvalidInputError(f"the form's text fields are larger than {MAX_TEXT_BYTES // (1024 * 1024)} MB "
+                                    "together; send the field 'metadata' and the files, nothing else")
 
 
 def _decode_field(name: str, raw: bytes) -> str:

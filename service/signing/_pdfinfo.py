@@ -11,9 +11,11 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
 
 # What reading a damaged or ill-typed PDF raises in pyHanko: its own PdfError, and Python's
-# errors where an object has the wrong type (/Annots 5, /Fields 7) or a reference leads nowhere.
+# errors where an object has the wrong type (/Annots 5, /Fields 7) or a reference leads nowhere;
+# an AssertionError where pyHanko asserts the structure (a trailer /Root that is not a dictionary).
 DAMAGED_PDF_ERRORS: tuple[type[Exception], ...] = (
-    PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError, RecursionError)
+    PdfError, KeyError, ValueError, IndexError, TypeError, AttributeError, ArithmeticError, RecursionError,
+    AssertionError)
 
 __all__ = ["DAMAGED_PDF_ERRORS", "HostileStructure", "check_field_tree", "field_geometry", "locking_field",
            "page_count", "page_size", "signature_field_names", "signature_fields"]

@@ -91,21 +91,27 @@ class Responders:
             status = ocsp.OCSPCertStatus.REVOKED
         elif known is not None and req.serial_number not in known:
             status = ocsp.OCSPCertStatus.UNKNOWN
-        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-            issuer_name_hash=req.issuer_name_hash,
-            issuer_key_hash=req.issuer_key_hash,
-            serial_number=req.serial_number,
-            algorithm=algorithm,
-            cert_status=status,
-            this_update=now - timedelta(minutes=1),
-            next_update=now + _VALIDITY,
-            revocation_time=found.at if found else None,
-            revocation_reason=found.reason if found else None,
-        )
-        if nonce is not None:
-            builder = builder.add_extension(nonce, critical=False)
-        builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.ocsp.cert).certificates([self.ocsp.cert])
-        return builder.sign(self.ocsp.key, hashes.SHA256()).public_bytes(Encoding.DER)
+        try:
+            builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+                issuer_name_hash=req.issuer_name_hash,
+                issuer_key_hash=req.issuer_key_hash,
+                serial_number=req.serial_number,
+                algorithm=algorithm,
+                cert_status=status,
+                this_update=now - timedelta(minutes=1),
+                next_update=now + _VALIDITY,
+                revocation_time=found.at if found else None,
+                revocation_reason=found.reason if found else None,
+            )
+            if nonce is not None:
+                builder = builder.add_extension(nonce, critical=False)
+            builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.ocsp.cert).certificates(
+                [self.ocsp.cert])
+            return builder.sign(self.ocsp.key, hashes.SHA256()).public_bytes(Encoding.DER)
+        except ValueError:
+            # A CertID no certificate has (a name hash of the wrong length, a negative serial):
+            # the request parsed, but no response can hold it.
+            return _ocsp_failure(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
 
     # -- RFC 3161 -------------------------------------------------------------
     def answer_timestamp(self, tsq_der: bytes, now: datetime) -> bytes:

@@ -257,7 +257,8 @@ def signing_failure(exc: Exception) -> str:
         return f"signing failed: {exc}"
     if isinstance(exc, OSError):  # its str() would name a path inside the store
         return f"signing failed: the signed file could not be written ({exc.strerror or type(exc).__name__})"
-    return (f"the PDF's internal structure is damaged ({exc}), so it cannot be signed: open it and save it "
+    why = str(exc) or "its catalog or cross-reference table cannot be read"  # a bare AssertionError says nothing
+    return (f"the PDF's internal structure is damaged ({why}), so it cannot be signed: open it and save it "
             "again as PDF (or print it to PDF), then upload the new file")
 
 

@@ -172,19 +172,21 @@ async def _received_pdf(request: Request, blobs: Blobs, limit: int) -> BlobWrite
 
 
 @router.put("/me/signature-image", status_code=204, summary="Signer: upload the blue signature image (PNG)",
-            openapi_extra=PNG_BODY)
-async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
+            response_class=Response, openapi_extra=PNG_BODY)
+async def put_signature_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> Response:
     async with received_png(request, blobs) as png:
         await doc_signing.set_signature_image(tx.session, principal, png.sha256)
     await tx.commit()
+    return Response(status_code=204)  # no body, so no Content-Type either
 
 
 @router.put("/units/me/seal-image", status_code=204, summary="Admin or clerk of a sealing unit: the red seal (PNG)",
-            openapi_extra=PNG_BODY)
-async def put_seal_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> None:
+            response_class=Response, openapi_extra=PNG_BODY)
+async def put_seal_image(request: Request, tx: Tx, principal: CurrentPrincipal, blobs: Blobs) -> Response:
     async with received_png(request, blobs) as png:
         await doc_signing.set_seal_image(tx.session, principal, png.sha256)
     await tx.commit()
+    return Response(status_code=204)
 
 
 class ExternalPrepareRequest(PersonalSignatureRequest):
