@@ -13,9 +13,11 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.head import client_method
+from service.api.problems import unexpected
 from service.auth.service import TOKEN_PREFIX
 
 __all__ = ["JsonFormatter", "ObservabilityMiddleware", "configure_logging", "install_observability"]
@@ -87,20 +89,25 @@ class ObservabilityMiddleware:
         request_id = _request_id(Headers(scope=scope).get("x-request-id", ""))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        status = 500
-        started = time.perf_counter()
+        status, started = 500, False
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:  # the answer is under way: nothing can be added to it
+                raise
+            await (await unexpected(Request(scope), exc))(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - began
             route, method = getattr(scope.get("route"), "path", "unmatched"), client_method(scope)
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(elapsed)

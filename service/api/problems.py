@@ -41,7 +41,7 @@ def problem(request: Request, status: int, code: str, title: str, detail: str, *
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, ServiceError):
-        return await _unexpected(request, exc)
+        return await unexpected(request, exc)
     return problem(request, exc.status, exc.code, exc.title, exc.detail, **exc.extra)
 
 
@@ -139,7 +139,7 @@ def _unparsed_body(request: Request, cause: BaseException) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
-        return await _unexpected(request, exc)
+        return await unexpected(request, exc)
     if exc.status_code == 400 and exc.detail == _UNPARSED_BODY and exc.__cause__ is not None:
         return _unparsed_body(request, exc.__cause__)
     if exc.status_code == 405:
@@ -237,10 +237,11 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return problem(request, 422, "text-too-long", "Text too long",
                        "a text of the request is longer than its field allows once normalised (some "
                        "characters become two); shorten the longest field and send it again")
-    return await _unexpected(request, exc)
+    return await unexpected(request, exc)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """The 500 of an error no handler knows (``api.observability`` answers with it)."""
     # Logged with the request id for operators; the client sees no internals.
     log.exception("unexpected error", extra={"request_id": getattr(request.state, "request_id", None)})
     return problem(request, 500, "internal-error", "Internal error",
@@ -253,8 +254,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _race_lost)
-    # Handled where routes raise them (a handler for Exception runs outermost, and Starlette
-    # raises the error again after it, to be logged as a crash).
+    # Handled where routes raise them (a handler for Exception would run outermost, where
+    # Starlette answers, then raises the error again and the server closes the connection).
     app.add_exception_handler(DBAPIError, _database_error)  # storage.driver raises the driver's errors as these
     app.add_exception_handler(UnicodeEncodeError, _database_error)  # sqlite3 under SQLAlchemy raises it as it is
-    app.add_exception_handler(Exception, _unexpected)
+    # An error no handler above knows is answered by api.observability's middleware: inside
+    # it, the answer carries the request id, and the connection stays open.

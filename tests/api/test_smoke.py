@@ -52,3 +52,32 @@ async def test_a_token_pasted_as_a_request_id_or_an_id_stays_out_of_the_access_l
     assert len(lines) == 2
     assert not [line for line in lines if token in line or token[3:20] in line], lines
     assert json.loads(lines[1])["path"] == "/api/v1/documents/dx_…"
+
+
+async def test_an_error_no_handler_knows_is_a_500_problem_with_the_request_id_and_a_logged_cause(app, client,
+                                                                                               world) -> None:
+    # A fault injected where a bug would be: the caller gets a problem quoting the request id
+    # (header and body alike), and the operator's log the cause under the same id.
+    async def broken() -> None:
+        raise RuntimeError("a bug in a route")
+
+    app.add_api_route("/api/v1/test-broken", broken)
+    lines: list[dict[str, str]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(JsonFormatter().format(record)))
+
+    problems, keep = logging.getLogger("docexchange.api"), Keep()
+    problems.addHandler(keep)
+    try:
+        r = await client.get("/api/v1/test-broken", headers=world.auth("xa1"))
+    finally:
+        problems.removeHandler(keep)
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["x-request-id"] == r.json()["request_id"]
+    assert "a bug in a route" not in r.text, "the caller sees no internals"
+    assert [line["request_id"] for line in lines] == [r.json()["request_id"]]
+    assert "RuntimeError: a bug in a route" in lines[0]["exception"]
+    assert (await client.get("/api/v1/me", headers=world.auth("xa1"))).status_code == 200
