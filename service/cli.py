@@ -76,7 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.api.app import create_app
     from service.api.protocols import HttpToolsProblemProtocol
 
-    settings = _migrate()
+    # DOCEX_AUTO_MIGRATE=false: the operator runs `docexchange db upgrade` once, with every
+    # instance of the older release stopped; instances started together must not race it.
+    settings = _settings()
+    if settings.auto_migrate:
+        settings = _migrate()
     if args.demo:
         from service.demo import load_demo
 

@@ -6,13 +6,20 @@ import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+
+from service.storage.migrate import alembic_config
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = "000.00.01.H99"
@@ -205,3 +212,44 @@ def test_a_bad_setting_is_named_by_its_variable_and_its_value_is_not_shown(tmp_p
     assert any(line.startswith("error: DOCEX_VERIFY_TIMEOUT_S: ") and "greater than 0" in line for line in lines)
     assert "many" not in done.stderr
     assert not (tmp_path / "data").exists(), "nothing created"
+
+
+def test_serve_leaves_the_schema_alone_when_auto_migrate_is_off(tmp_path: Path) -> None:
+    # The operations guide: run `docexchange db upgrade` once per release, DOCEX_AUTO_MIGRATE=false
+    # on the instances. `serve` migrated anyway, so instances started together raced each other
+    # (all but one refused to start) and a new instance upgraded a database older instances
+    # still served.
+    data = tmp_path / "data"
+    data.mkdir()
+    config = alembic_config(f"sqlite+aiosqlite:///{data / 'docexchange.db'}")
+    command.upgrade(config, "0009")  # the schema of the release before
+    head = ScriptDirectory.from_config(config).get_current_head()
+    for auto_migrate, version in (("false", "0009"), ("true", head)):
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCEX_")}
+        env.update(DOCEX_DATA_DIR=str(data), DOCEX_EMBEDDED_WORKER="false", DOCEX_AUTO_MIGRATE=auto_migrate)
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], cwd=ROOT,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not _answers(f"http://127.0.0.1:{port}/healthz"):
+                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        finally:
+            server.terminate()
+            server.wait(30)
+        assert _rows(data, "SELECT version_num FROM alembic_version") == [(version,)], auto_migrate
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

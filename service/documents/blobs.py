@@ -45,7 +45,16 @@ class TooLargeError(ServiceError):
 
 
 def blob_path(root: Path, sha256: str) -> Path:
-    return root / sha256[:2] / sha256
+    """Where the file of ``sha256`` is. A file an older version still wrote in the two-level
+    layout after the store was moved (an instance of the earlier release left running during
+    an upgrade) is moved into place when first asked for: the LAYOUT note keeps the store from
+    being walked again, so this is the only moment it can be found."""
+    path = root / sha256[:2] / sha256
+    if not path.exists():
+        legacy = root / sha256[:2] / sha256[2:4] / sha256
+        with contextlib.suppress(FileNotFoundError):  # not there, or another process moved it
+            os.replace(legacy, path)
+    return path
 
 
 _LAYOUT = "LAYOUT"  # a file in the root: the layout the store is in

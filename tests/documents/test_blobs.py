@@ -81,3 +81,19 @@ async def test_a_restart_sweeps_what_a_killed_process_left_and_nothing_live(sett
         left = sorted(p.name for p in scratch.iterdir())
 
     assert left == [".live.prepared", "a-folder-someone-made", "upload-of-a-live-process"]
+
+
+def test_a_file_an_older_instance_wrote_after_the_store_was_moved_is_still_found(tmp_path) -> None:
+    # An instance of the earlier release left running while `docexchange db upgrade` (or a new
+    # instance) moved the store keeps writing ab/cd/<sha>; the LAYOUT note is there by then, so
+    # the store is not walked again. The document's content was a 500 for good.
+    root = tmp_path / "blobs"
+    store = BlobStore(root)
+    assert (root / "LAYOUT").exists()
+    data = b"%PDF-1.7\nwritten by the older version\n"
+    sha = hashlib.sha256(data).hexdigest()
+    (root / sha[:2] / sha[2:4]).mkdir(parents=True)
+    (root / sha[:2] / sha[2:4] / sha).write_bytes(data)
+    assert store.path(sha).read_bytes() == data
+    assert not (root / sha[:2] / sha[2:4] / sha).exists()
+    assert BlobStore(root).path(sha).read_bytes() == data
