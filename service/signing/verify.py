@@ -191,20 +191,24 @@ class Verifier:
     def check_room(self, requester: str) -> None:
         """Whether ``verify_for`` would take a file of ``requester`` now (ask before receiving
         it). Raises VerifierBusyError."""
+        self._check_here(requester)
+        with self._held_for(requester):  # free in the other processes too
+            pass
+
+    def _check_here(self, requester: str) -> None:
+        """``check_room`` as this process alone knows it. Raises VerifierBusyError."""
         if requester in self._requesters:
             raise self._still_running()
         if len(self._requesters) >= self._options.on_request * (1 + self._options.waiting_per_worker):
             raise VerifierBusyError("verification is busy with other users' files: try again in a minute",
                                     retry_after=self._retry_after())
-        with self._held_for(requester):  # free in the other processes too
-            pass
 
     async def verify_for(self, requester: str, path: Path) -> VerificationReport:
         """A file ``requester`` sent to be checked: theirs one at a time, and never on the
         worker kept for sends. Raises VerifierBusyError when theirs is still running (here or
         in another process sharing ``requesters_dir``) or too many files are waiting already."""
-        self.check_room(requester)
-        with self._held_for(requester):
+        self._check_here(requester)
+        with self._held_for(requester):  # refuses it when another process holds it
             self._requesters.add(requester)
             try:
                 async with self._semaphore("requested"):

@@ -44,7 +44,7 @@ def _field_name(name: str) -> str:
 FieldName = Annotated[str, Field(max_length=100), AfterValidator(_field_name)]
 Coordinate = Annotated[float, Field(ge=0, le=14400, allow_inf_nan=False)]  # 14,400 pt: the largest PDF page
 # Points: a smaller box shows nothing, and pyHanko cannot scale an image into it. The same
-# figure as service.signing.service._MIN_SIDE (a test holds them equal), written again because
+# figure as service.signing.service._MIN_SIDE (a test holds both refusals to it), written again because
 # importing that module would load pyHanko into every API process.
 _MIN_SIDE = 10
 
